@@ -1,0 +1,69 @@
+"""Credits and money as people read them, and back.
+
+Credits are integer millicredits inside the product (see ``billing.models``); these
+functions are the only place that turns them into text or parses text into them.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+MILLICREDITS_PER_CREDIT = 1_000
+
+
+def credits(amount: int | str | Decimal) -> int:
+    """Millicredits in ``amount`` credits, exactly: ``credits("0.7") == 700``, ``credits("1,500") == 1500000``.
+
+    Refuses anything finer than a millicredit rather than rounding it away.
+    """
+    text = str(amount).strip().replace(",", "").replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{amount!r} is not a number of credits") from None
+    if not value.is_finite():
+        raise ValueError(f"{amount!r} is not a number of credits")
+    milli = value * MILLICREDITS_PER_CREDIT
+    if milli != milli.to_integral_value():
+        raise ValueError(f"{amount!r} has more precision than a thousandth of a credit")
+    return int(milli)
+
+
+def format_credits(milli: int, *, signed: bool = False, places: int = 3) -> str:
+    """``80000000 -> "80,000"``, ``700 -> "0.7"``, ``-1500 -> "-1.5"`` (``"+1.5"`` when signed).
+
+    Whole credits show no decimals; fractions show at most ``places`` digits, rounded half
+    up, with trailing zeros dropped, so a 7-token Haiku call reads "0.7".
+    """
+    value = Decimal(milli) / MILLICREDITS_PER_CREDIT
+    quantum = Decimal(1).scaleb(-places)
+    value = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    whole = value.to_integral_value(rounding="ROUND_DOWN")
+    if value == whole:
+        text = f"{abs(int(whole)):,}"
+    else:
+        fraction = f"{abs(value) % 1:.{places}f}"[1:].rstrip("0")
+        text = f"{abs(int(whole)):,}{fraction}"
+    if value < 0:
+        return f"-{text}"
+    if signed and value > 0:
+        return f"+{text}"
+    return text
+
+
+def format_credits_short(milli: int) -> str:
+    """``80000000 -> "80K"``, ``1000000000 -> "1M"``: the help page's way of naming buckets and packs."""
+    whole = milli // MILLICREDITS_PER_CREDIT
+    for size, suffix in ((1_000_000, "M"), (1_000, "K")):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size:,}{suffix}"
+    return format_credits(milli)
+
+
+def format_cents(cents: int) -> str:
+    """``2900 -> "$29"``, ``950 -> "$9.50"``."""
+    dollars, rest = divmod(abs(cents), 100)
+    sign = "-" if cents < 0 else ""
+    if rest:
+        return f"{sign}${dollars:,}.{rest:02d}"
+    return f"{sign}${dollars:,}"

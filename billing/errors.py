@@ -1,0 +1,64 @@
+"""Refusals: one base class, a subclass per reason, each with a person's message and a stable code.
+
+Views render ``message``; the HTTP API returns ``{"code": ..., "message": ...}`` with
+``http_status``. A refusal never leaves anything written to a wallet or the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+
+class BillingError(Exception):
+    code = "billing_error"
+    http_status = 400
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class InvalidRequest(BillingError):
+    """Bad input: names the field that was wrong."""
+
+    code = "invalid_request"
+    http_status = 422
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+        self.field = field
+
+
+class UnknownAction(BillingError):
+    code = "unknown_action"
+    http_status = 422
+
+
+class InsufficientCredits(BillingError):
+    code = "insufficient_credits"
+    http_status = 402
+
+
+class DailyCapReached(BillingError):
+    code = "daily_cap_reached"
+    http_status = 429
+
+    def __init__(self, message: str, *, specialist: str, resets_at: datetime, **details: Any) -> None:
+        super().__init__(message, specialist=specialist, resets_at=resets_at.isoformat(), **details)
+        self.specialist = specialist
+        self.resets_at = resets_at
+
+
+class SequencePaused(BillingError):
+    code = "sequence_paused"
+    http_status = 409
+
+
+class IdempotencyConflict(BillingError):
+    code = "idempotency_conflict"
+    http_status = 409

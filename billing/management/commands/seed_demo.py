@@ -1,0 +1,169 @@
+"""Create the demo: an owner, a workspace on the Max plan and a month of realistic usage."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Action, LedgerEntry, Membership, TopUpPack, Workspace
+from billing.services import entry_post, wallet_lock, workspace_create
+
+DEMO_WORKSPACE = "Acme Growth"
+DEMO_OWNER = ("demo@sigora.test", "sigora-demo")
+DEMO_TEAMMATE = ("ana@sigora.test", "sigora-demo")
+DEMO_STAFF = ("admin@sigora.test", "sigora-admin")
+DEMO_DAYS = 26  # the workspace's first period started this many days ago
+
+
+@dataclass(frozen=True)
+class DemoEvent:
+    """One metered call of the demo month."""
+
+    at: datetime
+    action: str
+    quantity: int
+    specialist: str | None
+    lead: str = ""
+
+
+# How a busy solo founder's workspace spends a day: (action, calls per day, quantity range,
+# specialist for AI calls). Quantities are tokens for Claude, pages for a search.
+DAILY_MIX = [
+    ("claude-haiku", 24, (200, 1_500), "outreach"),
+    ("claude-haiku", 10, (200, 1_200), "publishing"),
+    ("claude-sonnet", 3, (600, 2_500), "sourcing"),
+    ("claude-sonnet", 2, (800, 3_000), "publishing"),
+    ("claude-opus", 0.4, (1_000, 3_000), "other"),
+    ("crustdata-search", 1.5, (1, 3), None),
+    ("crustdata-enrich", 0.5, (1, 1), None),
+    ("linkedin-connect", 0.9, (1, 1), None),
+    ("linkedin-dm", 0.9, (1, 1), None),
+    ("gmail-send", 3, (1, 1), None),
+    ("social-publish", 1, (1, 1), None),
+    ("social-engage", 2, (1, 1), None),
+    ("computer-use", 0.6, (1, 1), None),
+    ("transcript-summary", 0.3, (1, 1), None),
+]
+SEQUENCE_STEPS = {"linkedin-connect", "linkedin-dm", "gmail-send"}
+
+
+def demo_events(*, start: datetime, days: int, seed: int = 7) -> list[DemoEvent]:
+    """The demo month's calls, in time order, the same for the same seed."""
+    rng = random.Random(seed)
+    events = []
+    for day in range(days):
+        midnight = (start + timedelta(days=day)).replace(hour=0, minute=0, second=0, microsecond=0)
+        weekend = midnight.weekday() >= 5
+        for action, per_day, (low, high), specialist in DAILY_MIX:
+            rate = per_day * (0.3 if weekend else 1.0)
+            calls = int(rate) + (1 if rng.random() < rate - int(rate) else 0)
+            for _ in range(calls):
+                # Working hours on the workspace's clock, with a little evening work.
+                at = midnight + timedelta(hours=rng.triangular(8, 22, 11), minutes=rng.randint(0, 59))
+                lead = f"lead-{rng.randint(1, 60):03d}" if action in SEQUENCE_STEPS else ""
+                events.append(DemoEvent(at, action, rng.randint(low, high), specialist, lead))
+    return sorted(events, key=lambda event: event.at)
+
+
+class Command(BaseCommand):
+    help = "Create the demo owner, workspace and a month of usage (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="Seed even with DEBUG off (never in production).")
+
+    def handle(self, *args, force=False, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError("seed_demo creates accounts with known passwords; it runs only with DEBUG on.")
+        User = get_user_model()
+        owner = self._user(User, *DEMO_OWNER)
+        teammate = self._user(User, *DEMO_TEAMMATE)
+        staff = self._user(User, *DEMO_STAFF, staff=True)
+
+        workspace = Workspace.objects.filter(name=DEMO_WORKSPACE, memberships__user=owner).first()
+        # A month of entries would bury the console; the summary below says what was written.
+        logging.getLogger("billing").setLevel(logging.WARNING)
+        if workspace is not None:
+            self.stdout.write(f"Demo workspace already seeded ({workspace.ledger_entries.count():,} entries).")
+        else:
+            workspace = self._seed(owner, teammate, staff)
+        self.stdout.write(self.style.SUCCESS("Demo ready."))
+        self.stdout.write(f"  Sign in as the workspace owner: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
+        self.stdout.write(f"  Staff (admin at /admin/):       {DEMO_STAFF[0]} / {DEMO_STAFF[1]}")
+
+    def _user(self, User, email, password, staff=False):
+        user, created = User.objects.get_or_create(username=email, defaults={"email": email})
+        if created:
+            user.set_password(password)
+            user.is_staff = user.is_superuser = staff
+            user.save()
+        return user
+
+    @transaction.atomic
+    def _seed(self, owner, teammate, staff):
+        now = timezone.now()
+        zone = "Europe/Paris"
+        started = now - timedelta(days=DEMO_DAYS)
+        workspace = workspace_create(name=DEMO_WORKSPACE, owner=owner, plan_key="max", time_zone=zone, now=started)
+        Membership.objects.create(workspace=workspace, user=teammate, role=Membership.Role.ADMIN)
+        local_start = started.astimezone(workspace.zone)
+        events = demo_events(start=local_start, days=DEMO_DAYS + 1)
+        events = [event for event in events if started < event.at < now]
+        pack = TopUpPack.objects.get(key="100k")
+        topup_at = now - timedelta(days=9, hours=3)
+        actions = {action.key: action for action in Action.objects.all()}
+
+        written = 0
+        topped_up = False
+        for index, event in enumerate(events):
+            if not topped_up and event.at >= topup_at:
+                self._topup(workspace, pack, owner, topup_at)
+                topped_up = True
+            if self._use(workspace, actions[event.action], event, index):
+                written += 1
+            if index % 200 == 0:
+                self.stderr.write(f"  {index:,} / {len(events):,} demo events")
+        self.stdout.write(f"Seeded {DEMO_WORKSPACE!r} with {written:,} usage entries over {DEMO_DAYS} days.")
+        return workspace
+
+    def _topup(self, workspace, pack, buyer, at):
+        wallet = wallet_lock(workspace_id=workspace.pk)
+        entry_post(
+            wallet,
+            kind=LedgerEntry.Kind.TOP_UP,
+            topup_delta=pack.amount,
+            idempotency_key=f"demo-topup:{pack.key}",
+            actor=buyer,
+            reason=f"Top-up pack {pack}",
+            metadata={"pack": pack.key, "price_cents": pack.price_cents},
+            now=at,
+        )
+
+    def _use(self, workspace, action, event, index):
+        wallet = wallet_lock(workspace_id=workspace.pk)
+        cost = action.cost(event.quantity)
+        if cost > wallet.total:
+            return False
+        from_plan = min(cost, wallet.plan_balance)
+        entry_post(
+            wallet,
+            kind=LedgerEntry.Kind.USAGE,
+            plan_delta=-from_plan,
+            topup_delta=-(cost - from_plan),
+            idempotency_key=f"demo:{index}",
+            action=action,
+            specialist_id=event.specialist or action.specialist_id,
+            quantity=event.quantity,
+            unit_price=action.unit_price,
+            list_amount=cost,
+            lead=event.lead,
+            now=event.at,
+        )
+        return True

@@ -1,0 +1,361 @@
+"""The billing domain.
+
+Every credit amount in this module is an integer number of **millicredits** (1 credit =
+1,000): token prices are "N credits per 10 tokens", so a 7-token Haiku call costs 0.7
+credits, and only integers keep that exact. Money is integer US cents. No floats anywhere.
+
+Only ``billing.services`` writes wallets and ledger entries; nothing here enforces a
+business rule in ``save()``. What the database itself can guard (no negative balance,
+unique keys, an append-only ledger) it does, as constraints and a trigger.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from fractions import Fraction
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from billing.credits import MILLICREDITS_PER_CREDIT, format_credits
+
+
+class CreditsField(models.BigIntegerField):
+    """An amount of credits, stored as integer millicredits (1 credit = 1,000)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("help_text", "In millicredits: 1 credit = 1,000.")
+        super().__init__(*args, **kwargs)
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone (use an IANA name such as 'Europe/Paris').")
+
+
+# --- The catalog ----------------------------------------------------------------------------
+
+
+class Plan(models.Model):
+    """A subscription plan: a monthly price and a monthly bucket of credits."""
+
+    key = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=64)
+    price_cents = models.PositiveIntegerField(help_text="Monthly price in US cents (per seat when per-seat).")
+    allowance = CreditsField(help_text="Monthly bucket in millicredits (per seat when per-seat).")
+    per_seat = models.BooleanField(default=False, help_text="Price and allowance are per user (Pro).")
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(allowance__gte=0), name="plan_allowance_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_cents == 0
+
+    def allowance_for(self, seats: int) -> int:
+        """The period's bucket for this many seats, in millicredits."""
+        return self.allowance * seats if self.per_seat else self.allowance
+
+
+class TopUpPack(models.Model):
+    """A one-time pack of credits. Its discount is computed, never typed in."""
+
+    key = models.SlugField(max_length=32, unique=True)
+    amount = CreditsField(help_text="Credits in the pack, in millicredits.")
+    price_cents = models.PositiveIntegerField()
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sort_order", "amount"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="pack_amount_positive"),
+            models.CheckConstraint(condition=Q(price_cents__gt=0), name="pack_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{format_credits(self.amount)} credits"
+
+    def price_per_credit(self) -> Fraction:
+        return Fraction(self.price_cents * MILLICREDITS_PER_CREDIT, self.amount)
+
+    def discount_percent(self, base: TopUpPack) -> int:
+        """Discount against ``base``'s price per credit, rounded *down* to a multiple of 5 %.
+
+        Rounding down means the page never overstates a saving: 100K for $15 against 50K
+        for $9 is 16.7 % cheaper and is labelled -15 %.
+        """
+        saving = (1 - self.price_per_credit() / base.price_per_credit()) * 100
+        if saving <= 0:
+            return 0
+        return int(saving // 5) * 5
+
+
+class Specialist(models.Model):
+    """Who spends: the workspace's AI specialists (Sales / Sourcing, …). Caps are per specialist."""
+
+    key = models.SlugField(max_length=32, primary_key=True)
+    label = models.CharField(max_length=64)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "key"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Action(models.Model):
+    """A priced action in the catalog, named by a stable key that other services use.
+
+    ``unit_price`` is millicredits per unit: Haiku costs 1 credit per 10 tokens, so 100 per
+    token. A price change applies from then on; every ledger entry keeps the price it was
+    charged at.
+    """
+
+    class Category(models.TextChoices):
+        AI = "ai", "AI usage"
+        INFRASTRUCTURE = "infrastructure", "External infrastructure"
+
+    class Unit(models.TextChoices):
+        TOKEN = "token", "token"
+        PAGE = "page", "page"
+        CALL = "call", "call"
+
+    key = models.SlugField(max_length=64, unique=True)
+    label = models.CharField(max_length=128)
+    description = models.CharField(max_length=255, blank=True)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    specialist = models.ForeignKey(
+        Specialist,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="actions",
+        help_text="Infrastructure actions belong to one specialist; AI calls name theirs when charged.",
+    )
+    unit = models.CharField(max_length=8, choices=Unit.choices)
+    unit_price = CreditsField(help_text="Millicredits per unit (per token, page or call).")
+    max_quantity = models.PositiveBigIntegerField(help_text="Largest quantity one charge may carry.")
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sort_order", "key"]
+        constraints = [
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="action_price_not_negative"),
+            models.CheckConstraint(condition=Q(max_quantity__gte=1), name="action_max_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(category="ai") | Q(specialist__isnull=False),
+                name="action_infrastructure_has_specialist",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def is_ai(self) -> bool:
+        return self.category == self.Category.AI
+
+    def cost(self, quantity: int) -> int:
+        """Exact price of ``quantity`` units in millicredits."""
+        return self.unit_price * quantity
+
+
+# --- Workspaces -----------------------------------------------------------------------------
+
+
+class Workspace(models.Model):
+    """The billing account: a team with members, a plan and one wallet."""
+
+    name = models.CharField(max_length=120)
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="Days for caps and usage end here."
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="workspaces")
+    seats = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="A closed workspace cannot be charged.")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(seats__gte=1), name="workspace_seats_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user_per_workspace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.workspace} ({self.get_role_display()})"
+
+    @property
+    def can_manage_billing(self) -> bool:
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+
+# --- Money on the books ---------------------------------------------------------------------
+
+
+class Wallet(models.Model):
+    """A workspace's two balances: the plan bucket of this period and carried-over top-ups.
+
+    The only mutable balance in the system. Every change to it writes, in the same
+    transaction, the ledger entries that account for it exactly.
+    """
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.PROTECT, primary_key=True, related_name="wallet")
+    plan_balance = CreditsField(default=0)
+    topup_balance = CreditsField(default=0)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    period_allowance = CreditsField(default=0, help_text="Credits granted to the plan bucket this period.")
+    revision = models.BigIntegerField(default=0, help_text="Bumped by every change; pages use it to skip work.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(plan_balance__gte=0), name="wallet_plan_balance_not_negative"),
+            models.CheckConstraint(condition=Q(topup_balance__gte=0), name="wallet_topup_balance_not_negative"),
+            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="wallet_period_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Wallet of {self.workspace}"
+
+    @property
+    def total(self) -> int:
+        return self.plan_balance + self.topup_balance
+
+
+class LedgerEntry(models.Model):
+    """One movement of credits. **Append-only**: never updated or deleted.
+
+    A correction is a new entry. The database refuses UPDATE and DELETE on this table (a
+    trigger, see migration 0001), so not even a bug or a superuser can rewrite history.
+    Each entry carries the change to each bucket and both balances after it, so the
+    running balance can be checked entry by entry.
+    """
+
+    class Kind(models.TextChoices):
+        USAGE = "usage", "Usage"
+        TOP_UP = "top_up", "Top-up"
+        PLAN_GRANT = "plan_grant", "Plan credits granted"
+        PLAN_EXPIRY = "plan_expiry", "Unused plan credits expired"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        REFUND = "refund", "Refund"
+
+    # Indexes cost every insert on the hot path, so only the ones queries need exist: the
+    # composite indexes below cover the workspace, and actions, specialists and users are
+    # deactivated, never deleted, so their foreign keys need no index of their own.
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    plan_delta = CreditsField(help_text="Change to the plan bucket, in millicredits (negative = debit).")
+    topup_delta = CreditsField(help_text="Change to the top-up balance, in millicredits (negative = debit).")
+    plan_balance_after = CreditsField()
+    topup_balance_after = CreditsField()
+    action = models.ForeignKey(
+        Action, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    specialist = models.ForeignKey(
+        Specialist, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    quantity = models.BigIntegerField(null=True, blank=True, help_text="Tokens, pages or calls.")
+    unit_price = CreditsField(null=True, blank=True, help_text="Millicredits per unit when charged.")
+    list_amount = CreditsField(
+        null=True, blank=True, help_text="What the usage costs at list price (differs from the debit under BYOK)."
+    )
+    byok = models.BooleanField(default=False, help_text="AI usage billed to the workspace's own Anthropic key.")
+    lead = models.CharField(max_length=200, blank=True, help_text="The lead of an automated sequence step.")
+    idempotency_key = models.CharField(max_length=200)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="The person who made the entry (staff adjustments, purchases).",
+    )
+    reason = models.TextField(blank=True)
+    external_ref = models.CharField(max_length=255, blank=True, help_text="Stripe id (session, invoice, charge…).")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "idempotency_key"], name="ledger_unique_key_per_workspace"),
+            models.CheckConstraint(condition=Q(plan_balance_after__gte=0), name="ledger_plan_balance_not_negative"),
+            models.CheckConstraint(condition=Q(topup_balance_after__gte=0), name="ledger_topup_balance_not_negative"),
+            models.CheckConstraint(condition=~Q(idempotency_key=""), name="ledger_key_not_empty"),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=True) | Q(quantity__gt=0), name="ledger_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="usage")
+                | Q(action__isnull=False, quantity__isnull=False, unit_price__isnull=False, list_amount__isnull=False),
+                name="ledger_usage_names_what_was_used",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="usage") | Q(plan_delta__lte=0, topup_delta__lte=0),
+                name="ledger_usage_only_debits",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="adjustment") | ~Q(reason=""), name="ledger_adjustment_has_reason"
+            ),
+        ]
+        indexes = [
+            # "Recent transactions", keyset-paged by id, newest first.
+            models.Index(fields=["workspace", "-id"], name="ledger_ws_recent"),
+            models.Index(fields=["workspace", "created_at"], name="ledger_ws_created"),
+            models.Index(fields=["external_ref"], name="ledger_external_ref", condition=~Q(external_ref="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()} {format_credits(self.amount, signed=True)}"
+
+    @property
+    def amount(self) -> int:
+        """Net change to the total balance (negative for a debit)."""
+        return self.plan_delta + self.topup_delta
+
+    @property
+    def debited(self) -> int:
+        return -self.amount if self.amount < 0 else 0

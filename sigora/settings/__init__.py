@@ -1,0 +1,1 @@
+"""Settings, one module per environment: ``dev`` (manage.py's default), ``test``, ``production``."""

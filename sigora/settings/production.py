@@ -1,0 +1,27 @@
+"""Production: every secret from the environment, HTTPS only. Passes ``check --deploy``."""
+
+from sigora.settings.base import *  # noqa: F403
+from sigora.settings.env import env_bool, env_int, env_list, env_required, env_str
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_required(
+    "SECRET_KEY", "a long random string, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
+if not ALLOWED_HOSTS:
+    env_required("ALLOWED_HOSTS", "the comma-separated host names this service answers to")
+
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the usual deployment).
+if env_bool("BEHIND_TLS_PROXY", True):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = True
+X_FRAME_OPTIONS = "DENY"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

@@ -1,0 +1,54 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billing.credits import credits, format_cents, format_credits, format_credits_short
+
+
+@pytest.mark.parametrize(
+    ("milli", "text"),
+    [
+        (0, "0"),
+        (700, "0.7"),
+        (1_500, "1.5"),
+        (80_000_000, "80,000"),
+        (1_234_567, "1,234.567"),
+        (-2_100, "-2.1"),
+        (5, "0.005"),
+    ],
+)
+def test_format_credits(milli, text):
+    assert format_credits(milli) == text
+
+
+def test_format_credits_signed_and_rounded():
+    assert format_credits(1_500, signed=True) == "+1.5"
+    assert format_credits(-1_500, signed=True) == "-1.5"
+    assert format_credits(0, signed=True) == "0"
+    assert format_credits(1_250, places=1) == "1.3"  # half up
+
+
+@pytest.mark.parametrize(
+    ("milli", "text"),
+    [(10_000_000, "10K"), (80_000_000, "80K"), (1_000_000_000, "1M"), (1_500_000, "1,500")],
+)
+def test_format_credits_short(milli, text):
+    assert format_credits_short(milli) == text
+
+
+def test_format_cents():
+    assert (format_cents(2_900), format_cents(950), format_cents(10_800)) == ("$29", "$9.50", "$108")
+
+
+def test_credits_parses_exactly_and_refuses_what_it_cannot_hold():
+    assert credits("0.7") == 700
+    assert credits("1,500") == 1_500_000
+    assert credits(3) == 3_000
+    for bad in ("0.0001", "abc", "NaN", "Infinity", ""):
+        with pytest.raises(ValueError):
+            credits(bad)
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_formatting_round_trips_every_millicredit_amount(milli):
+    assert credits(format_credits(milli)) == milli
