@@ -188,6 +188,10 @@ class Workspace(models.Model):
     seats = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True, help_text="A closed workspace cannot be charged.")
+    # Bring-your-own-key: the Anthropic key, encrypted (billing.crypto); AI usage debits 0 while set.
+    byok_key_encrypted = models.TextField(blank=True, editable=False)
+    byok_key_hint = models.CharField(max_length=16, blank=True, editable=False, help_text="Masked, for display.")
+    byok_set_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -204,6 +208,10 @@ class Workspace(models.Model):
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+    @property
+    def has_byok(self) -> bool:
+        return bool(self.byok_key_encrypted)
 
 
 class Membership(models.Model):
@@ -247,6 +255,11 @@ class Wallet(models.Model):
     period_end = models.DateTimeField()
     period_allowance = CreditsField(default=0, help_text="Credits granted to the plan bucket this period.")
     revision = models.BigIntegerField(default=0, help_text="Bumped by every change; pages use it to skip work.")
+    # Today's debits per specialist (the workspace's day). They live on the wallet row because
+    # charges hold that row's lock: a cap check against them sees every earlier charge, so
+    # concurrent charges cannot pass a cap together. Pages read DailyUsage instead.
+    day = models.DateField(null=True, blank=True)
+    day_spend = models.JSONField(default=dict, blank=True, help_text="{specialist: millicredits debited on `day`}")
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -359,3 +372,95 @@ class LedgerEntry(models.Model):
     @property
     def debited(self) -> int:
         return -self.amount if self.amount < 0 else 0
+
+
+# --- What charging keeps beside the ledger ----------------------------------------------------
+
+
+class SpecialistCap(models.Model):
+    """A specialist's ``daily_cap`` in one workspace: credits it may spend per day, in the workspace's time zone."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="caps")
+    specialist = models.ForeignKey(Specialist, on_delete=models.PROTECT, related_name="+")
+    daily_cap = CreditsField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "specialist"], name="cap_unique_per_specialist"),
+            models.CheckConstraint(condition=Q(daily_cap__gte=0), name="cap_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.specialist_id}: {format_credits(self.daily_cap)} credits/day"
+
+
+class DailyUsage(models.Model):
+    """Usage counters per workspace, day, specialist and action, kept by every charge.
+
+    The pages' roll-ups (usage by day, by tool, by specialist, BYOK savings) read these
+    rows, so no page ever sums the ledger. ``credits`` is what was debited; ``list_credits``
+    what it would have cost without BYOK.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    specialist = models.ForeignKey(Specialist, on_delete=models.PROTECT, related_name="+", db_index=False)
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="+", db_index=False)
+    credits = CreditsField(default=0)
+    list_credits = CreditsField(default=0)
+    quantity = models.BigIntegerField(default=0)
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "day", "specialist", "action"], name="daily_usage_unique_counter"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.specialist_id}/{self.action_id}: {format_credits(self.credits)}"
+
+
+class LeadState(models.Model):
+    """A lead of an automated sequence. Once it replies, its sequence steps are refused until resumed."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    lead = models.CharField(max_length=200)
+    paused = models.BooleanField(default=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "lead"], name="lead_state_unique"),
+            models.CheckConstraint(condition=~Q(lead=""), name="lead_state_named"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead} ({'paused' if self.paused else 'active'})"
+
+
+class RefusalTally(models.Model):
+    """Charges refused, counted per day and reason; the ledger is never touched by a refusal.
+
+    Sequence steps refused for a lead that replied are the page's "follow-ups skipped", and
+    their ``credits`` the credits reply detection saved.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    code = models.CharField(max_length=32)
+    action = models.ForeignKey(Action, on_delete=models.PROTECT, related_name="+", db_index=False)
+    refusals = models.BigIntegerField(default=0)
+    credits = CreditsField(default=0, help_text="What the refused charges would have debited.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "day", "code", "action"], name="refusal_tally_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.code} {self.action_id}: {self.refusals}"

@@ -30,6 +30,7 @@ def test_production_settings_pass_the_deploy_checklist():
             "DJANGO_SETTINGS_MODULE": "sigora.settings.production",
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": "billing.example.com",
+            "BYOK_ENCRYPTION_KEYS": "tqTQXcPXdcgL6t6lFkG1n6FNOAeFl0GPyfP3O8r4gQk=",
             "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
         },
     )

@@ -9,6 +9,10 @@ from billing.errors import (
     SequencePaused,
     UnknownAction,
 )
+from billing.services.byok import byok_remove, byok_set
+from billing.services.caps import cap_set
+from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
+from billing.services.leads import record_reply, resume_lead
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 from billing.services.workspaces import workspace_create
 
@@ -20,8 +24,18 @@ __all__ = [
     "InvalidRequest",
     "SequencePaused",
     "UnknownAction",
+    "UsageEvent",
+    "byok_remove",
+    "byok_set",
+    "cap_set",
+    "charge",
+    "charge_batch",
     "entry_post",
     "entry_replay",
+    "record_reply",
+    "resume_lead",
+    "usage_event",
+    "usage_record",
     "wallet_lock",
     "workspace_create",
 ]

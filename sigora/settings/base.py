@@ -80,6 +80,14 @@ else:
 
     DATABASES = {"default": database_settings(Path(env_str("EMBEDDED_PG_DIR", str(BASE_DIR / ".pgdata"))))}
 
+# Let psycopg keep prepared statements. Django's own cursors bind client-side and never
+# prepare; the charging statement runs on a server-side cursor and is planned once per
+# connection instead of on every charge. (Behind PgBouncer, use 1.21+ or set this to "".)
+_prepare_threshold = env_str("DB_PREPARE_THRESHOLD", "5")
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    int(_prepare_threshold) if _prepare_threshold else None
+)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ------------------------------------------------------------------------------------
@@ -121,6 +129,12 @@ STORAGES = {
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Sigora Billing <billing@sigora.local>")
+
+# --- Secrets at rest -------------------------------------------------------------------------
+# Fernet keys for the BYOK key: the first encrypts, all decrypt (rotation). Environment
+# modules decide the default; production insists on real keys.
+
+BYOK_ENCRYPTION_KEYS = env_list("BYOK_ENCRYPTION_KEYS", [])
 
 # --- Logging: every charge, refusal and webhook is logged with workspace, action and key -----
 

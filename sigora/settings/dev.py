@@ -11,3 +11,10 @@ STORAGES = {  # no manifest: runserver serves files straight from static/
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True  # serve straight from static/, no collectstatic needed
+
+if not BYOK_ENCRYPTION_KEYS:  # noqa: F405
+    # A development-only key derived from the dev SECRET_KEY, so `make run` needs no setup.
+    import base64
+    import hashlib
+
+    BYOK_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]

@@ -11,6 +11,10 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     env_required("ALLOWED_HOSTS", "the comma-separated host names this service answers to")
 
+BYOK_ENCRYPTION_KEYS = env_list("BYOK_ENCRYPTION_KEYS", [])
+if not BYOK_ENCRYPTION_KEYS:
+    env_required("BYOK_ENCRYPTION_KEYS", "comma-separated Fernet keys (newest first) that encrypt stored BYOK keys")
+
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the usual deployment).
 if env_bool("BEHIND_TLS_PROXY", True):

@@ -2,8 +2,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Sum
 
-from billing.models import Action, LedgerEntry, Specialist, Wallet, Workspace
+from billing.models import Action, DailyUsage, LedgerEntry, RefusalTally, Specialist, SpecialistCap, Wallet, Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +29,12 @@ def test_seed_demo_builds_a_live_month_and_is_idempotent():
     assert workspace.plan.key == "max"
     days = {entry.created_at.date() for entry in usage}
     assert len(days) >= 20
+    # Written through the engine: its usage counters agree with the ledger, day by day.
+    counters = DailyUsage.objects.filter(workspace=workspace)
+    assert counters.aggregate(total=Sum("credits"))["total"] == -sum(e.amount for e in usage)
+    assert counters.aggregate(total=Sum("events"))["total"] == usage.count()
+    assert RefusalTally.objects.filter(workspace=workspace, code="sequence_paused").exists()
+    assert SpecialistCap.objects.filter(workspace=workspace).count() == 2
 
     second = seed()
     assert "already seeded" in second

@@ -13,8 +13,18 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import Action, LedgerEntry, Membership, TopUpPack, Workspace
-from billing.services import entry_post, wallet_lock, workspace_create
+from billing.credits import credits
+from billing.models import LedgerEntry, Membership, TopUpPack, Workspace
+from billing.services import (
+    BillingError,
+    cap_set,
+    entry_post,
+    record_reply,
+    usage_event,
+    usage_record,
+    wallet_lock,
+    workspace_create,
+)
 
 DEMO_WORKSPACE = "Acme Growth"
 DEMO_OWNER = ("demo@sigora.test", "sigora-demo")
@@ -53,6 +63,17 @@ DAILY_MIX = [
     ("transcript-summary", 0.3, (1, 1), None),
 ]
 SEQUENCE_STEPS = {"linkedin-connect", "linkedin-dm", "gmail-send"}
+# Leads that write back during the month: their later follow-ups are skipped, not charged.
+REPLIES = {  # lead: day of the month it replied
+    "lead-003": 3,
+    "lead-007": 5,
+    "lead-011": 6,
+    "lead-019": 9,
+    "lead-024": 12,
+    "lead-028": 14,
+    "lead-033": 16,
+}
+DAILY_CAPS = {"outreach": 12_000, "sourcing": 15_000}  # credits per day
 
 
 def demo_events(*, start: datetime, days: int, seed: int = 7) -> list[DemoEvent]:
@@ -68,7 +89,7 @@ def demo_events(*, start: datetime, days: int, seed: int = 7) -> list[DemoEvent]
             for _ in range(calls):
                 # Working hours on the workspace's clock, with a little evening work.
                 at = midnight + timedelta(hours=rng.triangular(8, 22, 11), minutes=rng.randint(0, 59))
-                lead = f"lead-{rng.randint(1, 60):03d}" if action in SEQUENCE_STEPS else ""
+                lead = f"lead-{rng.randint(1, 36):03d}" if action in SEQUENCE_STEPS else ""
                 events.append(DemoEvent(at, action, rng.randint(low, high), specialist, lead))
     return sorted(events, key=lambda event: event.at)
 
@@ -113,24 +134,28 @@ class Command(BaseCommand):
         started = now - timedelta(days=DEMO_DAYS)
         workspace = workspace_create(name=DEMO_WORKSPACE, owner=owner, plan_key="max", time_zone=zone, now=started)
         Membership.objects.create(workspace=workspace, user=teammate, role=Membership.Role.ADMIN)
+        for specialist, cap in DAILY_CAPS.items():
+            cap_set(workspace=workspace, specialist=specialist, daily_cap=credits(cap))
         local_start = started.astimezone(workspace.zone)
-        events = demo_events(start=local_start, days=DEMO_DAYS + 1)
-        events = [event for event in events if started < event.at < now]
+        events = [event for event in demo_events(start=local_start, days=DEMO_DAYS + 1) if started < event.at < now]
+        replies = sorted((local_start + timedelta(days=day, hours=10), lead) for lead, day in REPLIES.items())
         pack = TopUpPack.objects.get(key="100k")
         topup_at = now - timedelta(days=9, hours=3)
-        actions = {action.key: action for action in Action.objects.all()}
 
-        written = 0
+        outcomes: dict[str, int] = {}
         topped_up = False
         for index, event in enumerate(events):
             if not topped_up and event.at >= topup_at:
                 self._topup(workspace, pack, owner, topup_at)
                 topped_up = True
-            if self._use(workspace, actions[event.action], event, index):
-                written += 1
-            if index % 200 == 0:
+            while replies and replies[0][0] <= event.at:
+                record_reply(workspace, replies.pop(0)[1], now=event.at)
+            outcome = self._use(workspace, event, index)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if index % 250 == 0:
                 self.stderr.write(f"  {index:,} / {len(events):,} demo events")
-        self.stdout.write(f"Seeded {DEMO_WORKSPACE!r} with {written:,} usage entries over {DEMO_DAYS} days.")
+        summary = ", ".join(f"{count:,} {outcome}" for outcome, count in sorted(outcomes.items()))
+        self.stdout.write(f"Seeded {DEMO_WORKSPACE!r} over {DEMO_DAYS} days: {summary}.")
         return workspace
 
     def _topup(self, workspace, pack, buyer, at):
@@ -146,24 +171,17 @@ class Command(BaseCommand):
             now=at,
         )
 
-    def _use(self, workspace, action, event, index):
-        wallet = wallet_lock(workspace_id=workspace.pk)
-        cost = action.cost(event.quantity)
-        if cost > wallet.total:
-            return False
-        from_plan = min(cost, wallet.plan_balance)
-        entry_post(
-            wallet,
-            kind=LedgerEntry.Kind.USAGE,
-            plan_delta=-from_plan,
-            topup_delta=-(cost - from_plan),
-            idempotency_key=f"demo:{index}",
-            action=action,
-            specialist_id=event.specialist or action.specialist_id,
+    def _use(self, workspace, event, index):
+        """Charge one demo call through the engine, at the time it happened."""
+        usage = usage_event(
+            action=event.action,
             quantity=event.quantity,
-            unit_price=action.unit_price,
-            list_amount=cost,
+            idempotency_key=f"demo:{index}",
+            specialist=event.specialist,
             lead=event.lead,
-            now=event.at,
         )
-        return True
+        try:
+            usage_record(workspace=workspace, events=[usage], now=event.at)
+        except BillingError as refusal:
+            return refusal.code
+        return "charged"

@@ -1,0 +1,42 @@
+"""Bring your own Anthropic key: while one is stored, AI usage debits no credits."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.utils import timezone
+
+from billing import crypto
+from billing.errors import InvalidRequest
+from billing.models import Workspace
+
+logger = logging.getLogger(__name__)
+
+# Anthropic API keys: "sk-ant-" then a version tag and a long url-safe secret.
+ANTHROPIC_KEY_PATTERN = re.compile(r"^sk-ant-[A-Za-z0-9_-]{20,200}$")
+
+
+def byok_set(*, workspace: Workspace, api_key: str) -> Workspace:
+    """Store (or replace) the workspace's Anthropic key, encrypted; only a masked hint stays readable."""
+    api_key = (api_key or "").strip()
+    if not ANTHROPIC_KEY_PATTERN.match(api_key):
+        raise InvalidRequest(
+            "That does not look like an Anthropic API key (it starts with 'sk-ant-' and has no spaces).",
+            field="api_key",
+        )
+    workspace.byok_key_encrypted = crypto.encrypt(api_key)
+    workspace.byok_key_hint = f"sk-ant-…{api_key[-4:]}"
+    workspace.byok_set_at = timezone.now()
+    workspace.save(update_fields=["byok_key_encrypted", "byok_key_hint", "byok_set_at"])
+    logger.info("byok key set workspace=%s", workspace.pk)
+    return workspace
+
+
+def byok_remove(*, workspace: Workspace) -> Workspace:
+    workspace.byok_key_encrypted = ""
+    workspace.byok_key_hint = ""
+    workspace.byok_set_at = None
+    workspace.save(update_fields=["byok_key_encrypted", "byok_key_hint", "byok_set_at"])
+    logger.info("byok key removed workspace=%s", workspace.pk)
+    return workspace

@@ -1,0 +1,546 @@
+"""Charging usage: ``charge()`` and ``charge_batch()``, the calls every Sigora service makes.
+
+The hot path is **one SQL statement, one round trip** (DESIGN.md §4). For a batch of events
+(a single charge is a batch of one) it:
+
+1. reads the prices from the catalog table and the workspace's BYOK state and day;
+2. finds entries already written under the events' idempotency keys (replays), and any
+   that conflict with this request;
+3. takes the wallet's row lock (``SELECT … FOR UPDATE``, which returns the newest committed
+   balances even after waiting for another charge) and, on those fresh values, checks the
+   balance, the specialists' daily caps (today's spend lives on the wallet row for exactly
+   this reason), paused leads and the workspace being open;
+4. only if every check passes: debits the wallet (plan bucket first, then top-ups), writes
+   one ledger entry per event with its share of each bucket and the balances after it,
+   and adds the events to the day's usage counters;
+5. returns the new entries, the replayed ones, and a verdict saying why nothing was
+   written when something was refused.
+
+A single statement is atomic on its own, so in autocommit mode there is no BEGIN/COMMIT
+round trip and the row lock is held only while the server runs it. A retry that races the
+first request (same key, both past step 2 before either commits) trips the unique index on
+(workspace, idempotency_key); the statement then fails as a whole, writing nothing, and is
+run again, when it finds the first request's entry and returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import psycopg.errors
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.catalog import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
+from billing.credits import format_credits
+from billing.errors import (
+    BillingError,
+    DailyCapReached,
+    IdempotencyConflict,
+    InsufficientCredits,
+    InvalidRequest,
+    SequencePaused,
+    UnknownAction,
+)
+from billing.models import LedgerEntry, Workspace
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 1_000
+MAX_KEY_LENGTH = 200
+MAX_LEAD_LENGTH = 200
+MAX_METADATA_BYTES = 4_096
+DEFAULT_AI_SPECIALIST = "other"
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: safe in logs, URLs and CSV
+_RACE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One validated usage event, ready for the statement."""
+
+    idempotency_key: str
+    action: CatalogAction
+    quantity: int
+    specialist: str
+    lead: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# --- Validation -----------------------------------------------------------------------------
+
+
+def _workspace_id(workspace: Workspace | int) -> int:
+    if isinstance(workspace, Workspace):
+        if workspace.pk is None:
+            raise InvalidRequest("The workspace has not been saved.", field="workspace")
+        return workspace.pk
+    if isinstance(workspace, int) and not isinstance(workspace, bool) and workspace > 0:
+        return workspace
+    raise InvalidRequest("workspace must be a Workspace or a workspace id.", field="workspace")
+
+
+def usage_event(
+    *,
+    action: str,
+    idempotency_key: str,
+    quantity: int = 1,
+    specialist: str | None = None,
+    lead: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    prefix: str = "",
+) -> UsageEvent:
+    """Validate one event's fields; ``prefix`` names its place in a batch in error messages."""
+    if not isinstance(idempotency_key, str) or not idempotency_key:
+        raise InvalidRequest("idempotency_key must be a non-empty string.", field=f"{prefix}idempotency_key")
+    if len(idempotency_key) > MAX_KEY_LENGTH or not _KEY_PATTERN.match(idempotency_key):
+        raise InvalidRequest(
+            f"idempotency_key must be 1–{MAX_KEY_LENGTH} printable characters without spaces.",
+            field=f"{prefix}idempotency_key",
+        )
+    if not isinstance(action, str) or not action:
+        raise InvalidRequest(
+            "action must be the key of a catalog action, e.g. 'claude-haiku'.", field=f"{prefix}action"
+        )
+    found = action_lookup(action)
+    if found is None:
+        raise UnknownAction(f"There is no action {action!r} in the catalog.", field=f"{prefix}action")
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        raise InvalidRequest("quantity must be a whole number.", field=f"{prefix}quantity")
+    if quantity < 1:
+        raise InvalidRequest("quantity must be at least 1.", field=f"{prefix}quantity")
+    if quantity > found.max_quantity:
+        raise InvalidRequest(
+            f"quantity {quantity:,} is more than one {found.key} charge may carry ({found.max_quantity:,} "
+            f"{found.unit}{'s' if found.max_quantity != 1 else ''}).",
+            field=f"{prefix}quantity",
+        )
+    if specialist is not None and (not isinstance(specialist, str) or not specialist_known(specialist)):
+        known = ", ".join(sorted(catalog().specialists))
+        raise InvalidRequest(f"specialist must be one of: {known}.", field=f"{prefix}specialist")
+    # Infrastructure belongs to the catalog's specialist; an AI call names its own.
+    who = (specialist or DEFAULT_AI_SPECIALIST) if found.is_ai else found.specialist
+    if lead is None:
+        lead = ""
+    if not isinstance(lead, str) or len(lead) > MAX_LEAD_LENGTH:
+        raise InvalidRequest(f"lead must be a string of at most {MAX_LEAD_LENGTH} characters.", field=f"{prefix}lead")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidRequest("metadata must be an object.", field=f"{prefix}metadata")
+    try:
+        encoded = json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidRequest(
+            "metadata must be JSON: strings, numbers, booleans, lists and objects.", field=f"{prefix}metadata"
+        ) from None
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InvalidRequest(
+            f"metadata must be at most {MAX_METADATA_BYTES:,} bytes of JSON.", field=f"{prefix}metadata"
+        )
+    return UsageEvent(idempotency_key, found, quantity, who, lead, dict(metadata))
+
+
+# --- The statement --------------------------------------------------------------------------
+
+_ENTRY_FIELDS = list(LedgerEntry._meta.concrete_fields)
+_ENTRY_COLUMNS = ", ".join(f.column for f in _ENTRY_FIELDS)
+_ENTRY_ATTNAMES = [f.attname for f in _ENTRY_FIELDS]
+_NO_ENTRY = ", ".join("NULL" for _ in _ENTRY_FIELDS)
+_KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source, entry columns…, verdict
+
+CHARGE_SQL = f"""
+WITH
+ev AS (                -- the request, priced from the live catalog
+    SELECT e.n, e.key, e.action_id, e.specialist, e.quantity, e.lead, e.metadata,
+           a.unit_price, a.category = 'ai' AS is_ai, a.is_active, a.max_quantity
+    FROM unnest(%(keys)s::text[], %(actions)s::bigint[], %(specialists)s::text[],
+                %(quantities)s::bigint[], %(leads)s::text[], %(metadata)s::text[]::jsonb[])
+         WITH ORDINALITY AS e(key, action_id, specialist, quantity, lead, metadata, n)
+    JOIN billing_action a ON a.id = e.action_id
+),
+ws AS (
+    SELECT id, time_zone, closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok,
+           (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
+    FROM billing_workspace WHERE id = %(ws)s
+),
+prior AS (             -- entries already written under these keys: replays
+    SELECT l.* FROM billing_ledgerentry l
+    WHERE l.workspace_id = %(ws)s AND l.idempotency_key = ANY (%(keys)s::text[])
+),
+conflicts AS (         -- a key reused for a different request
+    SELECT p.idempotency_key FROM prior p JOIN ev ON ev.key = p.idempotency_key
+    WHERE p.kind <> 'usage' OR p.action_id IS DISTINCT FROM ev.action_id
+       OR p.quantity IS DISTINCT FROM ev.quantity OR p.lead <> ev.lead
+),
+fresh AS (             -- what to charge now; with BYOK, AI usage is recorded at 0
+    SELECT ev.*, ev.unit_price * ev.quantity AS list_amount, ev.is_ai AND ws.byok AS byok,
+           CASE WHEN ev.is_ai AND ws.byok THEN 0 ELSE ev.unit_price * ev.quantity END AS amount
+    FROM ev CROSS JOIN ws
+    WHERE NOT EXISTS (SELECT 1 FROM prior p WHERE p.idempotency_key = ev.key)
+),
+totals AS (SELECT count(*) AS events, coalesce(sum(amount), 0)::bigint AS amount FROM fresh),
+spend AS (SELECT specialist, sum(amount)::bigint AS amount FROM fresh GROUP BY specialist),
+locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
+    SELECT w.plan_balance, w.topup_balance, w.day, w.day_spend, w.revision
+    FROM billing_wallet w
+    WHERE w.workspace_id = %(ws)s AND (SELECT events FROM totals) > 0
+    FOR UPDATE
+),
+today_spend AS (       -- per charged specialist: spent today before this request, and its cap
+    SELECT s.specialist, s.amount, c.daily_cap,
+           CASE WHEN l.day = ws.today THEN coalesce((l.day_spend ->> s.specialist)::bigint, 0) ELSE 0 END AS spent
+    FROM spend s CROSS JOIN locked l CROSS JOIN ws
+    LEFT JOIN billing_specialistcap c ON c.workspace_id = %(ws)s AND c.specialist_id = s.specialist
+),
+paused AS (
+    SELECT DISTINCT f.lead FROM fresh f
+    JOIN billing_leadstate s ON s.workspace_id = %(ws)s AND s.lead = f.lead AND s.paused
+    WHERE f.lead <> ''
+),
+verdict AS (           -- every check, on the locked (fresh) balances
+    SELECT l.*, t.amount AS total,
+           l.plan_balance + l.topup_balance >= t.amount AS enough,
+           NOT EXISTS (SELECT 1 FROM today_spend x
+                       WHERE x.daily_cap IS NOT NULL AND x.spent + x.amount > x.daily_cap) AS within_caps,
+           NOT EXISTS (SELECT 1 FROM paused) AS leads_open,
+           NOT EXISTS (SELECT 1 FROM conflicts) AS consistent,
+           (SELECT count(*) FROM ev) = cardinality(%(keys)s::text[])
+               AND NOT EXISTS (SELECT 1 FROM ev WHERE NOT ev.is_active OR ev.quantity > ev.max_quantity)
+               AS catalog_ok
+    FROM locked l CROSS JOIN totals t
+),
+debit AS (
+    UPDATE billing_wallet w SET
+        plan_balance = v.plan_balance - least(v.plan_balance, v.total),
+        topup_balance = v.topup_balance - (v.total - least(v.plan_balance, v.total)),
+        day = ws.today,
+        day_spend = CASE WHEN v.day = ws.today THEN v.day_spend ELSE '{{}}'::jsonb END
+                    || (SELECT jsonb_object_agg(x.specialist, x.spent + x.amount) FROM today_spend x),
+        revision = v.revision + 1,
+        updated_at = %(now)s
+    FROM verdict v CROSS JOIN ws
+    WHERE w.workspace_id = %(ws)s AND ws.is_open
+      AND v.enough AND v.within_caps AND v.leads_open AND v.consistent AND v.catalog_ok
+    RETURNING w.workspace_id
+),
+split AS (             -- each event's share: the plan bucket first, then top-ups, in request order
+    SELECT f.*, v.plan_balance AS plan0, v.topup_balance AS topup0,
+           sum(f.amount) OVER (ORDER BY f.n) AS upto
+    FROM fresh f CROSS JOIN verdict v
+    WHERE EXISTS (SELECT 1 FROM debit)
+),
+entries AS (
+    INSERT INTO billing_ledgerentry (
+        workspace_id, kind, plan_delta, topup_delta, plan_balance_after, topup_balance_after,
+        action_id, specialist_id, quantity, unit_price, list_amount, byok, lead,
+        idempotency_key, reason, external_ref, metadata, created_at)
+    SELECT %(ws)s, 'usage',
+           least(plan0, upto - amount) - least(plan0, upto),
+           (upto - amount - least(plan0, upto - amount)) - (upto - least(plan0, upto)),
+           plan0 - least(plan0, upto),
+           topup0 - (upto - least(plan0, upto)),
+           action_id, specialist, quantity, unit_price, list_amount, byok, lead,
+           key, '', '', metadata, %(now)s
+    FROM split ORDER BY n
+    RETURNING *
+),
+counters AS (
+    INSERT INTO billing_dailyusage AS d
+        (workspace_id, day, specialist_id, action_id, credits, list_credits, quantity, events)
+    SELECT %(ws)s, ws.today, s.specialist, s.action_id,
+           sum(s.amount), sum(s.list_amount), sum(s.quantity), count(*)
+    FROM split s CROSS JOIN ws
+    GROUP BY ws.today, s.specialist, s.action_id
+    ON CONFLICT (workspace_id, day, specialist_id, action_id) DO UPDATE SET
+        credits = d.credits + EXCLUDED.credits,
+        list_credits = d.list_credits + EXCLUDED.list_credits,
+        quantity = d.quantity + EXCLUDED.quantity,
+        events = d.events + EXCLUDED.events
+)
+SELECT 'new', {_ENTRY_COLUMNS}, NULL::jsonb FROM entries
+UNION ALL
+SELECT 'prior', {_ENTRY_COLUMNS}, NULL::jsonb FROM prior
+UNION ALL
+SELECT 'verdict', {_NO_ENTRY}, jsonb_build_object(
+    'workspace', ws.id IS NOT NULL, 'open', ws.is_open, 'time_zone', ws.time_zone, 'today', ws.today,
+    'byok', ws.byok,
+    'events', (SELECT events FROM totals), 'total', (SELECT amount FROM totals),
+    'charged', EXISTS (SELECT 1 FROM debit), 'locked', v.revision IS NOT NULL,
+    'available', v.plan_balance + v.topup_balance,
+    'enough', v.enough, 'within_caps', v.within_caps, 'leads_open', v.leads_open,
+    'consistent', v.consistent, 'catalog_ok', v.catalog_ok,
+    'over_cap', (SELECT jsonb_agg(jsonb_build_object('specialist', x.specialist, 'cap', x.daily_cap,
+                                                     'spent', x.spent, 'amount', x.amount))
+                 FROM today_spend x WHERE x.daily_cap IS NOT NULL AND x.spent + x.amount > x.daily_cap),
+    'paused', (SELECT jsonb_agg(lead) FROM paused),
+    'conflicts', (SELECT jsonb_agg(idempotency_key) FROM conflicts))
+FROM (SELECT 1) AS one LEFT JOIN ws ON true LEFT JOIN verdict v ON true
+"""
+
+TALLY_SQL = """
+INSERT INTO billing_refusaltally AS t (workspace_id, day, code, action_id, refusals, credits)
+SELECT %(ws)s, %(day)s, %(code)s, action_id, count(*), sum(amount)
+FROM unnest(%(actions)s::bigint[], %(amounts)s::bigint[]) AS e(action_id, amount)
+GROUP BY action_id
+ON CONFLICT (workspace_id, day, code, action_id) DO UPDATE SET
+    refusals = t.refusals + EXCLUDED.refusals, credits = t.credits + EXCLUDED.credits
+"""
+
+
+def _execute(sql: str, params: dict[str, Any]) -> list[tuple]:
+    """Run one statement on Django's connection with a prepared, server-side-bound cursor.
+
+    A plain psycopg cursor lets the server keep the statement's plan (``prepare=True``);
+    Django's own cursor binds client-side and would re-plan this statement on every call.
+    """
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _run(workspace_id: int, events: Sequence[UsageEvent], now: datetime) -> list[tuple]:
+    params = {
+        "ws": workspace_id,
+        "now": now,
+        "keys": [e.idempotency_key for e in events],
+        "actions": [e.action.id for e in events],
+        "specialists": [e.specialist for e in events],
+        "quantities": [e.quantity for e in events],
+        "leads": [e.lead for e in events],
+        "metadata": [json.dumps(e.metadata) for e in events],
+    }
+    for attempt in range(_RACE_RETRIES):
+        try:
+            if connection.in_atomic_block:
+                # Inside a caller's transaction a failed statement would poison it: use a savepoint.
+                with transaction.atomic():
+                    return _execute(CHARGE_SQL, params)
+            return _execute(CHARGE_SQL, params)
+        except psycopg.errors.UniqueViolation as race:
+            # A twin request with the same key committed while this one waited for the lock;
+            # nothing was written. Run again: this time its entry is found and returned.
+            logger.info(
+                "charge race on workspace=%s (attempt %s): %s", workspace_id, attempt + 1, race.diag.constraint_name
+            )
+    raise RuntimeError(f"charge for workspace {workspace_id} kept colliding with concurrent retries")
+
+
+# --- Results and refusals -------------------------------------------------------------------
+
+
+def _entry(row: tuple) -> LedgerEntry:
+    entry = LedgerEntry.from_db(connection.alias, _ENTRY_ATTNAMES, row[1:-1])
+    if isinstance(entry.metadata, str):  # Django has psycopg hand jsonb over as text
+        entry.metadata = json.loads(entry.metadata)
+    entry.replayed = row[0] == "prior"
+    return entry
+
+
+def _day_end(verdict: dict[str, Any]) -> datetime:
+    zone = ZoneInfo(verdict["time_zone"])
+    today = datetime.fromisoformat(verdict["today"])
+    return (today + timedelta(days=1)).replace(tzinfo=zone)
+
+
+def _refuse(workspace_id: int, events: Sequence[UsageEvent], verdict: dict[str, Any], now: datetime) -> None:
+    """Raise the refusal the verdict describes, after counting it (never in the ledger)."""
+    if not verdict["workspace"]:
+        raise InvalidRequest(f"There is no workspace {workspace_id}.", field="workspace")
+    if not verdict["open"]:
+        raise InvalidRequest(f"Workspace {workspace_id} is closed and cannot be charged.", field="workspace")
+    if verdict["conflicts"]:
+        key = verdict["conflicts"][0]
+        raise IdempotencyConflict(
+            f"Idempotency key {key!r} was already used for a different charge (another action, quantity or lead).",
+            idempotency_key=key,
+        )
+    if not verdict["locked"]:
+        raise RuntimeError(f"workspace {workspace_id} has no wallet")
+    if not verdict["catalog_ok"]:
+        _revalidate(events)
+    error: BillingError
+    if verdict["paused"]:
+        leads = verdict["paused"]
+        error = SequencePaused(
+            f"Lead {leads[0]!r} replied, so its sequence is paused: this follow-up was not sent or charged.",
+            leads=leads,
+        )
+        refused = [e for e in events if e.lead in set(leads)]
+    elif not verdict["within_caps"]:
+        over = verdict["over_cap"][0]
+        label = catalog().specialists.get(over["specialist"], over["specialist"])
+        resets_at = _day_end(verdict)
+        error = DailyCapReached(
+            f"{label} has reached its daily cap of {format_credits(over['cap'])} credits "
+            f"({format_credits(over['spent'])} spent today; this needs {format_credits(over['amount'])}). "
+            f"The day ends at {resets_at:%H:%M} {verdict['time_zone']}.",
+            specialist=over["specialist"],
+            resets_at=resets_at,
+            daily_cap=over["cap"],
+            spent_today=over["spent"],
+        )
+        refused = list(events)
+    elif not verdict["enough"]:
+        error = InsufficientCredits(
+            f"Not enough credits: this needs {format_credits(verdict['total'])} and "
+            f"{format_credits(verdict['available'])} are left.",
+            required=verdict["total"],
+            available=verdict["available"],
+        )
+        refused = list(events)
+    else:  # every check passed yet nothing was written: only a broken invariant gets here
+        raise RuntimeError(f"charge for workspace {workspace_id} neither written nor refused: {verdict}")
+    _tally(workspace_id, verdict, error.code, refused)
+    logger.info(
+        "charge refused workspace=%s code=%s actions=%s keys=%s",
+        workspace_id,
+        error.code,
+        ",".join(e.action.key for e in refused[:5]),
+        ",".join(e.idempotency_key for e in refused[:5]),
+    )
+    raise error
+
+
+def _revalidate(events: Sequence[UsageEvent]) -> None:
+    """The statement saw a retired action or a lowered limit the snapshot missed: refuse with the reason."""
+    catalog_invalidate()
+    for event in events:
+        usage_event(
+            action=event.action.key,
+            idempotency_key=event.idempotency_key,
+            quantity=event.quantity,
+            specialist=event.specialist,
+            lead=event.lead,
+            metadata=event.metadata,
+        )
+    raise UnknownAction("The catalog changed under this request; retry it.")
+
+
+def _tally(workspace_id: int, verdict: dict[str, Any], code: str, events: Sequence[UsageEvent]) -> None:
+    _execute(
+        TALLY_SQL,
+        {
+            "ws": workspace_id,
+            "day": verdict["today"],
+            "code": code,
+            "actions": [e.action.id for e in events],
+            # What each refused charge would have debited (what reply detection saved).
+            "amounts": [
+                0 if (e.action.is_ai and verdict["byok"]) else e.action.unit_price * e.quantity for e in events
+            ],
+        },
+    )
+
+
+# --- The public calls -----------------------------------------------------------------------
+
+
+def usage_record(*, workspace: Workspace | int, events: Sequence[UsageEvent], now: datetime) -> list[LedgerEntry]:
+    """Charge validated events at ``now``, all or nothing, and return their entries in order.
+
+    ``charge()`` and ``charge_batch()`` call this with the current time; the demo seeder
+    calls it with the times its month of usage happened.
+    """
+    workspace_id = _workspace_id(workspace)
+    if not events:
+        raise InvalidRequest("A batch needs at least one event.", field="events")
+    if len(events) > MAX_BATCH:
+        raise InvalidRequest(f"A batch carries at most {MAX_BATCH:,} events.", field="events")
+    keys = [e.idempotency_key for e in events]
+    if len(set(keys)) != len(keys):
+        duplicate = next(k for k in keys if keys.count(k) > 1)
+        raise InvalidRequest(f"idempotency_key {duplicate!r} appears twice in the batch.", field="events")
+
+    rows = _run(workspace_id, events, now)
+    verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
+    by_key = {row[_KEY_INDEX]: _entry(row) for row in rows[:-1]}
+    # Refused: an unknown workspace, a key reused for another request, or fresh events that
+    # were not charged. (A retry of a charge already made returns it, even in a closed workspace.)
+    if not verdict["workspace"] or verdict["conflicts"] or (verdict["events"] and not verdict["charged"]):
+        _refuse(workspace_id, events, verdict, now)
+    entries = [by_key[key] for key in keys]
+    if len(entries) == 1:
+        entry = entries[0]
+        logger.info(
+            "charge workspace=%s action=%s key=%s debited=%s entry=%s%s",
+            workspace_id,
+            events[0].action.key,
+            entry.idempotency_key,
+            -entry.amount,
+            entry.pk,
+            " (replay)" if entry.replayed else "",
+        )
+    else:
+        logger.info(
+            "charge batch workspace=%s events=%s debited=%s keys=%s..%s",
+            workspace_id,
+            len(entries),
+            -sum(e.amount for e in entries if not e.replayed),
+            keys[0],
+            keys[-1],
+        )
+    return entries
+
+
+def charge(
+    *,
+    workspace: Workspace | int,
+    action: str,
+    quantity: int = 1,
+    idempotency_key: str,
+    specialist: str | None = None,
+    lead: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> LedgerEntry:
+    """Debit one usage event and return its ledger entry (or, for a retry, the first one's).
+
+    ``quantity`` is tokens for AI actions, pages for a search, 1 otherwise. ``specialist``
+    names who made an AI call; infrastructure takes the catalog's. ``lead`` is given only
+    for an automated sequence step. Refusals raise a :class:`~billing.errors.BillingError`
+    and write nothing to the wallet or the ledger.
+    """
+    event = usage_event(
+        action=action,
+        idempotency_key=idempotency_key,
+        quantity=quantity,
+        specialist=specialist,
+        lead=lead,
+        metadata=metadata,
+    )
+    return usage_record(workspace=workspace, events=[event], now=timezone.now())[0]
+
+
+_EVENT_FIELDS = {"action", "idempotency_key", "quantity", "specialist", "lead", "metadata"}
+
+
+def charge_batch(*, workspace: Workspace | int, events: Sequence[Mapping[str, Any]]) -> list[LedgerEntry]:
+    """Charge up to 1,000 events in one transaction, all or nothing, each with its own key.
+
+    Each event is a mapping with ``charge()``'s fields. A replayed batch returns the first
+    results; events already charged under their key are returned, not charged again.
+    """
+    if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+        raise InvalidRequest("events must be a list of events.", field="events")
+    validated = []
+    for index, raw in enumerate(events):
+        prefix = f"events[{index}]."
+        if not isinstance(raw, Mapping):
+            raise InvalidRequest("Each event must be an object.", field=f"events[{index}]")
+        unknown = set(raw) - _EVENT_FIELDS
+        if unknown:
+            raise InvalidRequest(f"Unknown field {sorted(unknown)[0]!r}.", field=prefix + sorted(unknown)[0])
+        for required in ("action", "idempotency_key"):
+            if required not in raw:
+                raise InvalidRequest(f"{required} is required.", field=prefix + required)
+        validated.append(usage_event(**raw, prefix=prefix))
+    return usage_record(workspace=workspace, events=validated, now=timezone.now())

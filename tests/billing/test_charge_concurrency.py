@@ -1,0 +1,150 @@
+"""Real concurrency on real PostgreSQL: threads, each with its own connection, one hot workspace."""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from billing.credits import credits
+from billing.models import DailyUsage, LedgerEntry, Wallet
+from billing.services import DailyCapReached, InsufficientCredits, cap_set, charge, charge_batch
+from tests.conftest import fund
+from tests.factories import WorkspaceFactory
+
+# Committed data, so every thread's connection sees it; the catalog the migrations loaded is
+# restored after each test's flush (serialized_rollback).
+pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.concurrency]
+
+WRITERS = 8
+
+
+def in_threads(count, work):
+    """Run ``work(index, barrier)`` in ``count`` threads, each on its own database connection."""
+    barrier = threading.Barrier(count)
+
+    def run(index):
+        try:
+            return work(index, barrier)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def assert_books_balance():
+    out = StringIO()
+    call_command("verify_ledger", stdout=out, stderr=StringIO())
+    assert "all balanced" in out.getvalue()
+
+
+def test_writers_charging_until_the_credits_run_out_lose_nothing_and_never_overdraw():
+    workspace = WorkspaceFactory()
+    # 150 searches of 500 credits fit, with 250 credits left over that buy no further search.
+    fund(workspace, plan=30_000, topup=45_250)
+
+    def writer(index, barrier):
+        barrier.wait()
+        charged = []
+        n = 0
+        while True:
+            try:
+                entry = charge(workspace=workspace.pk, action="crustdata-search", idempotency_key=f"w{index}-{n}")
+            except InsufficientCredits:
+                return charged
+            charged.append(entry)
+            n += 1
+
+    results = in_threads(WRITERS, writer)
+    charged = [entry for per_writer in results for entry in per_writer]
+    assert len(charged) == 150
+    assert len({e.pk for e in charged}) == 150
+    wallet = Wallet.objects.get(workspace=workspace)
+    assert (wallet.plan_balance, wallet.topup_balance) == (0, credits(250))
+    usage = LedgerEntry.objects.filter(workspace=workspace, kind="usage")
+    assert usage.count() == 150
+    # Every entry's balances after follow the one before: no update was lost or interleaved.
+    after = list(usage.order_by("id").values_list("plan_balance_after", "topup_balance_after"))
+    totals = [plan + topup for plan, topup in after]
+    assert totals == [credits(75_250) - credits(500) * (i + 1) for i in range(150)]
+    assert DailyUsage.objects.get(workspace=workspace).events == 150
+    assert all(writer_result for writer_result in results), "every writer got some charges through"
+    assert_books_balance()
+
+
+def test_racing_retries_of_the_same_key_are_charged_once_and_all_get_the_same_entry():
+    workspace = WorkspaceFactory()
+    fund(workspace, topup=20_000)
+    keys = [f"retry-{n}" for n in range(10)]
+
+    def retrier(index, barrier):
+        seen = []
+        for key in keys:
+            barrier.wait()  # every thread fires the same key at the same moment
+            seen.append(charge(workspace=workspace.pk, action="linkedin-dm", idempotency_key=key))
+        return seen
+
+    results = in_threads(WRITERS, retrier)
+    for position, key in enumerate(keys):
+        entries = [per_thread[position] for per_thread in results]
+        assert len({e.pk for e in entries}) == 1, key
+        assert sum(not e.replayed for e in entries) == 1, key
+        assert {(e.plan_delta, e.plan_balance_after) for e in entries} == {
+            (entries[0].plan_delta, entries[0].plan_balance_after)
+        }
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == len(keys)
+    assert Wallet.objects.get(workspace=workspace).total == credits(30_000) - credits(1_500) * len(keys)
+    assert_books_balance()
+
+
+def test_concurrent_charges_never_pass_a_daily_cap():
+    workspace = WorkspaceFactory()
+    cap_set(workspace=workspace, specialist="outreach", daily_cap=credits(200 * 20))
+
+    def sender(index, barrier):
+        barrier.wait()
+        outcomes = Counter()
+        for n in range(10):
+            try:
+                charge(workspace=workspace.pk, action="gmail-send", idempotency_key=f"s{index}-{n}")
+                outcomes["sent"] += 1
+            except DailyCapReached:
+                outcomes["capped"] += 1
+        return outcomes
+
+    outcomes = sum(in_threads(WRITERS, sender), Counter())
+    assert outcomes == Counter(sent=20, capped=WRITERS * 10 - 20)
+    wallet = Wallet.objects.get(workspace=workspace)
+    assert wallet.day_spend == {"outreach": credits(4_000)}
+    assert DailyUsage.objects.get(workspace=workspace).credits == credits(4_000)
+    assert_books_balance()
+
+
+def test_batches_and_single_charges_interleave_exactly():
+    workspace = WorkspaceFactory()
+    fund(workspace, topup=1_000_000)
+
+    def mixed(index, barrier):
+        barrier.wait()
+        if index % 2:
+            for n in range(5):
+                events = [
+                    {"action": "claude-haiku", "quantity": 7, "idempotency_key": f"b{index}-{n}-{i}"}
+                    for i in range(100)
+                ]
+                charge_batch(workspace=workspace.pk, events=events)
+        else:
+            for n in range(100):
+                charge(workspace=workspace.pk, action="claude-haiku", quantity=7, idempotency_key=f"c{index}-{n}")
+
+    in_threads(WRITERS, mixed)
+    events = (WRITERS // 2) * 500 + (WRITERS // 2) * 100
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == events
+    wallet = Wallet.objects.get(workspace=workspace)
+    assert wallet.total == credits(10_000) + credits(1_000_000) - events * 700
+    assert DailyUsage.objects.get(workspace=workspace).events == events
+    assert_books_balance()
