@@ -1,26 +1,28 @@
 """Charging usage: ``charge()`` and ``charge_batch()``, the calls every Sigora service makes.
 
-The hot path is **one SQL statement, one round trip** (DESIGN.md §4). For a batch of events
-(a single charge is a batch of one) it:
+The hot path is **one SQL statement, one round trip** (DESIGN.md §4). The statement:
 
-1. reads the prices from the catalog table and the workspace's BYOK state and day;
-2. finds entries already written under the events' idempotency keys (replays), and any
-   that conflict with this request;
-3. takes the wallet's row lock (``SELECT … FOR UPDATE``, which returns the newest committed
+1. prices the event(s) from the live catalog table and reads the workspace's BYOK state and day;
+2. finds entries already written under the idempotency key(s): a replay returns them;
+3. takes the wallet's row lock (``SELECT … FOR UPDATE``, which hands back the newest committed
    balances even after waiting for another charge) and, on those fresh values, checks the
-   balance, the specialists' daily caps (today's spend lives on the wallet row for exactly
-   this reason), paused leads and the workspace being open;
+   balance, the specialist's daily cap (today's spend lives on the wallet row for exactly
+   this reason: the statement's other reads use the snapshot it started with), paused leads
+   and the workspace being open;
 4. only if every check passes: debits the wallet (plan bucket first, then top-ups), writes
-   one ledger entry per event with its share of each bucket and the balances after it,
-   and adds the events to the day's usage counters;
-5. returns the new entries, the replayed ones, and a verdict saying why nothing was
-   written when something was refused.
+   one ledger entry per event with its share of each bucket and the balances after it, and
+   adds the event(s) to the day's usage counters;
+5. answers with the new entries, the replayed ones, or the figures that explain a refusal.
 
-A single statement is atomic on its own, so in autocommit mode there is no BEGIN/COMMIT
-round trip and the row lock is held only while the server runs it. A retry that races the
-first request (same key, both past step 2 before either commits) trips the unique index on
-(workspace, idempotency_key); the statement then fails as a whole, writing nothing, and is
-run again, when it finds the first request's entry and returns it.
+There are two statements with the same rules: ``SINGLE_SQL`` for one event (scalar
+parameters, about half the server time) and ``BATCH_SQL`` for up to 1,000 (set-wise, all or
+nothing). Both are prepared once per connection. A single statement is atomic on its own,
+so in autocommit mode there is no BEGIN/COMMIT round trip and the row lock is held only
+while the server runs it.
+
+A retry that races the first request (same key, both past step 2 before either commits)
+trips the unique index on (workspace, idempotency_key); the statement then fails as a
+whole, writing nothing, and is run again, when it finds the first request's entry.
 """
 
 from __future__ import annotations
@@ -157,7 +159,81 @@ _ENTRY_ATTNAMES = [f.attname for f in _ENTRY_FIELDS]
 _NO_ENTRY = ", ".join("NULL" for _ in _ENTRY_FIELDS)
 _KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source, entry columns…, verdict
 
-CHARGE_SQL = f"""
+# The single-event statement: the same rules as the batch one below, with scalar parameters
+# and no set machinery, which halves its server time (a charge is usually one event). The
+# replay is found before the lock; a racing twin trips the unique index (see module doc).
+# It answers one row: the new entry, the prior one, or (refused) the locked row's figures.
+SINGLE_SQL = f"""
+WITH
+ws AS (
+    SELECT closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, time_zone,
+           (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
+    FROM billing_workspace WHERE id = %(ws)s
+),
+ask AS (               -- the request priced from the live catalog (BYOK makes AI free)
+    SELECT a.unit_price, a.unit_price * %(quantity)s::bigint AS list_amount, a.category = 'ai' AND ws.byok AS byok,
+           CASE WHEN a.category = 'ai' AND ws.byok THEN 0 ELSE a.unit_price * %(quantity)s::bigint END AS amount,
+           a.is_active AND %(quantity)s::bigint <= a.max_quantity AS catalog_ok,
+           ws.is_open, ws.today, ws.time_zone
+    FROM billing_action a CROSS JOIN ws WHERE a.id = %(action)s
+),
+prior AS (
+    SELECT * FROM billing_ledgerentry WHERE workspace_id = %(ws)s AND idempotency_key = %(key)s
+),
+locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
+    SELECT w.plan_balance, w.topup_balance, w.revision, ask.*,
+           CASE WHEN w.day = ask.today THEN coalesce((w.day_spend ->> %(specialist)s)::bigint, 0) ELSE 0 END AS spent,
+           CASE WHEN w.day = ask.today THEN w.day_spend ELSE '{{}}'::jsonb END AS day_spend,
+           (SELECT c.daily_cap FROM billing_specialistcap c
+            WHERE c.workspace_id = %(ws)s AND c.specialist_id = %(specialist)s) AS daily_cap,
+           %(lead)s <> '' AND EXISTS (SELECT 1 FROM billing_leadstate s
+            WHERE s.workspace_id = %(ws)s AND s.lead = %(lead)s AND s.paused) AS paused
+    FROM billing_wallet w CROSS JOIN ask
+    WHERE w.workspace_id = %(ws)s AND NOT EXISTS (SELECT 1 FROM prior)
+    FOR UPDATE OF w
+),
+debit AS (
+    UPDATE billing_wallet w SET
+        plan_balance = l.plan_balance - least(l.plan_balance, l.amount),
+        topup_balance = l.topup_balance - (l.amount - least(l.plan_balance, l.amount)),
+        day = l.today,
+        day_spend = l.day_spend || jsonb_build_object(%(specialist)s::text, l.spent + l.amount),
+        revision = l.revision + 1,
+        updated_at = %(now)s
+    FROM locked l
+    WHERE w.workspace_id = %(ws)s AND l.is_open AND l.catalog_ok AND NOT l.paused
+      AND l.plan_balance + l.topup_balance >= l.amount
+      AND (l.daily_cap IS NULL OR l.spent + l.amount <= l.daily_cap)
+    RETURNING l.*, least(l.plan_balance, l.amount) AS from_plan
+),
+entry AS (
+    INSERT INTO billing_ledgerentry (
+        workspace_id, kind, plan_delta, topup_delta, plan_balance_after, topup_balance_after,
+        action_id, specialist_id, quantity, unit_price, list_amount, byok, lead,
+        idempotency_key, reason, external_ref, metadata, created_at)
+    SELECT %(ws)s, 'usage', -from_plan, from_plan - amount, plan_balance - from_plan,
+           topup_balance - (amount - from_plan), %(action)s, %(specialist)s, %(quantity)s, unit_price,
+           list_amount, byok, %(lead)s, %(key)s, '', '', %(metadata)s::jsonb, %(now)s
+    FROM debit
+    RETURNING *
+),
+counter AS (
+    INSERT INTO billing_dailyusage AS d
+        (workspace_id, day, specialist_id, action_id, credits, list_credits, quantity, events)
+    SELECT %(ws)s, today, %(specialist)s, %(action)s, amount, list_amount, %(quantity)s, 1 FROM debit
+    ON CONFLICT (workspace_id, day, specialist_id, action_id) DO UPDATE SET
+        credits = d.credits + EXCLUDED.credits, list_credits = d.list_credits + EXCLUDED.list_credits,
+        quantity = d.quantity + EXCLUDED.quantity, events = d.events + 1
+)
+SELECT 'new', {_ENTRY_COLUMNS}, NULL::jsonb FROM entry
+UNION ALL
+SELECT 'prior', {_ENTRY_COLUMNS}, NULL::jsonb FROM prior
+UNION ALL
+SELECT 'verdict', {_NO_ENTRY}, to_jsonb(l) FROM locked l WHERE NOT EXISTS (SELECT 1 FROM debit)
+"""
+
+# The batch statement: N events priced, checked and written set-wise, all or nothing.
+BATCH_SQL = f"""
 WITH
 ev AS (                -- the request, priced from the live catalog
     SELECT e.n, e.key, e.action_id, e.specialist, e.quantity, e.lead, e.metadata,
@@ -172,9 +248,10 @@ ws AS (
            (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
     FROM billing_workspace WHERE id = %(ws)s
 ),
-prior AS (             -- entries already written under these keys: replays
-    SELECT l.* FROM billing_ledgerentry l
-    WHERE l.workspace_id = %(ws)s AND l.idempotency_key = ANY (%(keys)s::text[])
+prior AS (             -- entries already written under these keys: replays. One probe of the
+    SELECT l.*         -- unique (workspace, key) index per key, a plan no statistics can spoil
+    FROM unnest(%(keys)s::text[]) AS k(key)
+    JOIN billing_ledgerentry l ON l.workspace_id = %(ws)s AND l.idempotency_key = k.key
 ),
 conflicts AS (         -- a key reused for a different request
     SELECT p.idempotency_key FROM prior p JOIN ev ON ev.key = p.idempotency_key
@@ -286,6 +363,14 @@ SELECT 'verdict', {_NO_ENTRY}, jsonb_build_object(
 FROM (SELECT 1) AS one LEFT JOIN ws ON true LEFT JOIN verdict v ON true
 """
 
+
+def _compact(sql: str) -> str:
+    """Drop comments and runs of whitespace: psycopg caches the parsing of queries up to 4 KiB."""
+    return re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip()
+
+
+SINGLE_SQL, BATCH_SQL = _compact(SINGLE_SQL), _compact(BATCH_SQL)
+
 TALLY_SQL = """
 INSERT INTO billing_refusaltally AS t (workspace_id, day, code, action_id, refusals, credits)
 SELECT %(ws)s, %(day)s, %(code)s, action_id, count(*), sum(amount)
@@ -308,7 +393,78 @@ def _execute(sql: str, params: dict[str, Any]) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def _run(workspace_id: int, events: Sequence[UsageEvent], now: datetime) -> list[tuple]:
+def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
+    for attempt in range(_RACE_RETRIES):
+        try:
+            if connection.in_atomic_block:
+                # Inside a caller's transaction a failed statement would poison it: use a savepoint.
+                with transaction.atomic():
+                    return _execute(sql, params)
+            return _execute(sql, params)
+        except psycopg.errors.UniqueViolation as race:
+            # A twin request with the same key committed while this one waited for the lock;
+            # nothing was written. Run again: this time its entry is found and returned.
+            logger.info(
+                "charge race on workspace=%s (attempt %s): %s", workspace_id, attempt + 1, race.diag.constraint_name
+            )
+    raise RuntimeError(f"charge for workspace {workspace_id} kept colliding with concurrent retries")
+
+
+def _charge_one(workspace_id: int, event: UsageEvent, now: datetime) -> LedgerEntry:
+    params = {
+        "ws": workspace_id,
+        "now": now,
+        "key": event.idempotency_key,
+        "action": event.action.id,
+        "specialist": event.specialist,
+        "quantity": event.quantity,
+        "lead": event.lead,
+        "metadata": json.dumps(event.metadata),
+    }
+    rows = _run(workspace_id, SINGLE_SQL, params)
+    if not rows:  # no workspace, or an action deleted from the catalog
+        if not Workspace.objects.filter(pk=workspace_id).exists():
+            _refuse(workspace_id, [event], {"workspace": False}, now)
+        _revalidate([event])
+    source, *_, figures = rows[0]
+    if source != "verdict":
+        entry = _entry(rows[0])
+        if entry.replayed and (entry.kind, entry.action_id, entry.quantity, entry.lead) != (
+            LedgerEntry.Kind.USAGE,
+            event.action.id,
+            event.quantity,
+            event.lead,
+        ):
+            _refuse(workspace_id, [event], {"workspace": True, "conflicts": [event.idempotency_key]}, now)
+        return entry
+    # Refused: restate the locked row's figures as the batch statement's verdict.
+    figures = json.loads(figures) if isinstance(figures, str) else figures
+    available = figures["plan_balance"] + figures["topup_balance"]
+    cap = figures["daily_cap"]
+    over_cap = cap is not None and figures["spent"] + figures["amount"] > cap
+    verdict = {
+        "workspace": True,
+        "open": figures["is_open"],
+        "conflicts": None,
+        "locked": True,
+        "catalog_ok": figures["catalog_ok"],
+        "paused": [event.lead] if figures["paused"] else None,
+        "within_caps": not over_cap,
+        "over_cap": [
+            {"specialist": event.specialist, "cap": cap, "spent": figures["spent"], "amount": figures["amount"]}
+        ],
+        "enough": available >= figures["amount"],
+        "total": figures["amount"],
+        "available": available,
+        "time_zone": figures["time_zone"],
+        "today": figures["today"],
+        "byok": figures["byok"],
+    }
+    _refuse(workspace_id, [event], verdict, now)
+    raise AssertionError("unreachable")  # _refuse always raises
+
+
+def _charge_many(workspace_id: int, events: Sequence[UsageEvent], now: datetime) -> list[LedgerEntry]:
     params = {
         "ws": workspace_id,
         "now": now,
@@ -319,20 +475,14 @@ def _run(workspace_id: int, events: Sequence[UsageEvent], now: datetime) -> list
         "leads": [e.lead for e in events],
         "metadata": [json.dumps(e.metadata) for e in events],
     }
-    for attempt in range(_RACE_RETRIES):
-        try:
-            if connection.in_atomic_block:
-                # Inside a caller's transaction a failed statement would poison it: use a savepoint.
-                with transaction.atomic():
-                    return _execute(CHARGE_SQL, params)
-            return _execute(CHARGE_SQL, params)
-        except psycopg.errors.UniqueViolation as race:
-            # A twin request with the same key committed while this one waited for the lock;
-            # nothing was written. Run again: this time its entry is found and returned.
-            logger.info(
-                "charge race on workspace=%s (attempt %s): %s", workspace_id, attempt + 1, race.diag.constraint_name
-            )
-    raise RuntimeError(f"charge for workspace {workspace_id} kept colliding with concurrent retries")
+    rows = _run(workspace_id, BATCH_SQL, params)
+    verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
+    # Refused: an unknown workspace, a key reused for another request, or fresh events that
+    # were not charged. (A retry of a charge already made returns it, even in a closed workspace.)
+    if not verdict["workspace"] or verdict["conflicts"] or (verdict["events"] and not verdict["charged"]):
+        _refuse(workspace_id, events, verdict, now)
+    by_key = {row[_KEY_INDEX]: _entry(row) for row in rows[:-1]}
+    return [by_key[e.idempotency_key] for e in events]
 
 
 # --- Results and refusals -------------------------------------------------------------------
@@ -356,14 +506,14 @@ def _refuse(workspace_id: int, events: Sequence[UsageEvent], verdict: dict[str, 
     """Raise the refusal the verdict describes, after counting it (never in the ledger)."""
     if not verdict["workspace"]:
         raise InvalidRequest(f"There is no workspace {workspace_id}.", field="workspace")
-    if not verdict["open"]:
-        raise InvalidRequest(f"Workspace {workspace_id} is closed and cannot be charged.", field="workspace")
-    if verdict["conflicts"]:
+    if verdict.get("conflicts"):
         key = verdict["conflicts"][0]
         raise IdempotencyConflict(
             f"Idempotency key {key!r} was already used for a different charge (another action, quantity or lead).",
             idempotency_key=key,
         )
+    if not verdict["open"]:
+        raise InvalidRequest(f"Workspace {workspace_id} is closed and cannot be charged.", field="workspace")
     if not verdict["locked"]:
         raise RuntimeError(f"workspace {workspace_id} has no wallet")
     if not verdict["catalog_ok"]:
@@ -461,14 +611,10 @@ def usage_record(*, workspace: Workspace | int, events: Sequence[UsageEvent], no
         duplicate = next(k for k in keys if keys.count(k) > 1)
         raise InvalidRequest(f"idempotency_key {duplicate!r} appears twice in the batch.", field="events")
 
-    rows = _run(workspace_id, events, now)
-    verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
-    by_key = {row[_KEY_INDEX]: _entry(row) for row in rows[:-1]}
-    # Refused: an unknown workspace, a key reused for another request, or fresh events that
-    # were not charged. (A retry of a charge already made returns it, even in a closed workspace.)
-    if not verdict["workspace"] or verdict["conflicts"] or (verdict["events"] and not verdict["charged"]):
-        _refuse(workspace_id, events, verdict, now)
-    entries = [by_key[key] for key in keys]
+    if len(events) == 1:
+        entries = [_charge_one(workspace_id, events[0], now)]
+    else:
+        entries = _charge_many(workspace_id, events, now)
     if len(entries) == 1:
         entry = entries[0]
         logger.info(
