@@ -464,3 +464,70 @@ class RefusalTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.code} {self.action_id}: {self.refusals}"
+
+
+# --- People and what they did -----------------------------------------------------------------
+
+
+class Invitation(models.Model):
+    """An owner's or admin's invitation to join a workspace with a role.
+
+    Only a hash of the token is stored; the token itself lives in the emailed link.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=8, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_pending_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.workspace} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class Activity(models.Model):
+    """Who did what to a workspace's billing settings: the Activity page."""
+
+    class Verb(models.TextChoices):
+        BYOK_SET = "byok_set", "set the BYOK Anthropic key"
+        BYOK_REMOVED = "byok_removed", "removed the BYOK Anthropic key"
+        CAP_CHANGED = "cap_changed", "changed a daily cap"
+        MEMBER_INVITED = "member_invited", "invited a member"
+        INVITATION_REVOKED = "invitation_revoked", "revoked an invitation"
+        MEMBER_JOINED = "member_joined", "joined the workspace"
+        MEMBER_REMOVED = "member_removed", "removed a member"
+        TOP_UP = "top_up", "bought a top-up"
+        PLAN_CHANGED = "plan_changed", "changed the plan"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="activities", db_index=False)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    verb = models.CharField(max_length=24, choices=Verb.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        indexes = [models.Index(fields=["workspace", "-id"], name="activity_ws_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.get_verb_display()} {self.detail}".strip()

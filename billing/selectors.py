@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection, models
+from django.db.models import Sum
 
-from billing.models import Action, Plan, Specialist, TopUpPack, Workspace
+from billing.models import (
+    Action,
+    Activity,
+    DailyUsage,
+    LedgerEntry,
+    Plan,
+    RefusalTally,
+    Specialist,
+    SpecialistCap,
+    TopUpPack,
+    Wallet,
+    Workspace,
+)
 
 
 @dataclass(frozen=True)
@@ -152,3 +167,246 @@ def ledger_audit(*, chunk_size: int = 5_000, workspace_ids: list[int] | None = N
         ]
         yield AuditChunk(checked=len(rows), entries=sum(row[5] for row in rows), problems=problems)
         low = high
+
+
+# --- Settings → Billing & Credits ---------------------------------------------------------------
+
+NEARLY_USED_PERCENT = 80
+FORECAST_HORIZON_DAYS = 3_650  # past ten years a forecast says nothing useful
+
+
+@dataclass(frozen=True)
+class BalanceSummary:
+    workspace_id: int
+    plan: Plan
+    seats: int
+    allowance: int
+    plan_balance: int
+    topup_balance: int
+    period_start: datetime
+    period_end: datetime
+    revision: int
+
+    @property
+    def total(self) -> int:
+        return self.plan_balance + self.topup_balance
+
+    @property
+    def used(self) -> int:
+        return max(self.allowance - self.plan_balance, 0)
+
+    @property
+    def used_percent(self) -> int:
+        return min(100, self.used * 100 // self.allowance) if self.allowance else 100
+
+    @property
+    def level(self) -> str:
+        """ "empty" when the bucket is used up, "low" when nearly, else "ok"."""
+        if self.plan_balance == 0:
+            return "empty"
+        return "low" if self.used_percent >= NEARLY_USED_PERCENT else "ok"
+
+
+def balance_summary(*, workspace_id: int) -> BalanceSummary:
+    """The balance card: one row read (the wallet with its workspace and plan)."""
+    wallet = Wallet.objects.select_related("workspace__plan").get(workspace_id=workspace_id)
+    return BalanceSummary(
+        workspace_id=workspace_id,
+        plan=wallet.workspace.plan,
+        seats=wallet.workspace.seats,
+        allowance=wallet.period_allowance,
+        plan_balance=wallet.plan_balance,
+        topup_balance=wallet.topup_balance,
+        period_start=wallet.period_start,
+        period_end=wallet.period_end,
+        revision=wallet.revision,
+    )
+
+
+def wallet_revision(*, workspace_id: int) -> int | None:
+    """The wallet's change counter: enough to answer "has anything changed?" with a 304."""
+    return Wallet.objects.filter(workspace_id=workspace_id).values_list("revision", flat=True).first()
+
+
+@dataclass(frozen=True)
+class LedgerFilters:
+    specialist: str = ""
+    action: str = ""
+    kind: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def as_query(self) -> dict[str, str]:
+        pairs = {
+            "specialist": self.specialist,
+            "action": self.action,
+            "kind": self.kind,
+            "date_from": self.date_from.isoformat() if self.date_from else "",
+            "date_to": self.date_to.isoformat() if self.date_to else "",
+        }
+        return {name: value for name, value in pairs.items() if value}
+
+
+def _ledger_queryset(workspace_id: int, filters: LedgerFilters, zone: ZoneInfo) -> models.QuerySet:
+    entries = LedgerEntry.objects.filter(workspace_id=workspace_id)
+    if filters.specialist:
+        entries = entries.filter(specialist_id=filters.specialist)
+    if filters.action:
+        entries = entries.filter(action__key=filters.action)
+    if filters.kind:
+        entries = entries.filter(kind=filters.kind)
+    # Dates are the reader's days: from local midnight to the next one after date_to.
+    if filters.date_from:
+        entries = entries.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=zone))
+    if filters.date_to:
+        end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=zone)
+        entries = entries.filter(created_at__lt=end)
+    return entries
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    entries: list[LedgerEntry]
+    next_cursor: int | None
+
+
+def ledger_page(
+    *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, before: int | None = None, limit: int = 25
+) -> LedgerPage:
+    """Newest first, ``limit`` at a time; the cursor is the last id shown (keyset, never OFFSET)."""
+    entries = _ledger_queryset(workspace_id, filters, zone)
+    if before is not None:
+        entries = entries.filter(id__lt=before)
+    rows = list(entries.select_related("action", "specialist", "actor").order_by("-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return LedgerPage(entries=rows, next_cursor=rows[-1].pk if more and rows else None)
+
+
+def ledger_export(
+    *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, chunk: int = 2_000
+) -> Iterator[LedgerEntry]:
+    """Every matching entry, newest first, read a keyset chunk at a time (for streaming CSV)."""
+    before = None
+    while True:
+        page = ledger_page(workspace_id=workspace_id, filters=filters, zone=zone, before=before, limit=chunk)
+        yield from page.entries
+        if page.next_cursor is None:
+            return
+        before = page.next_cursor
+
+
+@dataclass(frozen=True)
+class ToolUsage:
+    key: str
+    label: str
+    credits: int
+    list_credits: int
+    quantity: int
+    events: int
+    unit: str
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    start: date
+    end: date
+    today: date
+    days: list[date]
+    by_day: dict[date, dict[str, int]]
+    tools: list[ToolUsage]
+    specialists: list[tuple[str, int]]
+    total: int
+    byok_saved: int
+    followups_skipped: int
+    reply_saved: int
+    runs_out_on: date | None
+    total_runs_out_on: date | None
+
+
+def usage_summary(*, workspace_id: int, today: date) -> UsageSummary:
+    """The current period's usage from the day counters (never the ledger), and the forecast."""
+    wallet = Wallet.objects.select_related("workspace").get(workspace_id=workspace_id)
+    zone = wallet.workspace.zone
+    start = wallet.period_start.astimezone(zone).date()
+    end = wallet.period_end.astimezone(zone).date()
+    rows = list(
+        DailyUsage.objects.filter(workspace_id=workspace_id, day__gte=start, day__lte=max(today, start))
+        .values_list("day", "action__key", "action__label", "action__unit", "specialist__label")
+        .annotate(
+            credits=Sum("credits"), list_credits=Sum("list_credits"), quantity=Sum("quantity"), events=Sum("events")
+        )
+        .order_by()
+    )
+    days = [start + timedelta(days=n) for n in range((min(today, end) - start).days + 1)]
+    by_day: dict[date, dict[str, int]] = {day: {} for day in days}
+    tools: dict[str, dict] = {}
+    specialists: dict[str, int] = {}
+    for day, key, label, unit, specialist, credits_, list_credits, quantity, events in rows:
+        by_day.setdefault(day, {})[key] = by_day.get(day, {}).get(key, 0) + credits_
+        tool = tools.setdefault(
+            key, {"key": key, "label": label, "unit": unit, "credits": 0, "list_credits": 0, "quantity": 0, "events": 0}
+        )
+        tool["credits"] += credits_
+        tool["list_credits"] += list_credits
+        tool["quantity"] += quantity
+        tool["events"] += events
+        specialists[specialist] = specialists.get(specialist, 0) + credits_
+    tool_list = sorted((ToolUsage(**t) for t in tools.values()), key=lambda t: -t.credits)
+    total = sum(t.credits for t in tool_list)
+    refused = RefusalTally.objects.filter(
+        workspace_id=workspace_id, day__gte=start, day__lte=today, code="sequence_paused"
+    ).aggregate(count=Sum("refusals"), saved=Sum("credits"))
+    # The forecast: the pace so far this period, carried forward.
+    elapsed = max((today - start).days + 1, 1)
+
+    def lasts_until(balance: int) -> date | None:
+        if total <= 0:
+            return None
+        days = balance * elapsed // total  # whole days the balance lasts at the average daily spend
+        return today + timedelta(days=days) if days <= FORECAST_HORIZON_DAYS else None
+
+    runs_out, total_runs_out = lasts_until(wallet.plan_balance), lasts_until(wallet.total)
+    return UsageSummary(
+        start=start,
+        end=end,
+        today=today,
+        days=days,
+        by_day=by_day,
+        tools=tool_list,
+        specialists=sorted(specialists.items(), key=lambda item: -item[1]),
+        total=total,
+        byok_saved=sum(t.list_credits - t.credits for t in tool_list),
+        followups_skipped=refused["count"] or 0,
+        reply_saved=refused["saved"] or 0,
+        runs_out_on=runs_out,
+        total_runs_out_on=total_runs_out,
+    )
+
+
+@dataclass(frozen=True)
+class CapRow:
+    specialist: Specialist
+    daily_cap: int | None
+    spent_today: int
+
+    @property
+    def percent(self) -> int:
+        if not self.daily_cap:
+            return 100 if self.daily_cap == 0 else 0
+        return min(100, self.spent_today * 100 // self.daily_cap)
+
+
+def caps_overview(*, workspace_id: int, today: date) -> list[CapRow]:
+    caps = dict(SpecialistCap.objects.filter(workspace_id=workspace_id).values_list("specialist_id", "daily_cap"))
+    spent = dict(
+        DailyUsage.objects.filter(workspace_id=workspace_id, day=today)
+        .values_list("specialist_id")
+        .annotate(total=Sum("credits"))
+        .order_by()
+    )
+    return [CapRow(s, caps.get(s.key), spent.get(s.key, 0)) for s in Specialist.objects.all()]
+
+
+def activity_page(*, workspace_id: int, limit: int = 100) -> list[Activity]:
+    return list(Activity.objects.filter(workspace_id=workspace_id).select_related("actor").order_by("-id")[:limit])

@@ -1,11 +1,417 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+"""Pages and htmx fragments. Thin: parse, call one service or selector, render.
 
-from billing import selectors
+Every settings view runs inside the signed-in user's current workspace, resolved from their
+memberships only (``workspace_view``): another workspace's data is simply not reachable,
+and an id that is not theirs answers 404.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from collections.abc import Callable
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing import selectors, services
+from billing.charts import usage_chart
+from billing.credits import format_credits
+from billing.errors import BillingError
+from billing.forms import ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
+from billing.models import Invitation, LedgerEntry, Membership, Plan, TopUpPack, Workspace
+
+SESSION_WORKSPACE = "workspace_id"
 
 
 @require_GET
 def pricing(request: HttpRequest) -> HttpResponse:
     """The help page's price list, rendered from the catalog the engine charges by."""
     return render(request, "billing/pricing.html", {"catalog": selectors.catalog_overview()})
+
+
+# --- Whose workspace --------------------------------------------------------------------------
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    memberships = Membership.objects.select_related("workspace", "workspace__plan").filter(user=request.user)
+    chosen = request.session.get(SESSION_WORKSPACE)
+    membership = memberships.filter(workspace_id=chosen).first() if chosen else None
+    return membership or memberships.order_by("created_at", "id").first()
+
+
+def workspace_view(*, manage: bool = False) -> Callable:
+    """Run the view in the user's current workspace; ``manage``: owners and admins only (403)."""
+
+    def decorate(view: Callable) -> Callable:
+        @login_required
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            membership = current_membership(request)
+            if membership is None:
+                raise Http404("You are not a member of any workspace.")
+            if manage and not membership.can_manage_billing:
+                raise PermissionDenied("Only the workspace's owners and admins can do this.")
+            request.membership = membership
+            request.workspace = membership.workspace
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+def _today(workspace: Workspace) -> date:
+    return timezone.now().astimezone(workspace.zone).date()
+
+
+def _region(request: HttpRequest, partial: str, context: Callable[[], dict]) -> HttpResponse:
+    """An htmx request gets the region alone; a plain one (no JS) the whole billing page."""
+    if request.htmx and not request.htmx.boosted:
+        return render(request, f"billing/settings_billing.html#{partial}", context())
+    return render(request, "billing/settings_billing.html", _billing_context(request))
+
+
+@require_POST
+@login_required
+def workspace_switch(request: HttpRequest) -> HttpResponse:
+    membership = get_object_or_404(Membership, user=request.user, workspace_id=request.POST.get("workspace"))
+    request.session[SESSION_WORKSPACE] = membership.workspace_id
+    return redirect("billing:settings_billing")
+
+
+# --- Settings → Billing & Credits ----------------------------------------------------------------
+
+
+def _billing_context(request: HttpRequest) -> dict:
+    workspace = request.workspace
+    today = _today(workspace)
+    form = LedgerFilterForm(request.GET or None)
+    filters = form.filters() if form.is_valid() else selectors.LedgerFilters()
+    before = _cursor(request)
+    page = selectors.ledger_page(
+        workspace_id=workspace.pk, filters=filters, zone=timezone.get_current_timezone(), before=before
+    )
+    usage = selectors.usage_summary(workspace_id=workspace.pk, today=today)
+    return {
+        "balance": selectors.balance_summary(workspace_id=workspace.pk),
+        "filter_form": form,
+        "filters": filters,
+        "page": page,
+        "usage": usage,
+        "chart": usage_chart(usage),
+        "packs": selectors.pack_offers(),
+        "plans": list(Plan.objects.filter(is_active=True)),
+        "caps": selectors.caps_overview(workspace_id=workspace.pk, today=today),
+        "cap_form": CapForm(),
+        "can_manage": request.membership.can_manage_billing,
+    }
+
+
+def _cursor(request: HttpRequest) -> int | None:
+    try:
+        return int(request.GET["before"])
+    except (KeyError, ValueError):
+        return None
+
+
+@require_GET
+@workspace_view()
+def settings_billing(request: HttpRequest) -> HttpResponse:
+    return render(request, "billing/settings_billing.html", _billing_context(request))
+
+
+def _balance_etag(request: HttpRequest) -> str | None:
+    revision = selectors.wallet_revision(workspace_id=request.workspace.pk)
+    return None if revision is None else f'"balance-{request.workspace.pk}-{revision}"'
+
+
+@require_GET
+@workspace_view()
+def balance_fragment(request: HttpRequest) -> HttpResponse:
+    """Polled every few seconds: an unchanged wallet costs one indexed read and a 304."""
+    etag = _balance_etag(request)
+    if etag and etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        response = _region(
+            request,
+            "balance",
+            lambda: {
+                "balance": selectors.balance_summary(workspace_id=request.workspace.pk),
+                "can_manage": request.membership.can_manage_billing,
+            },
+        )
+    response["ETag"] = etag or ""
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@require_GET
+@workspace_view()
+def transactions_fragment(request: HttpRequest) -> HttpResponse:
+    def context() -> dict:
+        form = LedgerFilterForm(request.GET or None)
+        filters = form.filters() if form.is_valid() else selectors.LedgerFilters()
+        page = selectors.ledger_page(
+            workspace_id=request.workspace.pk,
+            filters=filters,
+            zone=timezone.get_current_timezone(),
+            before=_cursor(request),
+        )
+        return {"filter_form": form, "filters": filters, "page": page}
+
+    # "Load more" appends rows to the table; a filter change replaces the whole region.
+    return _region(request, "transaction-rows" if request.GET.get("before") else "transactions", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = [
+    "id", "time", "kind", "specialist", "tool", "quantity", "unit", "credits", "plan bucket", "top-up",
+    "plan balance after", "top-up balance after", "byok", "list credits", "lead", "reason", "idempotency key",
+    "external ref",
+]  # fmt: skip
+
+
+def _csv_row(entry: LedgerEntry, zone) -> list[str]:
+    action = entry.action
+    return [
+        str(entry.pk),
+        entry.created_at.astimezone(zone).isoformat(timespec="seconds"),
+        entry.kind,
+        entry.specialist.label if entry.specialist else "",
+        action.key if action else "",
+        "" if entry.quantity is None else str(entry.quantity),
+        action.unit if action else "",
+        format_credits(entry.amount, signed=True).replace(",", ""),
+        format_credits(entry.plan_delta, signed=True).replace(",", ""),
+        format_credits(entry.topup_delta, signed=True).replace(",", ""),
+        format_credits(entry.plan_balance_after).replace(",", ""),
+        format_credits(entry.topup_balance_after).replace(",", ""),
+        "yes" if entry.byok else "",
+        "" if entry.list_amount is None else format_credits(entry.list_amount).replace(",", ""),
+        entry.lead,
+        entry.reason,
+        entry.idempotency_key,
+        entry.external_ref,
+    ]
+
+
+@require_GET
+@workspace_view()
+def transactions_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered list as CSV, streamed a keyset chunk at a time (flat memory at any size)."""
+    form = LedgerFilterForm(request.GET or None)
+    filters = form.filters() if form.is_valid() else selectors.LedgerFilters()
+    zone = timezone.get_current_timezone()
+    writer = csv.writer(_Echo())
+    entries = selectors.ledger_export(workspace_id=request.workspace.pk, filters=filters, zone=zone)
+    rows = (writer.writerow(_csv_row(entry, zone)) for entry in entries)
+    header = writer.writerow(CSV_COLUMNS)
+    response = StreamingHttpResponse((line for part in ([header], rows) for line in part), content_type="text/csv")
+    name = f"sigora-transactions-{request.workspace.pk}-{timezone.now():%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@require_GET
+@workspace_view()
+def usage_fragment(request: HttpRequest) -> HttpResponse:
+    def context() -> dict:
+        usage = selectors.usage_summary(workspace_id=request.workspace.pk, today=_today(request.workspace))
+        return {"usage": usage, "chart": usage_chart(usage)}
+
+    return _region(request, "usage", context)
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view()
+def caps_fragment(request: HttpRequest) -> HttpResponse:
+    form = CapForm(request.POST or None)
+    if request.method == "POST":
+        if not request.membership.can_manage_billing:
+            raise PermissionDenied("Only the workspace's owners and admins can change caps.")
+        if form.is_valid():
+            services.cap_set(
+                workspace=request.workspace,
+                specialist=form.cleaned_data["specialist"],
+                daily_cap=form.cleaned_data["daily_cap_millicredits"],
+                actor=request.user,
+            )
+            messages.success(request, "Daily cap saved.")
+            if not request.htmx:
+                return redirect(reverse("billing:settings_billing") + "#caps")
+            form = CapForm()
+    if request.method == "POST" and form.errors and not request.htmx:
+        context = _billing_context(request)
+        context["cap_form"] = form
+        return render(request, "billing/settings_billing.html", context, status=422)
+    response = _region(
+        request,
+        "caps",
+        lambda: {
+            "caps": selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace)),
+            "cap_form": form,
+            "can_manage": request.membership.can_manage_billing,
+        },
+    )
+    if request.method == "POST" and form.errors:
+        response.status_code = 422
+    return response
+
+
+@require_POST
+@workspace_view(manage=True)
+def purchase(request: HttpRequest, kind: str, key: str) -> HttpResponse:
+    """Top-up and upgrade buttons. Until Stripe is configured they explain that, never a 500."""
+    if kind == "top-up":
+        item = get_object_or_404(TopUpPack, key=key, is_active=True)
+    else:
+        item = get_object_or_404(Plan, key=key, is_active=True)
+    return render(request, "billing/payments_unavailable.html", {"item": item, "kind": kind})
+
+
+# --- Settings → BYOK Anthropic Key ------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view()
+def settings_byok(request: HttpRequest) -> HttpResponse:
+    form = ByokForm(request.POST or None)
+    if request.method == "POST":
+        if not request.membership.can_manage_billing:
+            raise PermissionDenied("Only the workspace's owners and admins can change the BYOK key.")
+        if request.POST.get("action") == "remove":
+            services.byok_remove(workspace=request.workspace, actor=request.user)
+            messages.success(request, "Your Anthropic key was removed: AI usage debits credits again.")
+            return redirect("billing:settings_byok")
+        if form.is_valid():
+            try:
+                services.byok_set(workspace=request.workspace, api_key=form.cleaned_data["api_key"], actor=request.user)
+            except BillingError as refusal:
+                form.add_error("api_key", refusal.message)
+            else:
+                messages.success(request, "Your Anthropic key is saved: AI usage no longer debits credits.")
+                return redirect("billing:settings_byok")
+    context = {"form": form, "can_manage": request.membership.can_manage_billing}
+    return render(request, "billing/settings_byok.html", context, status=422 if form.errors else 200)
+
+
+# --- Settings → Members and → Activity --------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view()
+def settings_members(request: HttpRequest) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    if request.method == "POST":
+        if not request.membership.can_manage_billing:
+            raise PermissionDenied("Only the workspace's owners and admins can invite.")
+        if form.is_valid():
+            try:
+                services.invitation_create(
+                    workspace=request.workspace,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    invited_by=request.user,
+                    link_base=request.build_absolute_uri(reverse("billing:invitation", args=["-"])).rsplit("/", 2)[0],
+                )
+            except BillingError as refusal:
+                form.add_error("email", refusal.message)
+            else:
+                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+                return redirect("billing:settings_members")
+    workspace = request.workspace
+    context = {
+        "form": form,
+        "members": workspace.memberships.select_related("user").order_by("created_at"),
+        "invitations": [i for i in workspace.invitations.order_by("-created_at") if i.is_pending],
+        "can_manage": request.membership.can_manage_billing,
+    }
+    return render(request, "billing/settings_members.html", context, status=422 if form.errors else 200)
+
+
+@require_POST
+@workspace_view(manage=True)
+def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(Membership, pk=membership_id, workspace=request.workspace)
+    try:
+        services.membership_remove(membership=membership, actor=request.user)
+    except BillingError as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, f"{membership.user.get_username()} was removed.")
+    return redirect("billing:settings_members")
+
+
+@require_POST
+@workspace_view(manage=True)
+def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_object_or_404(Invitation, pk=invitation_id, workspace=request.workspace)
+    services.invitation_revoke(invitation=invitation, actor=request.user)
+    messages.success(request, f"The invitation to {invitation.email} was revoked.")
+    return redirect("billing:settings_members")
+
+
+@require_GET
+@workspace_view()
+def settings_activity(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "billing/settings_activity.html",
+        {"activities": selectors.activity_page(workspace_id=request.workspace.pk)},
+    )
+
+
+# --- Joining -----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    pending = services.invitation_lookup(token)
+    if pending is None:
+        raise Http404("This invitation link is not valid any more.")
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('login')}?next={request.path}")
+        membership = services.invitation_accept(token=token, user=request.user)
+        request.session[SESSION_WORKSPACE] = membership.workspace_id
+        messages.success(request, f"Welcome to {membership.workspace.name}.")
+        return redirect("billing:settings_billing")
+    return render(request, "billing/invitation.html", {"invitation": pending})
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.account_signup(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                workspace_name=form.cleaned_data["workspace_name"],
+            )
+        except BillingError as refusal:
+            form.add_error(refusal.details.get("field") or None, refusal.message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+                return redirect(next_url)
+            return redirect("billing:settings_billing")
+    return render(
+        request, "registration/signup.html", {"form": form, "next": next_url}, status=422 if form.errors else 200
+    )

@@ -1,7 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("settings/", RedirectView.as_view(pattern_name="billing:settings_billing", permanent=False)),
     path("", include("billing.urls")),
 ]

@@ -9,7 +9,17 @@ from billing.errors import (
     SequencePaused,
     UnknownAction,
 )
-from billing.services.byok import byok_remove, byok_set
+from billing.services.accounts import (
+    PermissionDenied,
+    account_signup,
+    activity_record,
+    invitation_accept,
+    invitation_create,
+    invitation_lookup,
+    invitation_revoke,
+    membership_remove,
+)
+from billing.services.byok import byok_key, byok_remove, byok_set
 from billing.services.caps import cap_set
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
 from billing.services.leads import record_reply, resume_lead
@@ -22,9 +32,13 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidRequest",
+    "PermissionDenied",
     "SequencePaused",
     "UnknownAction",
     "UsageEvent",
+    "account_signup",
+    "activity_record",
+    "byok_key",
     "byok_remove",
     "byok_set",
     "cap_set",
@@ -32,6 +46,11 @@ __all__ = [
     "charge_batch",
     "entry_post",
     "entry_replay",
+    "invitation_accept",
+    "invitation_create",
+    "invitation_lookup",
+    "invitation_revoke",
+    "membership_remove",
     "record_reply",
     "resume_lead",
     "usage_event",

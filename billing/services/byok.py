@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from billing import crypto
 from billing.errors import InvalidRequest
-from billing.models import Workspace
+from billing.models import Activity, Workspace
+from billing.services.accounts import activity_record
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +19,13 @@ logger = logging.getLogger(__name__)
 ANTHROPIC_KEY_PATTERN = re.compile(r"^sk-ant-[A-Za-z0-9_-]{20,200}$")
 
 
-def byok_set(*, workspace: Workspace, api_key: str) -> Workspace:
+def byok_key(*, workspace: Workspace) -> str:
+    """The decrypted key, for Sigora's AI gateway only: every read is logged."""
+    logger.info("byok key read workspace=%s", workspace.pk)
+    return crypto.decrypt(workspace.byok_key_encrypted) if workspace.byok_key_encrypted else ""
+
+
+def byok_set(*, workspace: Workspace, api_key: str, actor: AbstractBaseUser | None = None) -> Workspace:
     """Store (or replace) the workspace's Anthropic key, encrypted; only a masked hint stays readable."""
     api_key = (api_key or "").strip()
     if not ANTHROPIC_KEY_PATTERN.match(api_key):
@@ -29,14 +37,16 @@ def byok_set(*, workspace: Workspace, api_key: str) -> Workspace:
     workspace.byok_key_hint = f"sk-ant-…{api_key[-4:]}"
     workspace.byok_set_at = timezone.now()
     workspace.save(update_fields=["byok_key_encrypted", "byok_key_hint", "byok_set_at"])
+    activity_record(workspace=workspace, actor=actor, verb=Activity.Verb.BYOK_SET, detail=workspace.byok_key_hint)
     logger.info("byok key set workspace=%s", workspace.pk)
     return workspace
 
 
-def byok_remove(*, workspace: Workspace) -> Workspace:
+def byok_remove(*, workspace: Workspace, actor: AbstractBaseUser | None = None) -> Workspace:
     workspace.byok_key_encrypted = ""
     workspace.byok_key_hint = ""
     workspace.byok_set_at = None
     workspace.save(update_fields=["byok_key_encrypted", "byok_key_hint", "byok_set_at"])
+    activity_record(workspace=workspace, actor=actor, verb=Activity.Verb.BYOK_REMOVED)
     logger.info("byok key removed workspace=%s", workspace.pk)
     return workspace

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from billing.credits import format_credits
 from billing.errors import InvalidRequest
-from billing.models import Specialist, SpecialistCap, Workspace
+from billing.models import Activity, Specialist, SpecialistCap, Workspace
+from billing.services.accounts import activity_record
 
 
-def cap_set(*, workspace: Workspace, specialist: str, daily_cap: int | None) -> SpecialistCap | None:
+def cap_set(
+    *, workspace: Workspace, specialist: str, daily_cap: int | None, actor: AbstractBaseUser | None = None
+) -> SpecialistCap | None:
     """Set a specialist's daily cap in millicredits; ``None`` removes it (no cap)."""
     if not Specialist.objects.filter(key=specialist).exists():
         raise InvalidRequest(f"There is no specialist {specialist!r}.", field="specialist")
+    label = Specialist.objects.get(key=specialist).label
     if daily_cap is None:
-        SpecialistCap.objects.filter(workspace=workspace, specialist_id=specialist).delete()
+        deleted, _ = SpecialistCap.objects.filter(workspace=workspace, specialist_id=specialist).delete()
+        if deleted:
+            activity_record(workspace=workspace, actor=actor, verb=Activity.Verb.CAP_CHANGED, detail=f"{label}: no cap")
         return None
     if not isinstance(daily_cap, int) or isinstance(daily_cap, bool) or daily_cap < 0:
         raise InvalidRequest("daily_cap must be a whole, non-negative number of millicredits.", field="daily_cap")
@@ -21,5 +29,11 @@ def cap_set(*, workspace: Workspace, specialist: str, daily_cap: int | None) -> 
         workspace=workspace,
         specialist_id=specialist,
         defaults={"daily_cap": daily_cap, "updated_at": timezone.now()},
+    )
+    activity_record(
+        workspace=workspace,
+        actor=actor,
+        verb=Activity.Verb.CAP_CHANGED,
+        detail=f"{label}: {format_credits(daily_cap)} credits/day",
     )
     return cap

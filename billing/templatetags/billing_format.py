@@ -12,7 +12,7 @@ TOKENS_PER_PRICE_UNIT = 10  # the help page quotes token prices per 10 tokens
 
 @register.filter
 def credits(milli: int | None) -> str:
-    return "" if milli is None else format_credits(milli)
+    return format_credits(milli) if isinstance(milli, int) else ""
 
 
 @register.filter
@@ -39,3 +39,23 @@ def price_label(action: Action) -> str:
         return f"{format_credits(amount)} {unit} per {TOKENS_PER_PRICE_UNIT} tokens"
     text = f"{format_credits(action.unit_price)} credits"
     return f"{text} per page" if action.unit == Action.Unit.PAGE else text
+
+
+@register.filter
+def share_of(part: int, whole: int) -> str:
+    """ "42%" of a whole; "0%" when there is nothing to share."""
+    return f"{round(part * 100 / whole)}%" if whole else "0%"
+
+
+@register.filter
+def buckets(entry) -> str:
+    """Which bucket(s) an entry moved: "Plan", "Top-up", "Plan + top-up"."""
+    moved = [name for name, delta in (("Plan", entry.plan_delta), ("Top-up", entry.topup_delta)) if delta]
+    return " + ".join(moved).capitalize() if moved else "—"
+
+
+@register.filter
+def urlencode_dict(query: dict) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(query)

@@ -1,0 +1,155 @@
+"""People: signing up, inviting, joining and leaving workspaces, and the activity log."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.errors import BillingError, InvalidRequest
+from billing.models import Activity, Invitation, Membership, Workspace
+from billing.services.workspaces import workspace_create
+
+logger = logging.getLogger(__name__)
+
+INVITATION_DAYS = 7
+
+
+class PermissionDenied(BillingError):
+    code = "permission_denied"
+    http_status = 403
+
+
+def activity_record(*, workspace: Workspace, actor: AbstractBaseUser | None, verb: str, detail: str = "") -> Activity:
+    return Activity.objects.create(workspace=workspace, actor=actor, verb=verb, detail=detail[:255])
+
+
+def _email(raw: str) -> str:
+    email = (raw or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise InvalidRequest("Enter a valid email address.", field="email") from None
+    return email
+
+
+@transaction.atomic
+def account_signup(*, email: str, password: str, workspace_name: str, time_zone: str = "UTC") -> AbstractBaseUser:
+    """A new user and their own Free workspace, which they own."""
+    User = get_user_model()
+    email = _email(email)
+    if User.objects.filter(username=email).exists():
+        raise InvalidRequest("An account with this email already exists; sign in instead.", field="email")
+    user = User(username=email, email=email)
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise InvalidRequest(" ".join(exc.messages), field="password") from None
+    user.set_password(password)
+    user.save()
+    workspace_create(name=workspace_name, owner=user, time_zone=time_zone)
+    logger.info("signup user=%s", user.pk)
+    return user
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invitation_create(
+    *, workspace: Workspace, email: str, role: str, invited_by: AbstractBaseUser, link_base: str
+) -> Invitation:
+    """Invite ``email`` to join with ``role`` and email them the link (valid for a week)."""
+    email = _email(email)
+    if role not in Membership.Role.values:
+        raise InvalidRequest("Choose a role: owner, admin or member.", field="role")
+    if Membership.objects.filter(workspace=workspace, user__username=email).exists():
+        raise InvalidRequest(f"{email} is already a member of this workspace.", field="email")
+    # A new invitation replaces a pending one for the same address.
+    Invitation.objects.filter(
+        workspace=workspace, email=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        workspace=workspace,
+        email=email,
+        role=role,
+        token_hash=_hash(token),
+        invited_by=invited_by,
+        expires_at=timezone.now() + timedelta(days=INVITATION_DAYS),
+    )
+    link = f"{link_base.rstrip('/')}/{token}/"
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"Join {workspace.name} on Sigora",
+            message=(
+                f"{invited_by.get_username()} invited you to the {workspace.name} workspace on Sigora as "
+                f"{invitation.get_role_display().lower()}.\n\nAccept the invitation: {link}\n\n"
+                f"The link works for {INVITATION_DAYS} days."
+            ),
+            from_email=None,
+            recipient_list=[email],
+        )
+    )
+    activity_record(
+        workspace=workspace, actor=invited_by, verb=Activity.Verb.MEMBER_INVITED, detail=f"{email} as {role}"
+    )
+    return invitation
+
+
+def invitation_lookup(token: str) -> Invitation | None:
+    """The pending invitation this token opens, if any."""
+    invitation = Invitation.objects.select_related("workspace").filter(token_hash=_hash(token or "")).first()
+    return invitation if invitation is not None and invitation.is_pending else None
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
+    invitation = invitation_lookup(token)
+    if invitation is None:
+        raise InvalidRequest("This invitation link is not valid any more (used, revoked or expired).", field="token")
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise InvalidRequest("This invitation was already used.", field="token")
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(workspace=invitation.workspace, user=user, role=invitation.role)
+    except IntegrityError:
+        membership = Membership.objects.get(workspace=invitation.workspace, user=user)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    activity_record(
+        workspace=invitation.workspace, actor=user, verb=Activity.Verb.MEMBER_JOINED, detail=f"as {membership.role}"
+    )
+    return membership
+
+
+def invitation_revoke(*, invitation: Invitation, actor: AbstractBaseUser) -> None:
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    activity_record(
+        workspace=invitation.workspace, actor=actor, verb=Activity.Verb.INVITATION_REVOKED, detail=invitation.email
+    )
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: AbstractBaseUser) -> None:
+    """Remove a member; a workspace always keeps at least one owner."""
+    owners = Membership.objects.select_for_update().filter(workspace=membership.workspace, role=Membership.Role.OWNER)
+    if membership.role == Membership.Role.OWNER and owners.count() <= 1:
+        raise InvalidRequest("A workspace needs at least one owner: make someone else owner first.", field="member")
+    email = membership.user.get_username()
+    membership.delete()
+    activity_record(workspace=membership.workspace, actor=actor, verb=Activity.Verb.MEMBER_REMOVED, detail=email)
