@@ -42,11 +42,16 @@ def pricing(request: HttpRequest) -> HttpResponse:
 # --- Whose workspace --------------------------------------------------------------------------
 
 
-def current_membership(request: HttpRequest) -> Membership | None:
-    memberships = Membership.objects.select_related("workspace", "workspace__plan").filter(user=request.user)
+def user_memberships(request: HttpRequest) -> list[Membership]:
+    """All the user's memberships (one query), the current workspace's first."""
+    memberships = list(
+        Membership.objects.select_related("workspace", "workspace__plan")
+        .filter(user=request.user)
+        .order_by("created_at", "id")
+    )
     chosen = request.session.get(SESSION_WORKSPACE)
-    membership = memberships.filter(workspace_id=chosen).first() if chosen else None
-    return membership or memberships.order_by("created_at", "id").first()
+    memberships.sort(key=lambda m: m.workspace_id != chosen)
+    return memberships
 
 
 def workspace_view(*, manage: bool = False) -> Callable:
@@ -56,12 +61,14 @@ def workspace_view(*, manage: bool = False) -> Callable:
         @login_required
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            membership = current_membership(request)
-            if membership is None:
+            memberships = user_memberships(request)
+            if not memberships:
                 raise Http404("You are not a member of any workspace.")
+            membership = memberships[0]
             if manage and not membership.can_manage_billing:
                 raise PermissionDenied("Only the workspace's owners and admins can do this.")
             request.membership = membership
+            request.memberships = memberships
             request.workspace = membership.workspace
             return view(request, *args, **kwargs)
 

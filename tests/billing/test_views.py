@@ -1,0 +1,301 @@
+"""The settings pages: who may see and do what, and what each region shows."""
+
+import csv
+import io
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from billing.credits import credits
+from billing.models import Activity, Invitation, Membership, SpecialistCap, Workspace
+from billing.services import byok_set, charge, charge_batch
+from tests.factories import UserFactory, WorkspaceFactory
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery staple"
+BYOK_KEY = "sk-ant-api03-" + "k" * 40
+
+
+@pytest.fixture
+def team(db):
+    """A workspace with an owner, an admin and a member, and a stranger with a workspace of their own."""
+    owner = UserFactory(email="owner@example.test")
+    ws = WorkspaceFactory(owner=owner, name="Team")
+    admin, member = UserFactory(email="admin@example.test"), UserFactory(email="member@example.test")
+    Membership.objects.create(workspace=ws, user=admin, role="admin")
+    Membership.objects.create(workspace=ws, user=member, role="member")
+    stranger = UserFactory(email="stranger@example.test")
+    other = WorkspaceFactory(owner=stranger, name="Elsewhere")
+    return {"ws": ws, "owner": owner, "admin": admin, "member": member, "stranger": stranger, "other": other}
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client
+
+
+READ_URLS = [
+    "billing:settings_billing",
+    "billing:balance",
+    "billing:transactions",
+    "billing:transactions_csv",
+    "billing:usage",
+    "billing:caps",
+    "billing:settings_byok",
+    "billing:settings_members",
+    "billing:settings_activity",
+]
+
+
+@pytest.mark.parametrize("name", READ_URLS)
+def test_anonymous_visitors_are_sent_to_sign_in(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("name", READ_URLS)
+@pytest.mark.parametrize("role", ["owner", "admin", "member"])
+def test_every_role_can_view(client, team, name, role):
+    response = client_for(client, team[role]).get(reverse(name))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("name", READ_URLS)
+def test_a_user_without_a_workspace_gets_404(client, name):
+    assert client_for(client, UserFactory()).get(reverse(name)).status_code == 404
+
+
+MANAGE_POSTS = [
+    ("billing:caps", {}, {"specialist": "outreach", "daily_cap": "5000"}),
+    ("billing:settings_byok", {}, {"action": "set", "api_key": BYOK_KEY}),
+    ("billing:settings_members", {}, {"email": "new@example.test", "role": "member"}),
+    ("billing:purchase", {"kind": "top-up", "key": "100k"}, {}),
+    ("billing:purchase", {"kind": "upgrade", "key": "pro"}, {}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "data"), MANAGE_POSTS)
+def test_members_cannot_manage_billing(client, team, name, kwargs, data):
+    response = client_for(client, team["member"]).post(reverse(name, kwargs=kwargs), data)
+    assert response.status_code == 403
+    assert not SpecialistCap.objects.exists()
+    assert not Workspace.objects.get(pk=team["ws"].pk).has_byok
+    assert not Invitation.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "kwargs", "data"), MANAGE_POSTS)
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_can_manage_billing(client, team, name, kwargs, data, role):
+    response = client_for(client, team[role]).post(reverse(name, kwargs=kwargs), data)
+    assert response.status_code in (200, 302)
+
+
+def test_nobody_reaches_another_workspaces_rows(client, team):
+    other = team["other"]
+    stranger_membership = Membership.objects.get(workspace=other)
+    invitation_elsewhere = Invitation.objects.create(
+        workspace=other, email="x@example.test", token_hash="0" * 64, expires_at="2100-01-01T00:00Z"
+    )
+    owner = client_for(client, team["owner"])
+    assert owner.post(reverse("billing:member_remove", args=[stranger_membership.pk])).status_code == 404
+    assert owner.post(reverse("billing:invitation_revoke", args=[invitation_elsewhere.pk])).status_code == 404
+    assert owner.post(reverse("billing:workspace_switch"), {"workspace": other.pk}).status_code == 404
+    assert Membership.objects.filter(pk=stranger_membership.pk).exists()
+    # The pages show only the current workspace's ledger.
+    charge(workspace=other, action="linkedin-dm", idempotency_key="secret-elsewhere")
+    page = owner.get(reverse("billing:settings_billing")).content.decode()
+    rows = page.split('data-testid="transactions"')[1].split("</table>")[0]
+    assert "LinkedIn DM via Unipile" not in rows and "Plan credits granted" in rows
+    exported = b"".join(owner.get(reverse("billing:transactions_csv")).streaming_content).decode()
+    assert "secret-elsewhere" not in exported
+
+
+def test_the_balance_card_and_its_warnings(client, team):
+    ws = team["ws"]
+    owner = client_for(client, team["owner"])
+    page = owner.get(reverse("billing:settings_billing")).content.decode()
+    assert 'data-testid="total-credits">10,000<' in page
+    assert "Free" in page
+    charge_batch(workspace=ws, events=[{"action": "crustdata-search", "idempotency_key": f"s{i}"} for i in range(17)])
+    fragment = owner.get(reverse("billing:balance"), HTTP_HX_REQUEST="true").content.decode()
+    assert "<h1>" not in fragment  # the region alone
+    assert 'data-testid="total-credits">1,500<' in fragment
+    assert "You have used 85% of this month" in fragment
+    charge_batch(workspace=ws, events=[{"action": "crustdata-search", "idempotency_key": f"t{i}"} for i in range(3)])
+    fragment = owner.get(reverse("billing:balance"), HTTP_HX_REQUEST="true").content.decode()
+    assert "no top-up credits left: charges are refused" in fragment
+
+
+def test_an_unchanged_balance_answers_304(client, team):
+    owner = client_for(client, team["owner"])
+    first = owner.get(reverse("billing:balance"), HTTP_HX_REQUEST="true")
+    again = owner.get(reverse("billing:balance"), HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304 and again.content == b""
+    charge(workspace=team["ws"], action="gmail-send", idempotency_key="moved")
+    changed = owner.get(reverse("billing:balance"), HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert changed.status_code == 200 and changed["ETag"] != first["ETag"]
+
+
+def test_transactions_filter_page_by_keyset_and_export(client, team):
+    ws = team["ws"]
+    events = [{"action": "claude-haiku", "quantity": 7, "idempotency_key": f"h{i}"} for i in range(40)]
+    events += [{"action": "gmail-send", "idempotency_key": f"g{i}"} for i in range(30)]
+    charge_batch(workspace=ws, events=events)
+    owner = client_for(client, team["owner"])
+    url = reverse("billing:transactions")
+    first = owner.get(url, {"action": "gmail-send"}, HTTP_HX_REQUEST="true").content.decode()
+    assert first.count("<tr data-entry=") == 25
+    assert "Claude Haiku</td>" not in first and "Cold email send via Gmail (Composio)</td>" in first
+    cursor = int(re.search(r"before=(\d+)", first).group(1))
+    more = owner.get(url, {"action": "gmail-send", "before": cursor}, HTTP_HX_REQUEST="true").content.decode()
+    assert more.count("<tr data-entry=") == 5 and "Load more" not in more
+    assert "<table" not in more  # rows to append, not a new table
+    export = owner.get(reverse("billing:transactions_csv"), {"action": "gmail-send"})
+    rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
+    assert rows[0][:3] == ["id", "time", "kind"]
+    assert len(rows) == 31 and {row[4] for row in rows[1:]} == {"gmail-send"}
+    assert {row[7] for row in rows[1:]} == {"-200"}
+    kinds = owner.get(url, {"kind": "plan_grant"}, HTTP_HX_REQUEST="true").content.decode()
+    assert kinds.count("<tr data-entry=") == 1 and "Plan credits granted" in kinds
+    bad = owner.get(url, {"date_from": "2027-02-01", "date_to": "2027-01-01"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "The end date is before the start date." in bad
+
+
+def test_the_usage_region_shows_tools_specialists_savings_and_a_forecast(client, team):
+    ws = team["ws"]
+    byok_set(workspace=ws, api_key=BYOK_KEY)
+    charge(workspace=ws, action="claude-opus", quantity=1_000, idempotency_key="o", specialist="publishing")
+    charge(workspace=ws, action="crustdata-search", quantity=2, idempotency_key="s")
+    html = client_for(client, team["owner"]).get(reverse("billing:usage"), HTTP_HX_REQUEST="true").content.decode()
+    assert "Crustdata search" in html and "Claude Opus" in html
+    assert '1,500</span><span class="muted">saved by BYOK' in html
+    assert "Sales / Sourcing" in html and "100%" in html
+    assert "<svg" in html and "<rect" in html
+    assert 'data-testid="forecast"' in html
+
+
+def test_caps_are_edited_with_the_specialists_spend_today(client, team):
+    owner = client_for(client, team["owner"])
+    charge(workspace=team["ws"], action="linkedin-dm", idempotency_key="dm")
+    response = owner.post(
+        reverse("billing:caps"), {"specialist": "outreach", "daily_cap": "5,000"}, HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and "<h1>" not in html
+    row = html.split('data-specialist="outreach"')[1].split("</tr>")[0]
+    assert "1,500" in row and "5,000" in row
+    assert SpecialistCap.objects.get().daily_cap == credits(5_000)
+    bad = owner.post(reverse("billing:caps"), {"specialist": "outreach", "daily_cap": "lots"}, HTTP_HX_REQUEST="true")
+    assert bad.status_code == 422 and "Enter a number of credits" in bad.content.decode()
+    owner.post(reverse("billing:caps"), {"specialist": "outreach", "daily_cap": ""})
+    assert not SpecialistCap.objects.exists()
+    assert Activity.objects.filter(verb="cap_changed").count() == 2
+
+
+def test_byok_page_masks_the_key_and_logs_who_changed_it(client, team):
+    owner = client_for(client, team["owner"])
+    response = owner.post(reverse("billing:settings_byok"), {"action": "set", "api_key": BYOK_KEY}, follow=True)
+    html = response.content.decode()
+    assert "sk-ant-…kkkk" in html and BYOK_KEY not in html
+    bad = owner.post(reverse("billing:settings_byok"), {"action": "set", "api_key": "sk-live-oops"})
+    assert bad.status_code == 422 and "does not look like an Anthropic API key" in bad.content.decode()
+    owner.post(reverse("billing:settings_byok"), {"action": "remove"})
+    assert not Workspace.objects.get(pk=team["ws"].pk).has_byok
+    activity = owner.get(reverse("billing:settings_activity")).content.decode()
+    assert "Set the BYOK Anthropic key" in activity and "Removed the BYOK Anthropic key" in activity
+
+
+def test_payments_not_configured_is_a_clear_page_not_an_error(client, team):
+    response = client_for(client, team["admin"]).post(reverse("billing:purchase", args=["top-up", "100k"]))
+    assert response.status_code == 200
+    assert "Payments are not configured yet" in response.content.decode()
+    assert client.post(reverse("billing:purchase", args=["top-up", "nope"])).status_code == 404
+
+
+def test_sign_up_creates_a_user_and_a_free_workspace(client):
+    response = client.post(
+        reverse("billing:signup"),
+        {"email": "New@Example.test", "password": PASSWORD, "workspace_name": "Newco"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == reverse("billing:settings_billing")
+    assert 'data-testid="total-credits">10,000<' in response.content.decode()
+    ws = Workspace.objects.get(name="Newco")
+    assert (ws.plan.key, ws.memberships.get().role, ws.memberships.get().user.username) == (
+        "free",
+        "owner",
+        "new@example.test",
+    )
+    again = client.post(
+        reverse("billing:signup"), {"email": "new@example.test", "password": PASSWORD, "workspace_name": "X"}
+    )
+    assert again.status_code == 422 and "already exists" in again.content.decode()
+    weak = client.post(reverse("billing:signup"), {"email": "b@example.test", "password": "123", "workspace_name": "X"})
+    assert weak.status_code == 422 and not Workspace.objects.filter(name="X").exists()
+
+
+def test_invite_and_join_then_remove_but_never_the_last_owner(client, team, django_capture_on_commit_callbacks):
+    owner = client_for(client, team["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        owner.post(reverse("billing:settings_members"), {"email": "joiner@example.test", "role": "admin"})
+    (message,) = mail.outbox
+    link = message.body.split("Accept the invitation: ")[1].split()[0]
+    path = "/" + link.split("://", 1)[1].split("/", 1)[1]
+    assert Invitation.objects.get().token_hash not in link  # only the hash is stored
+    joiner = UserFactory(email="joiner@example.test")
+    client.force_login(joiner)
+    assert client.get(path).status_code == 200
+    client.post(path)
+    membership = Membership.objects.get(workspace=team["ws"], user=joiner)
+    assert membership.role == "admin"
+    assert client.get(path).status_code == 404  # used up
+    client.force_login(team["owner"])
+    owner_membership = Membership.objects.get(workspace=team["ws"], user=team["owner"])
+    response = client.post(reverse("billing:member_remove", args=[owner_membership.pk]), follow=True)
+    assert "at least one owner" in response.content.decode()
+    client.post(reverse("billing:member_remove", args=[membership.pk]))
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_a_user_in_two_workspaces_switches_between_them(client, team):
+    Membership.objects.create(workspace=team["other"], user=team["owner"], role="member")
+    owner = client_for(client, team["owner"])
+    assert "Team" in owner.get(reverse("billing:settings_billing")).content.decode()
+    owner.post(reverse("billing:workspace_switch"), {"workspace": team["other"].pk})
+    page = owner.get(reverse("billing:settings_billing")).content.decode()
+    assert "selected>Elsewhere<" in page
+    assert "Buy 100K" not in page  # a member there
+
+
+def test_password_reset_sends_an_email(client, team):
+    client.post(reverse("password_reset"), {"email": "owner@example.test"})
+    assert len(mail.outbox) == 1 and "/accounts/reset/" in mail.outbox[0].body
+
+
+def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(client, team):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    owner = client_for(client, team["owner"])
+    url = reverse("billing:settings_billing")
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert owner.get(url).status_code == 200
+        return captured.captured_queries
+
+    charge_batch(workspace=team["ws"], events=[{"action": "gmail-send", "idempotency_key": f"a{i}"} for i in range(5)])
+    small = queries()
+    charge_batch(
+        workspace=team["ws"],
+        events=[{"action": a, "idempotency_key": f"b{i}"} for i, a in enumerate(["gmail-send", "social-publish"] * 20)],
+    )
+    large = queries()
+    assert len(large) == len(small) <= 25
+    ledger_reads = [q["sql"] for q in large if "billing_ledgerentry" in q["sql"]]
+    assert all("LIMIT" in sql for sql in ledger_reads), ledger_reads  # a page, never the whole ledger
+    assert not any("SUM(" in sql.upper() and "billing_ledgerentry" in sql for sql in ledger_reads)
