@@ -299,3 +299,11 @@ def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(clie
     ledger_reads = [q["sql"] for q in large if "billing_ledgerentry" in q["sql"]]
     assert all("LIMIT" in sql for sql in ledger_reads), ledger_reads  # a page, never the whole ledger
     assert not any("SUM(" in sql.upper() and "billing_ledgerentry" in sql for sql in ledger_reads)
+
+
+def test_activity_by_the_system_reads_sigora(client, team):
+    from billing.services import cap_set
+
+    cap_set(workspace=team["ws"], specialist="sourcing", daily_cap=credits(100))  # no actor: a job or the seeder
+    page = client_for(client, team["member"]).get(reverse("billing:settings_activity")).content.decode()
+    assert "Sigora" in page and "Sales / Sourcing: 100 credits/day" in page
