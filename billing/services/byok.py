@@ -50,3 +50,16 @@ def byok_remove(*, workspace: Workspace, actor: AbstractBaseUser | None = None) 
     activity_record(workspace=workspace, actor=actor, verb=Activity.Verb.BYOK_REMOVED)
     logger.info("byok key removed workspace=%s", workspace.pk)
     return workspace
+
+
+def byok_reencrypt_all() -> int:
+    """Rewrite every stored key under the newest encryption key (after adding one in front)."""
+    rewritten = 0
+    for workspace in Workspace.objects.exclude(byok_key_encrypted="").only("pk", "byok_key_encrypted").iterator():
+        token = crypto.reencrypt(workspace.byok_key_encrypted)
+        Workspace.objects.filter(pk=workspace.pk, byok_key_encrypted=workspace.byok_key_encrypted).update(
+            byok_key_encrypted=token
+        )
+        rewritten += 1
+    logger.info("byok keys re-encrypted: %s", rewritten)
+    return rewritten

@@ -40,3 +40,19 @@ def test_keys_rotate_without_losing_what_is_stored():
         rotated = crypto.reencrypt(token)
     with override_settings(BYOK_ENCRYPTION_KEYS=[new]):
         assert crypto.decrypt(rotated) == KEY
+
+
+def test_rotation_rewrites_stored_keys_so_the_old_key_can_be_dropped(workspace):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with override_settings(BYOK_ENCRYPTION_KEYS=[old]):
+        byok_set(workspace=workspace, api_key=KEY)
+    with override_settings(BYOK_ENCRYPTION_KEYS=[new, old]):
+        out = StringIO()
+        call_command("byok_reencrypt", stdout=out)
+        assert "1 stored key(s) re-encrypted" in out.getvalue()
+    with override_settings(BYOK_ENCRYPTION_KEYS=[new]):
+        assert crypto.decrypt(Workspace.objects.get(pk=workspace.pk).byok_key_encrypted) == KEY
