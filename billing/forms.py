@@ -28,7 +28,9 @@ class ByokForm(forms.Form):
 
 
 class CapForm(forms.Form):
-    specialist = forms.ModelChoiceField(queryset=Specialist.objects.all(), to_field_name="key")
+    specialist = forms.ModelChoiceField(
+        queryset=Specialist.objects.all(), to_field_name="key", empty_label="Choose a specialist"
+    )
     daily_cap = forms.CharField(
         required=False,
         label="Credits per day",

@@ -358,6 +358,9 @@ class LedgerEntry(models.Model):
             # "Recent transactions", keyset-paged by id, newest first.
             models.Index(fields=["workspace", "-id"], name="ledger_ws_recent"),
             models.Index(fields=["workspace", "created_at"], name="ledger_ws_created"),
+            # Filtering the list by a kind other than usage (top-ups, grants, adjustments…): those
+            # rows are few, and a partial index leaves the usage inserts of the hot path untouched.
+            models.Index(fields=["workspace", "kind", "-id"], name="ledger_ws_kind_recent", condition=~Q(kind="usage")),
             models.Index(fields=["external_ref"], name="ledger_external_ref", condition=~Q(external_ref="")),
         ]
 

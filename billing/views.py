@@ -248,6 +248,7 @@ def usage_fragment(request: HttpRequest) -> HttpResponse:
 @workspace_view()
 def caps_fragment(request: HttpRequest) -> HttpResponse:
     form = CapForm(request.POST or None)
+    saved = False
     if request.method == "POST":
         if not request.membership.can_manage_billing:
             raise PermissionDenied("Only the workspace's owners and admins can change caps.")
@@ -258,10 +259,11 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
                 daily_cap=form.cleaned_data["daily_cap_millicredits"],
                 actor=request.user,
             )
-            messages.success(request, "Daily cap saved.")
             if not request.htmx:
+                messages.success(request, "Daily cap saved.")
                 return redirect(reverse("billing:settings_billing") + "#caps")
             form = CapForm()
+            saved = True
     if request.method == "POST" and form.errors and not request.htmx:
         context = _billing_context(request)
         context["cap_form"] = form
@@ -272,6 +274,7 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
         lambda: {
             "caps": selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace)),
             "cap_form": form,
+            "cap_saved": saved,
             "can_manage": request.membership.can_manage_billing,
         },
     )
@@ -394,7 +397,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{reverse('login')}?next={request.path}")
-        membership = services.invitation_accept(token=token, user=request.user)
+        try:
+            membership = services.invitation_accept(token=token, user=request.user)
+        except BillingError as refusal:
+            messages.error(request, refusal.message)
+            return redirect(request.path)
         request.session[SESSION_WORKSPACE] = membership.workspace_id
         messages.success(request, f"Welcome to {membership.workspace.name}.")
         return redirect("billing:settings_billing")
@@ -413,7 +420,8 @@ def signup(request: HttpRequest) -> HttpResponse:
                 workspace_name=form.cleaned_data["workspace_name"],
             )
         except BillingError as refusal:
-            form.add_error(refusal.details.get("field") or None, refusal.message)
+            field = refusal.details.get("field")
+            form.add_error(field if field in form.fields else None, refusal.message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):

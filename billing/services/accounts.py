@@ -119,6 +119,10 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
     invitation = invitation_lookup(token)
     if invitation is None:
         raise InvalidRequest("This invitation link is not valid any more (used, revoked or expired).", field="token")
+    if (user.email or user.get_username()).strip().lower() != invitation.email:
+        raise InvalidRequest(
+            f"This invitation is for {invitation.email}; sign in with that address to accept it.", field="token"
+        )
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at is not None:
         raise InvalidRequest("This invitation was already used.", field="token")

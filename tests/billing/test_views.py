@@ -307,3 +307,16 @@ def test_activity_by_the_system_reads_sigora(client, team):
     cap_set(workspace=team["ws"], specialist="sourcing", daily_cap=credits(100))  # no actor: a job or the seeder
     page = client_for(client, team["member"]).get(reverse("billing:settings_activity")).content.decode()
     assert "Sigora" in page and "Sales / Sourcing: 100 credits/day" in page
+
+
+def test_an_invitation_is_accepted_only_by_the_address_it_was_sent_to(client, team, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(client, team["owner"]).post(
+            reverse("billing:settings_members"), {"email": "x@example.test", "role": "member"}
+        )
+    path = "/" + mail.outbox[0].body.split("Accept the invitation: ")[1].split()[0].split("://", 1)[1].split("/", 1)[1]
+    client.force_login(team["stranger"])
+    assert "Sign in as x@example.test" in client.get(path).content.decode()
+    response = client.post(path, follow=True)
+    assert "This invitation is for x@example.test" in response.content.decode()
+    assert not Membership.objects.filter(workspace=team["ws"], user=team["stranger"]).exists()
