@@ -209,7 +209,12 @@ class BalanceSummary:
 
 def balance_summary(*, workspace_id: int) -> BalanceSummary:
     """The balance card: one row read (the wallet with its workspace and plan)."""
-    wallet = Wallet.objects.select_related("workspace__plan").get(workspace_id=workspace_id)
+    return balance_of(Wallet.objects.select_related("workspace__plan").get(workspace_id=workspace_id))
+
+
+def balance_of(wallet: Wallet) -> BalanceSummary:
+    """The balance card from a wallet already read (with its workspace and plan)."""
+    workspace_id = wallet.workspace_id
     return BalanceSummary(
         workspace_id=workspace_id,
         plan=wallet.workspace.plan,
@@ -221,11 +226,6 @@ def balance_summary(*, workspace_id: int) -> BalanceSummary:
         period_end=wallet.period_end,
         revision=wallet.revision,
     )
-
-
-def wallet_revision(*, workspace_id: int) -> int | None:
-    """The wallet's change counter: enough to answer "has anything changed?" with a 304."""
-    return Wallet.objects.filter(workspace_id=workspace_id).values_list("revision", flat=True).first()
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ def pricing(request: HttpRequest) -> HttpResponse:
 def user_memberships(request: HttpRequest) -> list[Membership]:
     """All the user's memberships (one query), the current workspace's first."""
     memberships = list(
-        Membership.objects.select_related("workspace", "workspace__plan")
+        # The wallet comes along: the balance region (polled every few seconds) then needs no query of its own.
+        Membership.objects.select_related("workspace", "workspace__plan", "workspace__wallet")
         .filter(user=request.user)
         .order_by("created_at", "id")
     )
@@ -110,7 +111,7 @@ def _billing_context(request: HttpRequest) -> dict:
     )
     usage = selectors.usage_summary(workspace_id=workspace.pk, today=today)
     return {
-        "balance": selectors.balance_summary(workspace_id=workspace.pk),
+        "balance": selectors.balance_of(workspace.wallet),
         "filter_form": form,
         "filters": filters,
         "page": page,
@@ -137,9 +138,8 @@ def settings_billing(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/settings_billing.html", _billing_context(request))
 
 
-def _balance_etag(request: HttpRequest) -> str | None:
-    revision = selectors.wallet_revision(workspace_id=request.workspace.pk)
-    return None if revision is None else f'"balance-{request.workspace.pk}-{revision}"'
+def _balance_etag(request: HttpRequest) -> str:
+    return f'"balance-{request.workspace.pk}-{request.workspace.wallet.revision}"'
 
 
 @require_GET
@@ -147,18 +147,18 @@ def _balance_etag(request: HttpRequest) -> str | None:
 def balance_fragment(request: HttpRequest) -> HttpResponse:
     """Polled every few seconds: an unchanged wallet costs one indexed read and a 304."""
     etag = _balance_etag(request)
-    if etag and etag in request.headers.get("If-None-Match", ""):
+    if etag in request.headers.get("If-None-Match", ""):
         response = HttpResponseNotModified()
     else:
         response = _region(
             request,
             "balance",
             lambda: {
-                "balance": selectors.balance_summary(workspace_id=request.workspace.pk),
+                "balance": selectors.balance_of(request.workspace.wallet),
                 "can_manage": request.membership.can_manage_billing,
             },
         )
-    response["ETag"] = etag or ""
+    response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
     return response
 
