@@ -40,6 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import admin_connect, point_django_at  # noqa: E402  (needs ROOT on the path)
+
 # Before django.setup(), here and in every writer: billing logs each charge at INFO otherwise.
 os.environ["LOG_LEVEL"] = "WARNING"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
@@ -51,40 +53,15 @@ MANY = 200
 HISTORY = 100  # charges per workspace before measuring
 ACTION, QUANTITY = "claude-haiku", 7  # 0.7 credits = 700 millicredits a charge
 BATCH = 1_000
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def django_setup() -> dict[str, Any]:
     """Point Django at the bench database before any connection exists; return the original settings."""
-    from django.conf import settings
-
-    default = settings.DATABASES["default"]  # importing settings starts (or attaches to) the embedded server
-    original = dict(default)
-    host = str(default.get("HOST") or "")
-    if not (host.startswith("/") or host in LOCAL_HOSTS):
-        raise SystemExit(f"bench: refusing to run against {host!r}: only 127.0.0.1 or a unix socket")
-    if original["NAME"] == BENCH_DB:
-        raise SystemExit(f"bench: the configured database is already {BENCH_DB!r}; set BENCH_DB to another name")
-    # Django's connection handler reads this dict lazily, on the first connection.
-    default["NAME"] = BENCH_DB
+    original = point_django_at(BENCH_DB)
     import django
 
     django.setup()
     return original
-
-
-def admin_connect(original: dict[str, Any]) -> Any:
-    """A psycopg connection to the configured (not the bench) database, to create and drop the bench one."""
-    import psycopg
-
-    return psycopg.connect(
-        host=original.get("HOST") or None,
-        port=original.get("PORT") or None,
-        user=original.get("USER") or None,
-        password=original.get("PASSWORD") or None,
-        dbname=original["NAME"],
-        autocommit=True,
-    )
 
 
 def prepare_database(original: dict[str, Any]) -> tuple[int, list[int]]:

@@ -70,6 +70,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import admin_connect, point_django_at  # noqa: E402  (needs ROOT on the path)
+
 # Before django.setup(): billing logs each charge at INFO otherwise.
 os.environ["LOG_LEVEL"] = "WARNING"
 # DEBUG off (the test settings): with DEBUG on, every query is also logged in memory.
@@ -81,7 +83,6 @@ SAMPLES = int(os.environ.get("BENCH_SAMPLES", "200"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "20"))
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "10000,1000000").split(","))
 BENCH_DB = os.environ.get("BENCH_DB", "sigora_pages_bench")
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 HOST = "localhost"  # the test client's Host header: one of the default ALLOWED_HOSTS
 FLOOR_PATH = "/__bench_floor/"
 
@@ -116,15 +117,7 @@ def django_setup() -> dict[str, Any]:
     """Point Django at the bench database before any connection exists; return the original settings."""
     from django.conf import settings
 
-    default = settings.DATABASES["default"]  # importing settings starts (or attaches to) the embedded server
-    original = dict(default)
-    host = str(default.get("HOST") or "")
-    if not (host.startswith("/") or host in LOCAL_HOSTS):
-        raise SystemExit(f"bench: refusing to run against {host!r}: only 127.0.0.1 or a unix socket")
-    if original["NAME"] == BENCH_DB:
-        raise SystemExit(f"bench: the configured database is already {BENCH_DB!r}; set BENCH_DB to another name")
-    # Django's connection handler reads this dict lazily, on the first connection.
-    default["NAME"] = BENCH_DB
+    original = point_django_at(BENCH_DB)
     settings.DEBUG = False  # whatever the settings module says: no query log, no debug pages
     if HOST not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, HOST]
@@ -150,20 +143,6 @@ def floor_urlconf() -> str:
     module.urlpatterns = patterns  # type: ignore[attr-defined]
     sys.modules[module.__name__] = module
     return module.__name__
-
-
-def admin_connect(original: dict[str, Any]) -> Any:
-    """A psycopg connection to the configured (not the bench) database, to create and drop the bench one."""
-    import psycopg
-
-    return psycopg.connect(
-        host=original.get("HOST") or None,
-        port=original.get("PORT") or None,
-        user=original.get("USER") or None,
-        password=original.get("PASSWORD") or None,
-        dbname=original["NAME"],
-        autocommit=True,
-    )
 
 
 @dataclass

@@ -271,9 +271,18 @@ def test_a_user_in_two_workspaces_switches_between_them(client, team):
     assert "Buy 100K" not in page  # a member there
 
 
-def test_password_reset_sends_an_email(client, team):
-    client.post(reverse("password_reset"), {"email": "owner@example.test"})
+def test_password_reset_sends_an_email_and_the_link_sets_a_new_password(client, team):
+    done = client.post(reverse("password_reset"), {"email": "owner@example.test"}, follow=True).content.decode()
+    assert "Check your email" in done and "we emailed a link" in done
     assert len(mail.outbox) == 1 and "/accounts/reset/" in mail.outbox[0].body
+    link = re.search(r"https?://[^/]+(/accounts/reset/\S+)", mail.outbox[0].body).group(1)
+    form_page = client.get(link, follow=True)
+    assert "Choose a new password" in form_page.content.decode()
+    new = "a brand new passphrase 42"
+    complete = client.post(form_page.redirect_chain[-1][0], {"new_password1": new, "new_password2": new}, follow=True)
+    assert "Password changed" in complete.content.decode()
+    assert client.login(username="owner@example.test", password=new)
+    assert "not valid any more" in client.get(link, follow=True).content.decode()
 
 
 def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(client, team):
