@@ -357,7 +357,8 @@ class LedgerEntry(models.Model):
         indexes = [
             # "Recent transactions", keyset-paged by id, newest first.
             models.Index(fields=["workspace", "-id"], name="ledger_ws_recent"),
-            models.Index(fields=["workspace", "created_at"], name="ledger_ws_created"),
+            # The list filtered by dates runs down this one, newest first (see selectors.ledger_page).
+            models.Index(fields=["workspace", "created_at", "id"], name="ledger_ws_time"),
             # Filtering the list by a kind other than usage (top-ups, grants, adjustments…): those
             # rows are few, and a partial index leaves the usage inserts of the hot path untouched.
             models.Index(fields=["workspace", "kind", "-id"], name="ledger_ws_kind_recent", condition=~Q(kind="usage")),

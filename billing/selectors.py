@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, models
-from django.db.models import Sum
+from django.db.models import Q, Subquery, Sum
 
 from billing.models import (
     Action,
@@ -273,11 +273,23 @@ class LedgerPage:
 def ledger_page(
     *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, before: int | None = None, limit: int = 25
 ) -> LedgerPage:
-    """Newest first, ``limit`` at a time; the cursor is the last id shown (keyset, never OFFSET)."""
+    """Newest first, ``limit`` at a time; the cursor is the last id shown (keyset, never OFFSET).
+
+    Without dates the list runs down the ids. With a date range it runs down the times, so
+    the (workspace, created_at, id) index starts inside the range instead of walking every
+    newer entry to reach it; the cursor is still an id, whose time is looked up.
+    """
     entries = _ledger_queryset(workspace_id, filters, zone)
+    by_time = filters.date_from is not None or filters.date_to is not None
     if before is not None:
-        entries = entries.filter(id__lt=before)
-    rows = list(entries.select_related("action", "specialist", "actor").order_by("-id")[: limit + 1])
+        if by_time:
+            # Keyset on (created_at, id): rows strictly before the cursor entry in that order.
+            at = LedgerEntry.objects.filter(workspace_id=workspace_id, pk=before).values_list("created_at", flat=True)
+            entries = entries.filter(Q(created_at__lt=Subquery(at)) | Q(created_at=Subquery(at), id__lt=before))
+        else:
+            entries = entries.filter(id__lt=before)
+    order = ("-created_at", "-id") if by_time else ("-id",)
+    rows = list(entries.select_related("action", "specialist", "actor").order_by(*order)[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     return LedgerPage(entries=rows, next_cursor=rows[-1].pk if more and rows else None)
