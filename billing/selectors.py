@@ -207,11 +207,6 @@ class BalanceSummary:
         return "low" if self.used_percent >= NEARLY_USED_PERCENT else "ok"
 
 
-def balance_summary(*, workspace_id: int) -> BalanceSummary:
-    """The balance card: one row read (the wallet with its workspace and plan)."""
-    return balance_of(Wallet.objects.select_related("workspace__plan").get(workspace_id=workspace_id))
-
-
 def balance_of(wallet: Wallet) -> BalanceSummary:
     """The balance card from a wallet already read (with its workspace and plan)."""
     workspace_id = wallet.workspace_id

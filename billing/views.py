@@ -103,18 +103,10 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
-    form = LedgerFilterForm(request.GET or None)
-    filters = form.filters() if form.is_valid() else selectors.LedgerFilters()
-    before = _cursor(request)
-    page = selectors.ledger_page(
-        workspace_id=workspace.pk, filters=filters, zone=timezone.get_current_timezone(), before=before
-    )
     usage = selectors.usage_summary(workspace_id=workspace.pk, today=today)
     return {
+        **_transactions_context(request),
         "balance": selectors.balance_of(workspace.wallet),
-        "filter_form": form,
-        "filters": filters,
-        "page": page,
         "usage": usage,
         "chart": usage_chart(usage),
         "packs": selectors.pack_offers(),
@@ -123,6 +115,23 @@ def _billing_context(request: HttpRequest) -> dict:
         "cap_form": CapForm(),
         "can_manage": request.membership.can_manage_billing,
     }
+
+
+def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm, selectors.LedgerFilters]:
+    """The transaction filters in the query string; invalid ones filter nothing (the form shows why)."""
+    form = LedgerFilterForm(request.GET or None)
+    return form, form.filters() if form.is_valid() else selectors.LedgerFilters()
+
+
+def _transactions_context(request: HttpRequest) -> dict:
+    form, filters = _ledger_filters(request)
+    page = selectors.ledger_page(
+        workspace_id=request.workspace.pk,
+        filters=filters,
+        zone=timezone.get_current_timezone(),
+        before=_cursor(request),
+    )
+    return {"filter_form": form, "filters": filters, "page": page}
 
 
 def _cursor(request: HttpRequest) -> int | None:
@@ -166,19 +175,9 @@ def balance_fragment(request: HttpRequest) -> HttpResponse:
 @require_GET
 @workspace_view()
 def transactions_fragment(request: HttpRequest) -> HttpResponse:
-    def context() -> dict:
-        form = LedgerFilterForm(request.GET or None)
-        filters = form.filters() if form.is_valid() else selectors.LedgerFilters()
-        page = selectors.ledger_page(
-            workspace_id=request.workspace.pk,
-            filters=filters,
-            zone=timezone.get_current_timezone(),
-            before=_cursor(request),
-        )
-        return {"filter_form": form, "filters": filters, "page": page}
-
     # "Load more" appends rows to the table; a filter change replaces the whole region.
-    return _region(request, "transaction-rows" if request.GET.get("before") else "transactions", context)
+    partial = "transaction-rows" if request.GET.get("before") else "transactions"
+    return _region(request, partial, lambda: _transactions_context(request))
 
 
 class _Echo:
@@ -221,8 +220,7 @@ def _csv_row(entry: LedgerEntry, zone) -> list[str]:
 @workspace_view()
 def transactions_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered list as CSV, streamed a keyset chunk at a time (flat memory at any size)."""
-    form = LedgerFilterForm(request.GET or None)
-    filters = form.filters() if form.is_valid() else selectors.LedgerFilters()
+    _, filters = _ledger_filters(request)
     zone = timezone.get_current_timezone()
     writer = csv.writer(_Echo())
     entries = selectors.ledger_export(workspace_id=request.workspace.pk, filters=filters, zone=zone)
