@@ -40,7 +40,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connect, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import admin_connect, bench_database, point_django_at  # noqa: E402  (needs ROOT on the path)
 
 # Before django.setup(), here and in every writer: billing logs each charge at INFO otherwise.
 os.environ["LOG_LEVEL"] = "WARNING"
@@ -304,20 +304,9 @@ def run(original: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    started = time.monotonic()
     original = django_setup()
-    from django.db import connections
-
-    try:
+    with bench_database(original, BENCH_DB):
         run(original)
-    finally:
-        connections.close_all()
-        if os.environ.get("BENCH_KEEP") == "1":
-            print(f"kept database {BENCH_DB} (BENCH_KEEP=1)")
-        else:
-            with admin_connect(original) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        print(f"total {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":

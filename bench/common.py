@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -38,3 +42,21 @@ def admin_connect(original: dict[str, Any]) -> Any:
         dbname=original["NAME"],
         autocommit=True,
     )
+
+
+@contextmanager
+def bench_database(original: dict[str, Any], bench_db: str) -> Iterator[None]:
+    """Around a run: close Django's connections after it and drop the bench database (unless BENCH_KEEP=1)."""
+    from django.db import connections
+
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        connections.close_all()
+        if os.environ.get("BENCH_KEEP") == "1":
+            print(f"kept database {bench_db} (BENCH_KEEP=1)")
+        else:
+            with admin_connect(original) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+        print(f"total {time.monotonic() - started:.0f} s")

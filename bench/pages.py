@@ -70,7 +70,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connect, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import admin_connect, bench_database, point_django_at  # noqa: E402  (needs ROOT on the path)
 
 # Before django.setup(): billing logs each charge at INFO otherwise.
 os.environ["LOG_LEVEL"] = "WARNING"
@@ -374,7 +374,8 @@ def timed(client: Any, views: list[View]) -> dict[str, list[float]]:
     gc.collect()
     for round_ in range(WARMUP + SAMPLES):
         for view in views:
-            if round_ % view.every:
+            # Counted from the first timed round, so even a short run samples every view.
+            if (round_ - WARMUP) % view.every:
                 continue
             began = time.perf_counter()
             request(client, view)
@@ -670,25 +671,15 @@ def run(original: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    started = time.monotonic()
     if not SIZES or any(b <= a for a, b in itertools.pairwise(SIZES)) or SIZES[0] < 3:
         raise SystemExit("bench: BENCH_SIZES must be increasing sizes of at least 3 entries")
     original = django_setup()
-    from django.db import connections
-
     problems: list[str] = []
-    try:
-        problems = run(original)
-    except Failed as failed:
-        problems = [str(failed)]
-    finally:
-        connections.close_all()
-        if os.environ.get("BENCH_KEEP") == "1":
-            print(f"kept database {BENCH_DB} (BENCH_KEEP=1)")
-        else:
-            with admin_connect(original) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        print(f"total {time.monotonic() - started:.0f} s")
+    with bench_database(original, BENCH_DB):
+        try:
+            problems = run(original)
+        except Failed as failed:
+            problems = [str(failed)]
     if problems:
         print("\nFAILED:", *problems, sep="\n  ")
         raise SystemExit(1)
