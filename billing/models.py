@@ -192,6 +192,8 @@ class Workspace(models.Model):
     byok_key_encrypted = models.TextField(blank=True, editable=False)
     byok_key_hint = models.CharField(max_length=16, blank=True, editable=False, help_text="Masked, for display.")
     byok_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The Stripe customer that pays for this workspace (created at the first purchase).
+    stripe_customer_id = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         constraints = [
@@ -535,3 +537,138 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.get_verb_display()} {self.detail}".strip()
+
+
+# --- Payments (Stripe) --------------------------------------------------------------------------
+
+
+class Subscription(models.Model):
+    """A workspace's Stripe subscription as Stripe last described it.
+
+    ``plan`` and ``seats`` here are what Stripe bills; the workspace's own ``plan`` and
+    ``seats`` are what this period's bucket was granted for. They differ after a downgrade
+    (applied at the next period) and between an upgrade and its payment.
+    """
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="subscription")
+    stripe_subscription_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=32, help_text="Stripe's status: active, past_due, canceled…")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    seats = models.PositiveIntegerField(default=1)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    past_due_since = models.DateTimeField(null=True, blank=True, help_text="A renewal failed; cleared when paid.")
+    stripe_updated = models.BigIntegerField(default=0, help_text="Stripe time of the last state applied.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(seats__gte=1), name="subscription_seats_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stripe_subscription_id} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status not in ("canceled", "incomplete_expired")
+
+
+class Purchase(models.Model):
+    """Money asked of or received from Stripe for credits: one Checkout Session, PaymentIntent or invoice.
+
+    Fulfilment is idempotent per purchase: its credits are granted by one ledger entry whose
+    key is derived from the Stripe id, whichever event (or the reconciliation job) comes first.
+    """
+
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up", "Top-up"
+        SUBSCRIPTION = "subscription", "Plan"
+        UPGRADE = "upgrade", "Plan change"
+        RENEWAL = "renewal", "Renewal"
+        AUTO_TOP_UP = "auto_top_up", "Auto top-up"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting payment"
+        PROCESSING = "processing", "Payment processing"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Payment failed"
+        EXPIRED = "expired", "Abandoned"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="purchases", db_index=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    pack = models.ForeignKey(TopUpPack, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    seats = models.PositiveIntegerField(null=True, blank=True)
+    amount_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    credits = CreditsField(default=0, help_text="Credits this purchase grants once paid.")
+    stripe_checkout_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    stripe_invoice_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True)
+    receipt_url = models.URLField(max_length=1000, blank=True)
+    # Money taken back by refunds and disputes, and the credits that took back out.
+    refunded_cents = models.PositiveIntegerField(default=0)
+    disputed_cents = models.PositiveIntegerField(default=0)
+    credits_reversed = CreditsField(default=0)
+    shortfall = CreditsField(default=0, help_text="Credits already spent when a refund came: owed, not taken.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="purchase_ws_recent"),
+            models.Index(fields=["stripe_charge_id"], name="purchase_charge", condition=~Q(stripe_charge_id="")),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits__gte=0), name="purchase_credits_not_negative"),
+            models.CheckConstraint(
+                condition=Q(credits_reversed__lte=F("credits")), name="purchase_reversal_within_credits"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.get_status_display().lower()})"
+
+
+class StripeEvent(models.Model):
+    """Each webhook event Stripe sent, stored once (unique id) with how handling went."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Not handled (type)"
+        FAILED = "failed", "Failed"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=64, blank=True)
+    stripe_created = models.DateTimeField()
+    object_id = models.CharField(max_length=255, blank=True, help_text="The id of the event's data.object.")
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-received_at"], name="stripe_event_recent"),
+            models.Index(fields=["status"], name="stripe_event_failed", condition=Q(status="failed")),
+            models.Index(fields=["workspace", "-received_at"], name="stripe_event_ws"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type} ({self.status})"

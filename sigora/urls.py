@@ -2,8 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from billing.webhooks import stripe_webhook
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", RedirectView.as_view(pattern_name="billing:settings_billing", permanent=False)),
     path("", include("billing.urls")),

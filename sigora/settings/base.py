@@ -102,6 +102,18 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Payments (Stripe) --------------------------------------------------------------------------
+# With no key, buying is off (the pages say so) and nothing else changes. STRIPE_API_BASE points
+# the library at another address: only the dev and test settings set it, at the offline double,
+# and never alongside a real key (see dev.py).
+
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = ""
+STRIPE_CURRENCY = "usd"
+# How far back the reconciliation job looks for paid Checkout Sessions no webhook fulfilled.
+STRIPE_RECONCILE_HOURS = 48
+
 # --- Auth -------------------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

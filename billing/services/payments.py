@@ -1,0 +1,817 @@
+"""Buying credits and plans through Stripe, and granting what Stripe says was paid for.
+
+Stripe's fulfilment guidance, followed here: credits arrive only once Stripe reports the money
+(``payment_status == "paid"``, ``invoice.paid``), fulfilment is idempotent per Checkout Session
+/ invoice / PaymentIntent whoever asks first (a webhook, the customer landing back, the
+reconciliation job), and events are snapshots, so where their order matters the current state
+is fetched from Stripe before anything is written.
+
+Lock order, everywhere: the purchase row, then the wallet (``wallet_lock``). Calls to Stripe
+happen before the transaction that writes, so no row lock waits on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from billing import stripe_gateway as gateway
+from billing.errors import BillingError, InvalidRequest
+from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
+from billing.periods import shift_months
+from billing.services.accounts import activity_record
+from billing.services.periods import period_begin
+from billing.services.wallets import entry_post, wallet_lock
+
+logger = logging.getLogger(__name__)
+
+MAX_SEATS = 500
+
+
+class FulfilmentMismatch(BillingError):
+    """Stripe reports a payment that does not match what was asked for: nothing is granted."""
+
+    code = "fulfilment_mismatch"
+    http_status = 409
+
+
+# --- Catalog ↔ Stripe prices ----------------------------------------------------------------------
+
+
+def plan_lookup_key(plan_key: str) -> str:
+    return f"sigora_plan_{plan_key}"
+
+
+def pack_lookup_key(pack_key: str) -> str:
+    return f"sigora_pack_{pack_key}"
+
+
+def _plan_from_price(price: dict[str, Any]) -> Plan:
+    """The plan a Stripe price bills for, by its lookup key or (renamed keys) its metadata."""
+    key = (price.get("metadata") or {}).get("plan") or ""
+    lookup = price.get("lookup_key") or ""
+    if not key and lookup.startswith("sigora_plan_"):
+        key = lookup.removeprefix("sigora_plan_")
+    plan = Plan.objects.filter(key=key).first()
+    if plan is None:
+        raise FulfilmentMismatch(f"Stripe price {price.get('id')} is not one of the catalog's plans.")
+    return plan
+
+
+def _price_for(lookup_key: str, *, expected_cents: int) -> str:
+    """The Stripe price id for a catalog item, refusing one whose amount differs from the catalog."""
+    price = gateway.prices_by_lookup_key([lookup_key]).get(lookup_key)
+    if price is None:
+        raise gateway.PaymentsUnavailable(
+            f"Stripe has no price {lookup_key!r} yet: run `python manage.py sync_stripe_catalog`."
+        )
+    if price.get("unit_amount") != expected_cents:
+        raise gateway.PaymentsUnavailable(
+            f"Stripe's price {lookup_key!r} is {price.get('unit_amount')} cents, the catalog says {expected_cents}: "
+            "run `python manage.py sync_stripe_catalog`."
+        )
+    return price["id"]
+
+
+# --- Starting a purchase --------------------------------------------------------------------------
+
+
+def customer_ensure(*, workspace_id: int, user: AbstractBaseUser) -> str:
+    """The workspace's Stripe customer id, creating the customer at the first purchase."""
+    workspace = Workspace.objects.get(pk=workspace_id)
+    if workspace.stripe_customer_id:
+        return workspace.stripe_customer_id
+    # The key makes two racing first purchases create one customer on Stripe's side too.
+    customer = gateway.customer_create(
+        email=getattr(user, "email", ""),
+        name=workspace.name,
+        metadata={"workspace_id": str(workspace.pk)},
+        idempotency_key=f"sigora-customer-{workspace.pk}",
+    )
+    Workspace.objects.filter(pk=workspace.pk, stripe_customer_id__isnull=True).update(stripe_customer_id=customer["id"])
+    workspace.refresh_from_db(fields=["stripe_customer_id"])
+    return workspace.stripe_customer_id or customer["id"]
+
+
+def _success_url(base: str) -> str:
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}session_id={{CHECKOUT_SESSION_ID}}"
+
+
+def topup_checkout_start(
+    *, workspace: Workspace, pack_key: str, user: AbstractBaseUser, return_url: str, cancel_url: str
+) -> tuple[Purchase, str]:
+    """A Checkout Session for a top-up pack: the purchase (pending) and the address to send the buyer to."""
+    pack = TopUpPack.objects.filter(key=pack_key, is_active=True).first()
+    if pack is None:
+        raise InvalidRequest(f"There is no top-up pack called {pack_key!r}.", field="pack")
+    price_id = _price_for(pack_lookup_key(pack.key), expected_cents=pack.price_cents)
+    customer = customer_ensure(workspace_id=workspace.pk, user=user)
+    purchase = Purchase.objects.create(
+        workspace=workspace,
+        kind=Purchase.Kind.TOP_UP,
+        pack=pack,
+        amount_cents=pack.price_cents,
+        currency=settings.STRIPE_CURRENCY,
+        credits=pack.amount,
+        created_by=user,
+    )
+    metadata = {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "pack": pack.key}
+    session = gateway.checkout_session_create(
+        {
+            "mode": "payment",
+            "customer": customer,
+            "client_reference_id": str(workspace.pk),
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "success_url": _success_url(return_url),
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            # Saved for off-session use: auto top-up charges this card later.
+            "payment_intent_data": {"setup_future_usage": "off_session", "metadata": metadata},
+        },
+        idempotency_key=f"sigora-checkout-{purchase.pk}",
+    )
+    return _session_attach(purchase, session)
+
+
+def plan_checkout_start(
+    *, workspace: Workspace, plan_key: str, seats: int, user: AbstractBaseUser, return_url: str, cancel_url: str
+) -> tuple[Purchase, str]:
+    """A Checkout Session that starts a subscription (Free → a paid plan)."""
+    plan = Plan.objects.filter(key=plan_key, is_active=True).first()
+    if plan is None:
+        raise InvalidRequest(f"There is no plan called {plan_key!r}.", field="plan")
+    if plan.is_free:
+        raise InvalidRequest("The Free plan needs no checkout: cancel the subscription instead.", field="plan")
+    if not plan.per_seat:
+        seats = 1
+    if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= MAX_SEATS:
+        raise InvalidRequest(f"Seats must be a whole number from 1 to {MAX_SEATS}.", field="seats")
+    current = Subscription.objects.filter(workspace=workspace).first()
+    if current is not None and current.is_live:
+        raise InvalidRequest(
+            "This workspace already has a subscription: change plan or seats in the billing portal.", field="plan"
+        )
+    price_id = _price_for(plan_lookup_key(plan.key), expected_cents=plan.price_cents)
+    customer = customer_ensure(workspace_id=workspace.pk, user=user)
+    purchase = Purchase.objects.create(
+        workspace=workspace,
+        kind=Purchase.Kind.SUBSCRIPTION,
+        plan=plan,
+        seats=seats,
+        amount_cents=plan.price_cents * seats,
+        currency=settings.STRIPE_CURRENCY,
+        credits=plan.allowance_for(seats),
+        created_by=user,
+    )
+    metadata = {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "plan": plan.key}
+    session = gateway.checkout_session_create(
+        {
+            "mode": "subscription",
+            "customer": customer,
+            "client_reference_id": str(workspace.pk),
+            "line_items": [{"price": price_id, "quantity": seats}],
+            "success_url": _success_url(return_url),
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "subscription_data": {"metadata": {"workspace_id": str(workspace.pk)}},
+        },
+        idempotency_key=f"sigora-checkout-{purchase.pk}",
+    )
+    return _session_attach(purchase, session)
+
+
+def _session_attach(purchase: Purchase, session: dict[str, Any]) -> tuple[Purchase, str]:
+    purchase.stripe_checkout_session_id = session["id"]
+    purchase.save(update_fields=["stripe_checkout_session_id"])
+    return purchase, session["url"]
+
+
+def portal_start(*, workspace: Workspace, return_url: str) -> str:
+    """The Stripe Billing Portal for changing plan, seats or card, or cancelling."""
+    if not workspace.stripe_customer_id:
+        raise InvalidRequest("This workspace has not bought anything yet: there is nothing to manage.", field="plan")
+    return gateway.portal_session_create(customer=workspace.stripe_customer_id, return_url=return_url)["url"]
+
+
+# --- Checkout fulfilment --------------------------------------------------------------------------
+
+
+def checkout_return(*, workspace: Workspace, session_id: str, now: datetime | None = None) -> Purchase:
+    """The buyer landed back from Checkout: fulfil now if Stripe says it is paid (the webhook may lag)."""
+    purchase = Purchase.objects.filter(workspace=workspace, stripe_checkout_session_id=session_id).first()
+    if purchase is None:
+        # Someone else's session, or made up: indistinguishable on purpose.
+        raise InvalidRequest("That checkout does not belong to this workspace.", field="session_id")
+    if purchase.status in (Purchase.Status.PENDING, Purchase.Status.PROCESSING):
+        checkout_fulfil(session=gateway.checkout_session_retrieve(session_id), now=now)
+        purchase.refresh_from_db()
+    return purchase
+
+
+def _purchase_for_session(session: dict[str, Any]) -> Purchase | None:
+    purchase = Purchase.objects.filter(stripe_checkout_session_id=session["id"]).first()
+    if purchase is not None:
+        return purchase
+    # Created on Stripe but never linked here (the process died between the two): the metadata links it.
+    metadata = session.get("metadata") or {}
+    purchase_id = metadata.get("purchase_id", "")
+    if not purchase_id.isdigit():
+        return None
+    linked = Purchase.objects.filter(
+        pk=int(purchase_id), workspace_id=metadata.get("workspace_id"), stripe_checkout_session_id__isnull=True
+    ).update(stripe_checkout_session_id=session["id"])
+    return Purchase.objects.filter(stripe_checkout_session_id=session["id"]).first() if linked else None
+
+
+def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> Purchase | None:
+    """Grant what a Checkout Session paid for, once; None if the session is not one of ours."""
+    now = now or timezone.now()
+    purchase = _purchase_for_session(session)
+    if purchase is None:
+        logger.warning("checkout session %s matches no purchase: ignored", session.get("id"))
+        return None
+    if purchase.status == Purchase.Status.PAID:
+        return purchase
+    paid = session.get("status") == "complete" and session.get("payment_status") in ("paid", "no_payment_required")
+    # Stripe first, outside the transaction: what a paid session bought.
+    details: dict[str, Any] = {}
+    subscription: dict[str, Any] | None = None
+    if paid:
+        _check_amount(purchase, session)
+        if purchase.kind == Purchase.Kind.SUBSCRIPTION:
+            subscription = gateway.subscription_retrieve(session["subscription"])
+            details = _invoice_details(session.get("invoice"))
+        else:
+            details = _payment_details(session.get("payment_intent"))
+
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if purchase.status == Purchase.Status.PAID:
+            return purchase
+        if session.get("status") == "expired":
+            if purchase.status == Purchase.Status.PENDING:
+                purchase.status = Purchase.Status.EXPIRED
+                purchase.save(update_fields=["status"])
+            return purchase
+        if not paid:
+            if session.get("status") == "complete" and purchase.status == Purchase.Status.PENDING:
+                purchase.status = Purchase.Status.PROCESSING  # a delayed method (bank debit) still settling
+                purchase.save(update_fields=["status"])
+            return purchase
+        if purchase.kind == Purchase.Kind.SUBSCRIPTION:
+            assert subscription is not None
+            state = _subscription_store(workspace_id=purchase.workspace_id, subscription=subscription, now=now)
+            period_begin(
+                workspace_id=purchase.workspace_id,
+                start=state.current_period_start,
+                end=state.current_period_end,
+                plan=state.plan,
+                seats=state.seats,
+                now=now,
+                external_ref=session.get("invoice") or session["id"],
+                reason=f"{state.plan.name} plan: monthly credits",
+            )
+            verb, detail = Activity.Verb.PLAN_CHANGED, f"subscribed to {state.plan.name}"
+        else:
+            wallet = wallet_lock(workspace_id=purchase.workspace_id)
+            entry_post(
+                wallet,
+                kind=LedgerEntry.Kind.TOP_UP,
+                topup_delta=purchase.credits,
+                idempotency_key=f"top-up:{session['id']}",
+                reason=f"Top-up pack: {purchase.pack}",
+                external_ref=session["id"],
+                actor=purchase.created_by,
+                now=now,
+                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
+            )
+            verb, detail = Activity.Verb.TOP_UP, f"bought {purchase.pack}"
+        purchase.status = Purchase.Status.PAID
+        purchase.paid_at = now
+        purchase.stripe_payment_intent_id = session.get("payment_intent") or purchase.stripe_payment_intent_id
+        purchase.stripe_invoice_id = session.get("invoice") or purchase.stripe_invoice_id
+        purchase.stripe_charge_id = details.get("charge", "")
+        purchase.receipt_url = details.get("receipt_url", "")
+        purchase.save()
+        activity_record(workspace=purchase.workspace, actor=purchase.created_by, verb=verb, detail=detail)
+    logger.info("checkout %s fulfilled: purchase=%s workspace=%s", session["id"], purchase.pk, purchase.workspace_id)
+    return purchase
+
+
+def checkout_payment_failed(*, session: dict[str, Any]) -> Purchase | None:
+    """A delayed payment (bank debit) failed: nothing was granted, and now nothing will be."""
+    purchase = _purchase_for_session(session)
+    if purchase is None:
+        return None
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if purchase.status in (Purchase.Status.PENDING, Purchase.Status.PROCESSING):
+            purchase.status = Purchase.Status.FAILED
+            purchase.failure = "The payment failed."
+            purchase.save(update_fields=["status", "failure"])
+    return purchase
+
+
+def _check_amount(purchase: Purchase, session: dict[str, Any]) -> None:
+    amount, currency = session.get("amount_total"), (session.get("currency") or "").lower()
+    if amount != purchase.amount_cents or currency != purchase.currency:
+        raise FulfilmentMismatch(
+            f"Checkout {session['id']} was paid {amount} {currency}, but purchase #{purchase.pk} "
+            f"asked for {purchase.amount_cents} {purchase.currency}: not granted, check it by hand."
+        )
+
+
+def _payment_details(payment_intent_id: str | None) -> dict[str, str]:
+    if not payment_intent_id:
+        return {}
+    intent = gateway.payment_intent_retrieve(payment_intent_id)
+    charge_id = intent.get("latest_charge") or ""
+    if isinstance(charge_id, dict):
+        charge_id = charge_id.get("id", "")
+    charge = gateway.charge_retrieve(charge_id) if charge_id else {}
+    return {"charge": charge_id, "receipt_url": charge.get("receipt_url") or ""}
+
+
+def _invoice_details(invoice_id: str | None) -> dict[str, str]:
+    if not invoice_id:
+        return {}
+    invoice = gateway.invoice_retrieve(invoice_id)
+    return {"receipt_url": invoice.get("hosted_invoice_url") or ""}
+
+
+# --- Subscriptions and invoices -------------------------------------------------------------------
+
+
+def _ts(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+@dataclass(frozen=True)
+class _SubscriptionState:
+    plan: Plan
+    seats: int
+    current_period_start: datetime
+    current_period_end: datetime
+
+
+def _subscription_item(subscription: dict[str, Any]) -> dict[str, Any]:
+    items = (subscription.get("items") or {}).get("data") or []
+    if not items:
+        raise FulfilmentMismatch(f"Subscription {subscription.get('id')} has no items.")
+    return items[0]
+
+
+def _subscription_store(*, workspace_id: int, subscription: dict[str, Any], now: datetime) -> _SubscriptionState:
+    """Record what Stripe bills now; the workspace's own plan changes only when a period or upgrade is paid."""
+    item = _subscription_item(subscription)
+    plan = _plan_from_price(item["price"])
+    seats = int(item.get("quantity") or 1)
+    # Since API 2025-03-31 the period lives on the item; older shapes kept it on the subscription.
+    start = _ts(item.get("current_period_start") or subscription.get("current_period_start"))
+    end = _ts(item.get("current_period_end") or subscription.get("current_period_end"))
+    if start is None or end is None:
+        raise FulfilmentMismatch(f"Subscription {subscription.get('id')} has no current period.")
+    status = subscription.get("status") or ""
+    existing = Subscription.objects.select_for_update().filter(workspace_id=workspace_id).first()
+    past_due_since = existing.past_due_since if existing else None
+    if status in ("past_due", "unpaid"):
+        past_due_since = past_due_since or now
+    elif status in ("active", "trialing", "canceled"):
+        past_due_since = None
+    Subscription.objects.update_or_create(
+        workspace_id=workspace_id,
+        defaults={
+            "stripe_subscription_id": subscription["id"],
+            "status": status,
+            "plan": plan,
+            "seats": seats,
+            "current_period_start": start,
+            "current_period_end": end,
+            "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
+            "past_due_since": past_due_since,
+            "updated_at": now,
+        },
+    )
+    return _SubscriptionState(plan=plan, seats=seats, current_period_start=start, current_period_end=end)
+
+
+def _workspace_for_customer(customer: str | dict | None) -> Workspace | None:
+    customer_id = customer.get("id") if isinstance(customer, dict) else customer
+    return Workspace.objects.filter(stripe_customer_id=customer_id).first() if customer_id else None
+
+
+def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
+    parent = invoice.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    found = details.get("subscription") or invoice.get("subscription") or ""
+    return found.get("id", "") if isinstance(found, dict) else found
+
+
+def subscription_changed(*, subscription: dict[str, Any], now: datetime | None = None) -> Subscription | None:
+    """``customer.subscription.*``: store Stripe's current state (fetched: events arrive in any order)."""
+    now = now or timezone.now()
+    workspace = _workspace_for_customer(subscription.get("customer"))
+    if workspace is None:
+        logger.warning(
+            "subscription %s: no workspace for customer %s", subscription.get("id"), subscription.get("customer")
+        )
+        return None
+    current = gateway.subscription_retrieve(subscription["id"])
+    with transaction.atomic():
+        known = Subscription.objects.select_for_update().filter(workspace=workspace).first()
+        if known is not None and known.stripe_subscription_id != current["id"] and current.get("status") == "canceled":
+            return known  # an old subscription ended after a newer one began: nothing to change
+        _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
+        if current.get("status") == "canceled":
+            _subscription_ended(workspace=workspace, subscription=current, now=now)
+    return Subscription.objects.get(workspace=workspace)
+
+
+def _subscription_ended(*, workspace: Workspace, subscription: dict[str, Any], now: datetime) -> None:
+    """Back to Free from the end of what was paid for: at once if that moment has passed.
+
+    A subscription cancelled mid-period keeps its bucket until the wallet's period ends; the
+    reset job then opens the Free period (the workspace has no live subscription any more).
+    """
+    wallet = Wallet.objects.get(workspace=workspace)
+    ended = _ts(subscription.get("ended_at")) or now
+    start = max(ended, wallet.period_end)
+    if start > now:
+        return
+    local = start.astimezone(workspace.zone)
+    granted = period_begin(
+        workspace_id=workspace.pk,
+        start=local,
+        end=shift_months(local, 1),
+        plan=Plan.objects.get(key="free"),
+        seats=1,
+        now=now,
+        external_ref=subscription["id"],
+        reason="Subscription ended: Free plan credits",
+    )
+    if granted is not None:
+        activity_record(workspace=workspace, actor=None, verb=Activity.Verb.PLAN_CHANGED, detail="moved to Free")
+
+
+@dataclass
+class _InvoiceLine:
+    plan: Plan
+    seats: int
+    amount: int
+    proration: bool
+    start: datetime
+    end: datetime
+
+
+def _invoice_lines(invoice: dict[str, Any]) -> list[_InvoiceLine]:
+    lines = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        pricing = line.get("pricing") or {}
+        price = (pricing.get("price_details") or {}).get("price") or line.get("price")
+        if isinstance(price, str):
+            price = gateway.price_retrieve(price)
+        if not price:
+            continue
+        parent = line.get("parent") or {}
+        item_details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+        period = line.get("period") or {}
+        lines.append(
+            _InvoiceLine(
+                plan=_plan_from_price(price),
+                seats=int(line.get("quantity") or 1),
+                amount=int(line.get("amount") or 0),
+                proration=bool(item_details.get("proration") or line.get("proration")),
+                start=_ts(period.get("start")) or timezone.now(),
+                end=_ts(period.get("end")) or timezone.now(),
+            )
+        )
+    return lines
+
+
+def invoice_paid(*, invoice: dict[str, Any], now: datetime | None = None) -> Purchase | None:
+    """``invoice.paid``: a new period's bucket (first invoice or renewal) or an upgrade's prorated credits."""
+    now = now or timezone.now()
+    subscription_id = _invoice_subscription_id(invoice)
+    workspace = _workspace_for_customer(invoice.get("customer"))
+    if not subscription_id or workspace is None:
+        return None
+    current = gateway.subscription_retrieve(subscription_id)
+    invoice = gateway.invoice_retrieve(invoice["id"])  # the event is a snapshot; lines may be paged there
+    lines = _invoice_lines(invoice)
+    reason = invoice.get("billing_reason") or ""
+    with transaction.atomic():
+        if reason in ("subscription_create", "subscription_cycle"):
+            return _renewal_paid(workspace=workspace, invoice=invoice, lines=lines, current=current, now=now)
+        if reason == "subscription_update":
+            return _upgrade_paid(workspace=workspace, invoice=invoice, lines=lines, current=current, now=now)
+    return None
+
+
+def _invoice_purchase(
+    *, workspace: Workspace, invoice: dict[str, Any], kind: str, plan: Plan | None, seats: int | None
+) -> Purchase:
+    purchase, _ = Purchase.objects.get_or_create(
+        stripe_invoice_id=invoice["id"],
+        defaults={
+            "workspace": workspace,
+            "kind": kind,
+            "plan": plan,
+            "seats": seats,
+            "amount_cents": int(invoice.get("amount_paid") or 0),
+            "currency": (invoice.get("currency") or settings.STRIPE_CURRENCY).lower(),
+        },
+    )
+    return Purchase.objects.select_for_update().get(pk=purchase.pk)
+
+
+def _renewal_paid(
+    *, workspace: Workspace, invoice: dict[str, Any], lines: list[_InvoiceLine], current: dict[str, Any], now: datetime
+) -> Purchase | None:
+    billed = [line for line in lines if not line.proration] or lines
+    if not billed:
+        raise FulfilmentMismatch(f"Invoice {invoice['id']} bills no plan.")
+    line = billed[0]
+    _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
+    first = invoice.get("billing_reason") == "subscription_create"
+    # The first invoice belongs to the Checkout purchase that started the subscription.
+    purchase = (
+        Purchase.objects.select_for_update()
+        .filter(workspace=workspace, kind=Purchase.Kind.SUBSCRIPTION, stripe_invoice_id=invoice["id"])
+        .first()
+        if first
+        else None
+    )
+    if purchase is None and not first:
+        purchase = _invoice_purchase(
+            workspace=workspace, invoice=invoice, kind=Purchase.Kind.RENEWAL, plan=line.plan, seats=line.seats
+        )
+    grant = period_begin(
+        workspace_id=workspace.pk,
+        start=line.start,
+        end=line.end,
+        plan=line.plan,
+        seats=line.seats,
+        now=now,
+        external_ref=invoice["id"],
+        reason=f"{line.plan.name} plan: monthly credits",
+    )
+    Subscription.objects.filter(workspace=workspace).update(past_due_since=None)
+    if purchase is not None and purchase.status != Purchase.Status.PAID:
+        purchase.status = Purchase.Status.PAID
+        purchase.paid_at = now
+        purchase.credits = grant.plan_delta if grant else line.plan.allowance_for(line.seats)
+        purchase.receipt_url = invoice.get("hosted_invoice_url") or ""
+        purchase.save()
+    return purchase
+
+
+def _upgrade_paid(
+    *, workspace: Workspace, invoice: dict[str, Any], lines: list[_InvoiceLine], current: dict[str, Any], now: datetime
+) -> Purchase | None:
+    """Prorated credits for the part of the period left: new allowance minus old, as Stripe prorates the money."""
+    _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
+    added = [line for line in lines if line.proration and line.amount > 0]
+    removed = [line for line in lines if line.proration and line.amount < 0]
+    if not added:
+        return None
+    new = added[0]
+    purchase = _invoice_purchase(
+        workspace=workspace, invoice=invoice, kind=Purchase.Kind.UPGRADE, plan=new.plan, seats=new.seats
+    )
+    if purchase.status == Purchase.Status.PAID:
+        return purchase
+    wallet = wallet_lock(workspace_id=workspace.pk)
+    workspace.refresh_from_db(fields=["plan", "seats"])
+    old_allowance = (
+        removed[0].plan.allowance_for(removed[0].seats) if removed else workspace.plan.allowance_for(workspace.seats)
+    )
+    new_allowance = new.plan.allowance_for(new.seats)
+    credits = 0
+    if new_allowance > old_allowance and wallet.period_start <= new.start < wallet.period_end:
+        total = int((wallet.period_end - wallet.period_start).total_seconds())
+        left = int((wallet.period_end - new.start).total_seconds())
+        credits = (new_allowance - old_allowance) * left // total
+    if credits:
+        wallet.period_allowance += credits
+        entry_post(
+            wallet,
+            kind=LedgerEntry.Kind.PLAN_GRANT,
+            plan_delta=credits,
+            idempotency_key=f"plan-upgrade:{invoice['id']}",
+            reason=f"Upgrade to {new.plan.name}"
+            + (f" × {new.seats} seats" if new.plan.per_seat else "")
+            + ": credits for the rest of the period",
+            external_ref=invoice["id"],
+            now=now,
+            metadata={"purchase": purchase.pk, "plan": new.plan.key, "seats": new.seats, "from": old_allowance},
+        )
+    if new_allowance > workspace.plan.allowance_for(workspace.seats):
+        Workspace.objects.filter(pk=workspace.pk).update(plan=new.plan, seats=new.seats)
+    purchase.status = Purchase.Status.PAID
+    purchase.paid_at = now
+    purchase.credits = credits
+    purchase.receipt_url = invoice.get("hosted_invoice_url") or ""
+    purchase.save()
+    activity_record(
+        workspace=workspace, actor=None, verb=Activity.Verb.PLAN_CHANGED, detail=f"upgraded to {new.plan.name}"
+    )
+    return purchase
+
+
+def invoice_payment_failed(*, invoice: dict[str, Any], now: datetime | None = None) -> Subscription | None:
+    """A renewal (or upgrade) could not be charged: the workspace is past due until the card is fixed."""
+    now = now or timezone.now()
+    subscription_id = _invoice_subscription_id(invoice)
+    workspace = _workspace_for_customer(invoice.get("customer"))
+    if not subscription_id or workspace is None:
+        return None
+    current = gateway.subscription_retrieve(subscription_id)
+    with transaction.atomic():
+        _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
+        if invoice.get("billing_reason") == "subscription_cycle":
+            Subscription.objects.filter(workspace=workspace, past_due_since__isnull=True).update(past_due_since=now)
+    return Subscription.objects.get(workspace=workspace)
+
+
+# --- Off-session payments (auto top-up) -----------------------------------------------------------
+
+
+def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = None) -> Purchase | None:
+    """``payment_intent.succeeded`` / ``payment_failed`` for a payment made without Checkout (auto top-up).
+
+    Checkout's own payments are fulfilled through their session, so only purchases that were
+    started as a bare PaymentIntent are settled here; the current state is fetched first.
+    """
+    now = now or timezone.now()
+    purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"], kind=Purchase.Kind.AUTO_TOP_UP).first()
+    if purchase is None or purchase.status == Purchase.Status.PAID:
+        return purchase
+    current = gateway.payment_intent_retrieve(intent["id"])
+    details = _payment_details(intent["id"]) if current.get("status") == "succeeded" else {}
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if purchase.status == Purchase.Status.PAID:
+            return purchase
+        if current.get("status") == "succeeded":
+            if current.get("amount_received", current.get("amount")) != purchase.amount_cents:
+                raise FulfilmentMismatch(f"Payment {intent['id']} does not match purchase #{purchase.pk}.")
+            wallet = wallet_lock(workspace_id=purchase.workspace_id)
+            entry_post(
+                wallet,
+                kind=LedgerEntry.Kind.TOP_UP,
+                topup_delta=purchase.credits,
+                idempotency_key=f"top-up:{intent['id']}",
+                reason=f"Auto top-up: {purchase.pack}",
+                external_ref=intent["id"],
+                now=now,
+                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
+            )
+            purchase.status = Purchase.Status.PAID
+            purchase.paid_at = now
+            purchase.stripe_charge_id = details.get("charge", "")
+            purchase.receipt_url = details.get("receipt_url", "")
+        elif current.get("status") in ("requires_payment_method", "canceled"):
+            error = current.get("last_payment_error") or {}
+            purchase.status = Purchase.Status.FAILED
+            purchase.failure = (error.get("message") or "The payment failed.")[:255]
+        purchase.save()
+    return purchase
+
+
+# --- Money going back: refunds and disputes -------------------------------------------------------
+
+
+@dataclass
+class Reversal:
+    purchase: Purchase
+    credits_removed: int = 0
+    shortfall: int = 0
+    entry: LedgerEntry | None = field(default=None)
+
+
+def _purchase_for_charge(charge: dict[str, Any]) -> Purchase | None:
+    intent = charge.get("payment_intent")
+    intent = intent.get("id") if isinstance(intent, dict) else intent
+    found = Purchase.objects.filter(stripe_charge_id=charge["id"]).first() if charge.get("id") else None
+    if found is None and intent:
+        found = Purchase.objects.filter(stripe_payment_intent_id=intent).first()
+    return found
+
+
+def charge_refunded(*, charge: dict[str, Any], now: datetime | None = None) -> Reversal | None:
+    """``charge.refunded``: take the refunded share of the purchase's credits back out."""
+    purchase = _purchase_for_charge(charge)
+    if purchase is None:
+        logger.warning("refund of charge %s matches no purchase: ignored", charge.get("id"))
+        return None
+    refunded = int(charge.get("amount_refunded") or 0)
+    return _reverse(
+        purchase_id=purchase.pk,
+        refunded_cents=refunded,
+        key=f"refund:{charge['id']}:{refunded}",
+        external_ref=charge["id"],
+        now=now or timezone.now(),
+    )
+
+
+def dispute_created(*, dispute: dict[str, Any], now: datetime | None = None) -> Reversal | None:
+    """``charge.dispute.created``: the disputed money is held back, so are its credits."""
+    purchase = _purchase_for_charge({"id": dispute.get("charge"), "payment_intent": dispute.get("payment_intent")})
+    if purchase is None:
+        logger.warning("dispute %s matches no purchase: ignored", dispute.get("id"))
+        return None
+    return _reverse(
+        purchase_id=purchase.pk,
+        disputed_cents=int(dispute.get("amount") or 0),
+        key=f"dispute:{dispute['id']}",
+        external_ref=dispute["id"],
+        now=now or timezone.now(),
+    )
+
+
+def _reverse(
+    *,
+    purchase_id: int,
+    key: str,
+    external_ref: str,
+    now: datetime,
+    refunded_cents: int | None = None,
+    disputed_cents: int = 0,
+) -> Reversal:
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        wallet = wallet_lock(workspace_id=purchase.workspace_id)
+        if LedgerEntry.objects.filter(workspace_id=purchase.workspace_id, idempotency_key=key).exists():
+            return Reversal(purchase=purchase)
+        if refunded_cents is not None:
+            purchase.refunded_cents = max(purchase.refunded_cents, refunded_cents)
+        purchase.disputed_cents += disputed_cents
+        money_back = min(purchase.amount_cents, purchase.refunded_cents + purchase.disputed_cents)
+        if purchase.status != Purchase.Status.PAID or not purchase.amount_cents:
+            purchase.save()
+            return Reversal(purchase=purchase)
+        owed = purchase.credits * money_back // purchase.amount_cents - purchase.credits_reversed
+        if owed <= 0:
+            purchase.save()
+            return Reversal(purchase=purchase)
+        from_topup = purchase.kind in (Purchase.Kind.TOP_UP, Purchase.Kind.AUTO_TOP_UP)
+        available = wallet.topup_balance if from_topup else wallet.plan_balance
+        removed = min(owed, available)
+        shortfall = owed - removed
+        what = "Dispute" if disputed_cents else "Refund"
+        entry = entry_post(
+            wallet,
+            kind=LedgerEntry.Kind.REFUND,
+            topup_delta=-removed if from_topup else 0,
+            plan_delta=0 if from_topup else -removed,
+            idempotency_key=key,
+            reason=f"{what} of {purchase}: the refunded share of its credits"
+            + (" (part was already spent: recorded as a shortfall)" if shortfall else ""),
+            external_ref=external_ref,
+            now=now,
+            metadata={"purchase": purchase.pk, "money_back_cents": money_back, "shortfall": shortfall},
+        )
+        purchase.credits_reversed += owed
+        purchase.shortfall += shortfall
+        purchase.save()
+        return Reversal(purchase=purchase, credits_removed=removed, shortfall=shortfall, entry=entry)
+
+
+# --- Reconciliation -------------------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileSummary:
+    sessions_seen: int = 0
+    fulfilled: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def checkouts_reconcile(*, since: datetime | None = None, now: datetime | None = None) -> ReconcileSummary:
+    """Fulfil any paid Checkout Session no webhook fulfilled ("paid but no credits" cannot last)."""
+    now = now or timezone.now()
+    since = since or now - timedelta(hours=settings.STRIPE_RECONCILE_HOURS)
+    summary = ReconcileSummary()
+    for session in gateway.checkout_sessions_completed(since=int(since.timestamp())):
+        summary.sessions_seen += 1
+        if session.get("payment_status") not in ("paid", "no_payment_required"):
+            continue
+        purchase = _purchase_for_session(session)
+        if purchase is None or purchase.status == Purchase.Status.PAID:
+            continue
+        try:
+            checkout_fulfil(session=session, now=now)
+        except BillingError as exc:
+            summary.errors.append(f"{session['id']}: {exc.message}")
+            continue
+        summary.fulfilled.append(session["id"])
+        logger.warning("reconciliation fulfilled checkout %s that no webhook had", session["id"])
+    return summary

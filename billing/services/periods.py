@@ -1,0 +1,69 @@
+"""Opening a billing period: the unused bucket expires and the plan's allowance is granted.
+
+One period is granted once: the grant's ledger key is derived from the period's start, so
+``invoice.paid``, the checkout that started a subscription and the periodic reset job can all
+ask for the same period and only the first one writes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.db import transaction
+
+from billing.models import LedgerEntry, Plan, Wallet, Workspace
+from billing.services.wallets import entry_post, wallet_lock
+
+
+def period_key(start: datetime) -> str:
+    """The ledger key of the grant that opens the period starting at ``start`` (an instant)."""
+    return f"plan-grant:{start.astimezone(UTC).isoformat()}"
+
+
+def period_begin(
+    *,
+    workspace_id: int,
+    start: datetime,
+    end: datetime,
+    plan: Plan,
+    seats: int,
+    now: datetime,
+    external_ref: str = "",
+    reason: str = "",
+) -> LedgerEntry | None:
+    """Open the period [start, end) for ``plan`` × ``seats``; the grant, or None if already opened or stale.
+
+    A period that starts before the wallet's current one is stale (an old event arriving late)
+    and changes nothing.
+    """
+    with transaction.atomic():
+        wallet: Wallet = wallet_lock(workspace_id=workspace_id)
+        key = period_key(start)
+        if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
+            return None
+        if start < wallet.period_start:
+            return None
+        if wallet.plan_balance:
+            entry_post(
+                wallet,
+                kind=LedgerEntry.Kind.PLAN_EXPIRY,
+                plan_delta=-wallet.plan_balance,
+                idempotency_key=f"plan-expiry:{wallet.period_start.astimezone(UTC).isoformat()}",
+                reason="Unused plan credits expired at the end of the period",
+                now=now,
+                metadata={"period_start": wallet.period_start.isoformat(), "period_end": wallet.period_end.isoformat()},
+            )
+        allowance = plan.allowance_for(seats)
+        wallet.period_start, wallet.period_end, wallet.period_allowance = start, end, allowance
+        entry = entry_post(
+            wallet,
+            kind=LedgerEntry.Kind.PLAN_GRANT,
+            plan_delta=allowance,
+            idempotency_key=key,
+            reason=reason or f"{plan.name} plan: monthly credits",
+            external_ref=external_ref,
+            now=now,
+            metadata={"plan": plan.key, "seats": seats, "period_start": start.isoformat()},
+        )
+        Workspace.objects.filter(pk=workspace_id).update(plan=plan, seats=seats)
+        return entry
