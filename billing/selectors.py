@@ -16,9 +16,11 @@ from billing.models import (
     DailyUsage,
     LedgerEntry,
     Plan,
+    Purchase,
     RefusalTally,
     Specialist,
     SpecialistCap,
+    Subscription,
     TopUpPack,
     Wallet,
     Workspace,
@@ -417,3 +419,32 @@ def caps_overview(*, workspace_id: int, today: date) -> list[CapRow]:
 
 def activity_page(*, workspace_id: int, limit: int = 100) -> list[Activity]:
     return list(Activity.objects.filter(workspace_id=workspace_id).select_related("actor").order_by("-id")[:limit])
+
+
+# --- Payments -----------------------------------------------------------------------------------
+
+
+def subscription_of(*, workspace_id: int) -> Subscription | None:
+    """The workspace's running (not ended) Stripe subscription, if any."""
+    found = Subscription.objects.select_related("plan").filter(workspace_id=workspace_id).first()
+    return found if found is not None and found.is_live else None
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    subscription: Subscription | None
+    processing: list[Purchase]
+
+    @property
+    def past_due(self) -> bool:
+        return self.subscription is not None and self.subscription.past_due_since is not None
+
+
+def payment_state(*, workspace_id: int, since: datetime) -> PaymentState:
+    """What the balance region says about money in flight: a running subscription, payments still clearing."""
+    processing = list(
+        Purchase.objects.select_related("pack", "plan")
+        .filter(workspace_id=workspace_id, status=Purchase.Status.PROCESSING, created_at__gte=since)
+        .order_by("-id")[:5]
+    )
+    return PaymentState(subscription=subscription_of(workspace_id=workspace_id), processing=processing)

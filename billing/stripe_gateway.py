@@ -26,7 +26,8 @@ from billing.errors import BillingError
 logger = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"  # the version stripe==16.1.0 speaks; bump both together
-NETWORK_RETRIES = 2  # the library retries idempotent-safe requests itself (with idempotency keys)
+NETWORK_RETRIES = 2
+WEBHOOK_TOLERANCE = 300  # seconds: an older signature is a replay, refused (Stripe's default)  # the library retries idempotent-safe requests itself (with idempotency keys)
 
 
 class PaymentsUnavailable(BillingError):
@@ -254,7 +255,9 @@ def event_construct(payload: bytes, signature: str | None) -> dict[str, Any]:
     if not secret:
         raise PaymentsUnavailable("No STRIPE_WEBHOOK_SECRET is configured: webhooks cannot be verified.")
     try:
-        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature or "", secret)
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), signature or "", secret, tolerance=WEBHOOK_TOLERANCE
+        )
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
         raise SignatureInvalid(f"The Stripe-Signature header does not verify: {exc}") from exc
     try:

@@ -23,10 +23,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import selectors, services
+from billing import selectors, services, stripe_gateway
 from billing.charts import usage_chart
 from billing.credits import format_credits
-from billing.errors import BillingError
+from billing.errors import BillingError, InvalidRequest
 from billing.forms import ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
 from billing.models import Invitation, LedgerEntry, Membership, Plan, TopUpPack, Workspace
 
@@ -281,15 +281,99 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _leave_for(request: HttpRequest, url: str) -> HttpResponse:
+    """Send the browser to Stripe (or the offline double): a full navigation, also from htmx."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    response = redirect(url)
+    response.status_code = 303  # See Other: the POST is done, GET the checkout page
+    return response
+
+
 @require_POST
 @workspace_view(manage=True)
 def purchase(request: HttpRequest, kind: str, key: str) -> HttpResponse:
-    """Top-up and upgrade buttons. Until Stripe is configured they explain that, never a 500."""
+    """Top-up and plan buttons: off to Stripe Checkout (or the Billing Portal for an existing subscription)."""
     if kind == "top-up":
         item = get_object_or_404(TopUpPack, key=key, is_active=True)
-    else:
+    elif kind == "upgrade":
         item = get_object_or_404(Plan, key=key, is_active=True)
-    return render(request, "billing/payments_unavailable.html", {"item": item, "kind": kind})
+    else:
+        raise Http404("Unknown purchase.")
+    if not stripe_gateway.is_configured():
+        return render(request, "billing/payments_unavailable.html", {"item": item, "kind": kind})
+    workspace = request.workspace
+    back = request.build_absolute_uri(reverse("billing:settings_billing"))
+    return_url = request.build_absolute_uri(reverse("billing:checkout_return"))
+    try:
+        if kind == "top-up":
+            _, url = services.topup_checkout_start(
+                workspace=workspace, pack_key=key, user=request.user, return_url=return_url, cancel_url=back
+            )
+        elif selectors.subscription_of(workspace_id=workspace.pk) is not None:
+            # Plan and seat changes of a running subscription happen in Stripe's portal, which prorates.
+            url = services.portal_start(workspace=workspace, return_url=back)
+        else:
+            _, url = services.plan_checkout_start(
+                workspace=workspace,
+                plan_key=key,
+                seats=_seats(request.POST.get("seats"), default=workspace.seats),
+                user=request.user,
+                return_url=return_url,
+                cancel_url=back,
+            )
+    except BillingError as exc:
+        messages.error(request, exc.message)
+        return redirect("billing:settings_billing")
+    return _leave_for(request, url)
+
+
+def _seats(raw: str | None, *, default: int) -> int:
+    try:
+        return int(raw) if raw not in (None, "") else default
+    except ValueError:
+        return 0  # the service names what is wrong with it
+
+
+@require_GET
+@workspace_view()
+def checkout_return(request: HttpRequest) -> HttpResponse:
+    """Back from Checkout: fulfil now if Stripe says it is paid, and say where the payment stands."""
+    try:
+        purchase = services.checkout_return(workspace=request.workspace, session_id=request.GET.get("session_id", ""))
+    except InvalidRequest:
+        raise Http404("No such checkout in this workspace.") from None
+    except BillingError as exc:
+        messages.warning(request, f"Your payment is being confirmed ({exc.message}). Credits appear once it is.")
+        return redirect("billing:settings_billing")
+    if purchase.status == purchase.Status.PAID:
+        if purchase.kind == purchase.Kind.SUBSCRIPTION:
+            messages.success(request, f"Welcome to {purchase.plan.name}: your plan credits are in your bucket.")
+        else:
+            messages.success(request, f"Payment received: {format_credits(purchase.credits)} credits added.")
+    elif purchase.status in (purchase.Status.PENDING, purchase.Status.PROCESSING):
+        messages.info(request, "Payment processing: your credits appear here as soon as Stripe confirms it.")
+    else:
+        messages.error(request, "That payment did not go through; nothing was charged.")
+    return redirect("billing:settings_billing")
+
+
+@require_POST
+@workspace_view(manage=True)
+def billing_portal(request: HttpRequest) -> HttpResponse:
+    """Stripe's Billing Portal: card, plan, seats, cancellation."""
+    if not stripe_gateway.is_configured():
+        return render(request, "billing/payments_unavailable.html", {"item": None, "kind": "portal"})
+    try:
+        url = services.portal_start(
+            workspace=request.workspace, return_url=request.build_absolute_uri(reverse("billing:settings_billing"))
+        )
+    except BillingError as exc:
+        messages.error(request, exc.message)
+        return redirect("billing:settings_billing")
+    return _leave_for(request, url)
 
 
 # --- Settings → BYOK Anthropic Key ------------------------------------------------------------

@@ -23,6 +23,14 @@ from billing.services.byok import byok_key, byok_remove, byok_set
 from billing.services.caps import cap_set
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
 from billing.services.leads import record_reply, resume_lead
+from billing.services.payments import (
+    checkout_fulfil,
+    checkout_return,
+    checkouts_reconcile,
+    plan_checkout_start,
+    portal_start,
+    topup_checkout_start,
+)
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 from billing.services.workspaces import workspace_create
 
@@ -44,6 +52,9 @@ __all__ = [
     "cap_set",
     "charge",
     "charge_batch",
+    "checkout_fulfil",
+    "checkout_return",
+    "checkouts_reconcile",
     "entry_post",
     "entry_replay",
     "invitation_accept",
@@ -51,8 +62,11 @@ __all__ = [
     "invitation_lookup",
     "invitation_revoke",
     "membership_remove",
+    "plan_checkout_start",
+    "portal_start",
     "record_reply",
     "resume_lead",
+    "topup_checkout_start",
     "usage_event",
     "usage_record",
     "wallet_lock",
