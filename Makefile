@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+STRIPE_DOUBLE_PORT ?= 12111
 
 .PHONY: run test lint format bench install migrate seed check-deploy clean
 
@@ -23,9 +24,18 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 ## make run — install, migrate, load the demo and serve on http://127.0.0.1:8000
+# With no STRIPE_SECRET_KEY, payments go to the offline Stripe double (billing/stripe_double),
+# started beside the server and stopped with it; its keys are the dev settings' (sigora/settings/dev.py).
 run: seed
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@if [ -n "$$STRIPE_SECRET_KEY" ]; then exec $(BIN)/python manage.py runserver $(HOST):$(PORT); fi; \
+	echo "Payments: the offline Stripe double on http://127.0.0.1:$(STRIPE_DOUBLE_PORT)/ (no STRIPE_SECRET_KEY set)"; \
+	$(BIN)/python -m billing.stripe_double --host 127.0.0.1 --port $(STRIPE_DOUBLE_PORT) \
+		--api-key sk_test_offline_double --webhook-secret whsec_offline_double_dev_only \
+		--webhook-url http://$(HOST):$(PORT)/stripe/webhook/ & double=$$!; \
+	trap 'kill $$double 2>/dev/null' EXIT INT TERM; \
+	export STRIPE_DOUBLE_URL=http://127.0.0.1:$(STRIPE_DOUBLE_PORT); \
+	$(BIN)/python manage.py sync_stripe_catalog --wait 15 && $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## make test — lint and the whole test suite
 test: install lint

@@ -26,8 +26,8 @@ from billing.errors import BillingError
 logger = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"  # the version stripe==16.1.0 speaks; bump both together
-NETWORK_RETRIES = 2
-WEBHOOK_TOLERANCE = 300  # seconds: an older signature is a replay, refused (Stripe's default)  # the library retries idempotent-safe requests itself (with idempotency keys)
+NETWORK_RETRIES = 2  # the library retries failed requests itself, safely: writes carry idempotency keys
+WEBHOOK_TOLERANCE = 300  # seconds: an older signature is a replay, refused (Stripe's default)
 
 
 class PaymentsUnavailable(BillingError):
@@ -58,6 +58,17 @@ class StripeUnavailable(BillingError):
 
     code = "stripe_unavailable"
     http_status = 502
+
+
+class MissingInStripe(BillingError):
+    """Stripe does not know an id we sent (deleted in the dashboard, or another account's)."""
+
+    code = "missing_in_stripe"
+    http_status = 404
+
+    def __init__(self, message: str, *, param: str = "", **details: Any) -> None:
+        super().__init__(message, param=param, **details)
+        self.param = param
 
 
 class SignatureInvalid(BillingError):
@@ -96,6 +107,11 @@ def _call(what: str, method: Any, params: dict[str, Any] | None = None, idempote
             decline_code=(exc.code or "") if exc.code == "authentication_required" else (exc.code or "card_declined"),
             payment_intent=(intent.get("id", "") if intent else ""),
         ) from exc
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            raise MissingInStripe(f"Stripe could not {what}: {exc.user_message or exc}", param=exc.param or "") from exc
+        logger.warning("stripe %s refused: %s", what, exc)
+        raise StripeUnavailable(f"Stripe could not {what}: {exc.user_message or exc}") from exc
     except stripe.StripeError as exc:
         logger.warning("stripe %s failed: %s", what, exc)
         raise StripeUnavailable(f"Stripe could not {what}: {exc.user_message or exc}") from exc

@@ -83,7 +83,7 @@ def _price_for(lookup_key: str, *, expected_cents: int) -> str:
 # --- Starting a purchase --------------------------------------------------------------------------
 
 
-def customer_ensure(*, workspace_id: int, user: AbstractBaseUser) -> str:
+def customer_ensure(*, workspace_id: int, user: AbstractBaseUser, fresh: bool = False) -> str:
     """The workspace's Stripe customer id, creating the customer at the first purchase."""
     workspace = Workspace.objects.get(pk=workspace_id)
     if workspace.stripe_customer_id:
@@ -93,7 +93,7 @@ def customer_ensure(*, workspace_id: int, user: AbstractBaseUser) -> str:
         email=getattr(user, "email", ""),
         name=workspace.name,
         metadata={"workspace_id": str(workspace.pk)},
-        idempotency_key=f"sigora-customer-{workspace.pk}",
+        idempotency_key=f"sigora-customer-{workspace.pk}" + ("-again" if fresh else ""),
     )
     Workspace.objects.filter(pk=workspace.pk, stripe_customer_id__isnull=True).update(stripe_customer_id=customer["id"])
     workspace.refresh_from_db(fields=["stripe_customer_id"])
@@ -124,8 +124,11 @@ def topup_checkout_start(
         created_by=user,
     )
     metadata = {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "pack": pack.key}
-    session = gateway.checkout_session_create(
-        {
+    session = _checkout_create(
+        workspace=workspace,
+        user=user,
+        purchase=purchase,
+        params={
             "mode": "payment",
             "customer": customer,
             "client_reference_id": str(workspace.pk),
@@ -136,7 +139,6 @@ def topup_checkout_start(
             # Saved for off-session use: auto top-up charges this card later.
             "payment_intent_data": {"setup_future_usage": "off_session", "metadata": metadata},
         },
-        idempotency_key=f"sigora-checkout-{purchase.pk}",
     )
     return _session_attach(purchase, session)
 
@@ -172,8 +174,11 @@ def plan_checkout_start(
         created_by=user,
     )
     metadata = {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "plan": plan.key}
-    session = gateway.checkout_session_create(
-        {
+    session = _checkout_create(
+        workspace=workspace,
+        user=user,
+        purchase=purchase,
+        params={
             "mode": "subscription",
             "customer": customer,
             "client_reference_id": str(workspace.pk),
@@ -183,9 +188,23 @@ def plan_checkout_start(
             "metadata": metadata,
             "subscription_data": {"metadata": {"workspace_id": str(workspace.pk)}},
         },
-        idempotency_key=f"sigora-checkout-{purchase.pk}",
     )
     return _session_attach(purchase, session)
+
+
+def _checkout_create(
+    *, workspace: Workspace, user: AbstractBaseUser, purchase: Purchase, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Create the session; if Stripe no longer knows the saved customer, make a new one and retry once."""
+    try:
+        return gateway.checkout_session_create(params, idempotency_key=f"sigora-checkout-{purchase.pk}")
+    except gateway.MissingInStripe as exc:
+        if exc.param != "customer":
+            raise
+    logger.warning("workspace %s: Stripe lost customer %s; creating a new one", workspace.pk, params["customer"])
+    Workspace.objects.filter(pk=workspace.pk, stripe_customer_id=params["customer"]).update(stripe_customer_id=None)
+    params = {**params, "customer": customer_ensure(workspace_id=workspace.pk, user=user, fresh=True)}
+    return gateway.checkout_session_create(params, idempotency_key=f"sigora-checkout-{purchase.pk}-retry")
 
 
 def _session_attach(purchase: Purchase, session: dict[str, Any]) -> tuple[Purchase, str]:
