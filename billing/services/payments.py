@@ -463,7 +463,8 @@ def _subscription_ended(*, workspace: Workspace, subscription: dict[str, Any], n
     wallet = Wallet.objects.get(workspace=workspace)
     ended = _ts(subscription.get("ended_at")) or now
     start = max(ended, wallet.period_end)
-    if start > now:
+    # Stripe's word that the subscription ended is final, even a little ahead of this clock.
+    if start > max(now, ended):
         return
     local = start.astimezone(workspace.zone)
     granted = period_begin(

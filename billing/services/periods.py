@@ -33,15 +33,16 @@ def period_begin(
 ) -> LedgerEntry | None:
     """Open the period [start, end) for ``plan`` × ``seats``; the grant, or None if already opened or stale.
 
-    A period that starts before the wallet's current one is stale (an old event arriving late)
-    and changes nothing.
+    A period that ends before the wallet's current one began is stale (an old event arriving
+    late) and changes nothing. (Stripe's times are whole seconds, so a subscription bought in
+    the same second the workspace opened "starts" a fraction before its Free period: not stale.)
     """
     with transaction.atomic():
         wallet: Wallet = wallet_lock(workspace_id=workspace_id)
         key = period_key(start)
         if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
             return None
-        if start < wallet.period_start:
+        if end <= wallet.period_start:
             return None
         if wallet.plan_balance:
             entry_post(
