@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import checkout, invoices, payments, subscriptions
+from . import checkout, invoices, payments, refunds, subscriptions
 from .api import Api
 from .customers import check_behaviour, customer_set_card
 from .encoding import Params
@@ -63,7 +63,7 @@ class StripeDouble:
         self.verbose = verbose
         self.store = Store(Clock(clock))
         self.store.webhook_endpoints = lambda: 1 if self.webhook_url else 0
-        for module in (payments, invoices, subscriptions, checkout):
+        for module in (refunds, invoices, subscriptions, checkout):
             module.register(self.store)
         self.api = Api(self.store, api_key)
         self.sender = WebhookSender(
@@ -196,7 +196,7 @@ class StripeDouble:
         return self._act(lambda: subscriptions.subscription_renew(self.store, subscription, behaviour=card))
 
     def dispute(self, charge_id: str) -> Obj:
-        return self._act(lambda: payments.dispute_open(self.store, charge_id))
+        return self._act(lambda: refunds.dispute_open(self.store, charge_id))
 
     def set_card(self, customer_id: str, card: str) -> list[Obj]:
         """Make the customer's saved card(s) succeed, decline, need authentication or pay by delayed debit."""

@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from . import catalog, checkout, customers, invoices, payments, subscriptions  # noqa: F401  (they register routes)
+from . import catalog, checkout, customers, invoices, payments, portal, refunds, subscriptions  # noqa: F401  (routes)
 from .encoding import decode
 from .errors import StripeError, unauthorized
 from .routing import resolve, retrieve_and_list

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
+import traceback
 from urllib.parse import parse_qs, quote
 
 from . import checkout, pages, payments
 from .api import Response
 from .customers import check_behaviour
 from .errors import StripeError
+from .portal import portal_change_plan, portal_set_cancel
 from .store import Obj, Store
 
 _PATH = re.compile(r"^/(checkout|portal|receipts|invoices)/([^/]+)(?:/([a-z_]+))?/?$")
@@ -29,7 +32,12 @@ def handle(store: Store, method: str, path: str, query: str, body: str) -> Respo
             response = _route(store, method, kind, object_id, action, form)
         except StripeError as error:
             response = _html(error.status, pages.message_page("Something went wrong", error.message))
-        response.events = store.take_outbox()
+        except Exception:  # a fault of the double itself: say so on the page, keep serving
+            traceback.print_exc(file=sys.stderr)
+            response = _html(500, pages.message_page("Something went wrong", "The offline Stripe double failed."))
+        finally:
+            events = store.take_outbox()
+    response.events = events
     return response
 
 
@@ -93,10 +101,10 @@ def _portal(store: Store, method: str, portal: Obj, action: str | None, form: di
             quantity = int(form.get("quantity") or "1")
             if quantity < 1:
                 raise ValueError("at least one seat")
-            checkout.portal_change_plan(store, portal, subscription_id, form.get("price", ""), quantity)
+            portal_change_plan(store, portal, subscription_id, form.get("price", ""), quantity)
             message = "Your plan has been updated."
         else:
-            checkout.portal_set_cancel(store, portal, subscription_id, cancel=action == "cancel")
+            portal_set_cancel(store, portal, subscription_id, cancel=action == "cancel")
             message = (
                 "Your plan will be canceled at the end of the period." if action == "cancel" else "Your plan renews."
             )

@@ -10,8 +10,9 @@ from html import escape
 from urllib.parse import quote
 
 from .catalog import price_label
-from .checkout import portal_subscriptions, session_items
+from .checkout import session_items
 from .money import format_amount, format_date
+from .portal import portal_subscriptions
 from .store import Obj, Store
 
 _STYLE = """
@@ -30,7 +31,7 @@ form{margin:0}.choice{display:flex;align-items:center;justify-content:space-betw
 border:1px solid #e6e8eb;border-radius:8px;padding:10px 12px;margin:8px 0}
 button{font:inherit;border:0;border-radius:6px;padding:8px 16px;cursor:pointer;background:#e6e8eb;color:#1a1f36}
 button.primary{background:#635bff;color:#fff;font-weight:600}button.danger{background:#fdecea;color:#a01b1b}
-select,input{font:inherit;padding:6px;border:1px solid #c9ced6;border-radius:6px}
+select,input{font:inherit;padding:6px;border:1px solid #c9ced6;border-radius:6px}input[type=number]{width:5em}
 a{color:#635bff}
 """
 
@@ -50,7 +51,9 @@ MESSAGES = {
 Row = tuple[str, str] | tuple[str, str, str]  # label, value (both HTML), and maybe the value cell's id
 
 
-def table(rows: list[Row], *, head: tuple[str, str] | None = None, total: Row | None = None) -> str:
+def table(
+    rows: list[Row], *, head: tuple[str, str] | None = None, total: Row | None = None, after: tuple[Row, ...] = ()
+) -> str:
     """A two-column table with the figures on the right; cells arrive as HTML, already escaped."""
 
     def row(cells: Row, css: str = "") -> str:
@@ -61,6 +64,7 @@ def table(rows: list[Row], *, head: tuple[str, str] | None = None, total: Row | 
     html += "".join(row(cells) for cells in rows)
     if total:
         html += row(total, ' class="total"')
+    html += "".join(row(cells) for cells in after)
     return f"<table>{html}</table>"
 
 
@@ -261,11 +265,11 @@ def invoice_page(invoice: Obj) -> str:
         )
         for line in invoice["lines"]["data"]
     ]
-    rows.append(("Amount paid", escape(format_amount(invoice["amount_paid"], invoice["currency"])), "paid"))
     total = ("Total", escape(format_amount(invoice["total"], invoice["currency"])), "total")
+    paid = ("Amount paid", escape(format_amount(invoice["amount_paid"], invoice["currency"])), "paid")
     body = (
         f"<h1>Invoice {escape(invoice['number'] or invoice['id'])}</h1>"
         f"<p class='muted'>Status: <span id='status'>{escape(invoice['status'])}</span> · "
-        f"{escape(invoice['billing_reason'] or '')}</p>" + table(rows, total=total)
+        f"{escape(invoice['billing_reason'] or '')}</p>" + table(rows, total=total, after=(paid,))
     )
     return page("Invoice", "Test invoice (offline Stripe double)", body)

@@ -1,4 +1,4 @@
-"""PaymentIntents, charges, refunds and disputes: a payment attempt plays out as its payment method says.
+"""PaymentIntents and charges: a payment attempt plays out as its payment method says.
 
 Whoever made an intent for a purpose (a Checkout Session, an invoice) is told of each outcome through
 ``on_outcome``, whether it came at once or later (an authentication finished, a bank debit settled).
@@ -313,11 +313,6 @@ def _outcome_details(status: str, reason: str | None = None) -> Obj:
     }
 
 
-def _charge_refunds(store: Store, charge: Obj) -> Obj:
-    refunds = [refund for refund in store.all("refund") if refund["charge"] == charge["id"]]
-    return store.present(store.page(refunds, {"limit": 100}, f"/v1/charges/{charge['id']}/refunds"))
-
-
 # --- the PaymentIntents API -------------------------------------------------------------------------
 
 
@@ -400,106 +395,5 @@ def intent_update(store: Store, params: Params, intent_id: str) -> Obj:
     return intent
 
 
-# --- refunds ----------------------------------------------------------------------------------------
-
-
-@route("POST", "/v1/refunds")
-def refund_create(store: Store, params: Params) -> Obj:
-    charge_id, intent_id = as_str(params, "charge"), as_str(params, "payment_intent")
-    if not charge_id and not intent_id:
-        raise invalid("One of the following params should be provided for this request: payment_intent or charge.")
-    if intent_id:
-        intent = store.get(intent_id, "payment_intent", label="payment_intent", param="payment_intent")
-        charge_id = intent["latest_charge"]
-        if intent["status"] != "succeeded" or not charge_id:
-            raise refused(f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.")
-    charge = store.get(charge_id, "charge", param="charge")
-    if charge["status"] != "succeeded":
-        raise refused(f"Charge {charge['id']} has not succeeded, so it cannot be refunded.", param="charge")
-    remaining = charge["amount"] - charge["amount_refunded"]
-    if remaining == 0:
-        raise refused(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
-    amount = as_int(params, "amount", minimum=1)
-    amount = remaining if amount is None else amount
-    if amount > remaining:
-        raise refused(
-            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
-            param="amount",
-            code="amount_too_large",
-        )
-    refund = store.add(
-        {
-            "id": store.new_id("re_"),
-            "object": "refund",
-            "amount": amount,
-            "balance_transaction": store.new_id("txn_"),
-            "charge": charge["id"],
-            "created": store.now(),
-            "currency": charge["currency"],
-            "description": None,
-            "destination_details": {"type": "card", "card": {"reference_status": "pending", "type": "refund"}},
-            "metadata": merge_metadata({}, params.get("metadata", {})),
-            "payment_intent": charge["payment_intent"],
-            "reason": as_str(params, "reason"),
-            "receipt_number": None,
-            "source_transfer_reversal": None,
-            "status": "succeeded",
-            "transfer_reversal": None,
-        }
-    )
-    previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
-    charge["amount_refunded"] += amount
-    charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-    store.emit("charge.refunded", charge, {key: value for key, value in previous.items() if charge[key] != value})
-    store.emit("refund.created", refund)
-    return refund
-
-
-# --- disputes ---------------------------------------------------------------------------------------
-
-
-def dispute_open(store: Store, charge_id: str, *, reason: str = "fraudulent") -> Obj:
-    """The cardholder disputes a charge with their bank."""
-    charge = store.get(charge_id, "charge")
-    if charge["status"] != "succeeded" or charge["disputed"]:
-        raise refused(
-            f"Charge {charge_id} cannot be disputed (status {charge['status']}, disputed {charge['disputed']})."
-        )
-    now = store.now()
-    dispute = store.add(
-        {
-            "id": store.new_id("dp_"),
-            "object": "dispute",
-            "amount": charge["amount"] - charge["amount_refunded"],
-            "balance_transactions": [],
-            "charge": charge_id,
-            "created": now,
-            "currency": charge["currency"],
-            "evidence": {},
-            "evidence_details": {
-                "due_by": now + 7 * 86400,
-                "has_evidence": False,
-                "past_due": False,
-                "submission_count": 0,
-            },
-            "is_charge_refundable": False,
-            "livemode": False,
-            "metadata": {},
-            "payment_intent": charge["payment_intent"],
-            "reason": reason,
-            "status": "needs_response",
-        }
-    )
-    charge["disputed"] = True
-    store.emit("charge.dispute.created", dispute)
-    return dispute
-
-
-def register(store: Store) -> None:
-    store.includables[("charge", "refunds")] = _charge_refunds
-
-
 retrieve_and_list("/v1/charges", "charge", "customer", "payment_intent")
 retrieve_and_list("/v1/payment_intents", "payment_intent", "customer", label="payment_intent")
-retrieve_and_list("/v1/refunds", "refund", "charge", "payment_intent")
-retrieve_and_list("/v1/disputes", "dispute", "charge", "payment_intent")

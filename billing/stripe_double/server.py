@@ -55,10 +55,13 @@ class Handler(BaseHTTPRequestHandler):
             response = self._control(method, url.path.removeprefix("/_double/"), url.query, body)
         else:
             response = hosted.handle(double.store, method, url.path, url.query, body)
-        if response.events:
-            double.sender.expect()  # before answering, so wait_for_deliveries() cannot miss them
-        self._write(response)
-        if response.events:
+        if not response.events:
+            self._write(response)
+            return
+        double.sender.expect()  # before answering, so wait_for_deliveries() cannot miss them
+        try:
+            self._write(response)
+        finally:  # even if the caller hung up: the events happened
             double.sender.enqueue(response.events, expected=True)
 
     def _control(self, method: str, name: str, query: str, body: str) -> Response:
