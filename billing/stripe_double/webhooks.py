@@ -35,6 +35,7 @@ class _Pending:
     due: int
     seq: int
     event: Obj = field(compare=False)
+    url: str = field(compare=False)  # the endpoint it is for: a changed webhook_url drops it, as Stripe would
     attempt: int = field(compare=False, default=1)
 
 
@@ -87,15 +88,17 @@ class WebhookSender:
         with self._cond:
             if expected:
                 self._expected -= 1
-            if self.url():
+            url = self.url()
+            if url:
                 now = self.store.now()
                 for event in events:
-                    self._push(now, event, 1)
+                    self._push(_Pending(now, 0, event, url))
             self._cond.notify_all()
 
-    def _push(self, due: int, event: Obj, attempt: int) -> None:
+    def _push(self, item: _Pending) -> None:
         self._seq += 1
-        self._queue.append(_Pending(due, self._seq, event, attempt))
+        item.seq = self._seq
+        self._queue.append(item)
 
     def wake(self) -> None:
         with self._cond:
@@ -175,40 +178,42 @@ class WebhookSender:
                     self._cond.notify_all()
 
     def _attempt(self, item: _Pending) -> None:
-        result = self.send(item.event, item.attempt)
+        if item.url != self.url():
+            return  # the endpoint it was for is gone
+        result = self.send(item.event, item.attempt, item.url)
         if _succeeded(result):
             with self.store.lock:
                 item.event["pending_webhooks"] = 0
         elif item.attempt <= len(self.retry_delays):
+            due = self.store.now() + self.retry_delays[item.attempt - 1]
             with self._cond:
-                self._push(self.store.now() + self.retry_delays[item.attempt - 1], item.event, item.attempt + 1)
+                self._push(_Pending(due, 0, item.event, item.url, item.attempt + 1))
 
-    def send(self, event: Obj, attempt: int) -> int | str:
-        """POST one signed copy of ``event``; records and returns the status (or the error's text)."""
-        url = self.url()
+    def send(self, event: Obj, attempt: int, url: str) -> int | str:
+        """POST one signed copy of ``event`` to ``url``; records and returns the status (or the error's text)."""
         with self.store.lock:
             payload = json.dumps(self.store.render(event), indent=2)
-        if not url:
-            result: int | str = "no webhook_url"
-        else:
-            result = _post(url, payload, sign(payload, self.secret))
+        result = _post(url, payload, sign(payload, self.secret))
         with self._cond:
             self.deliveries.append(Delivery(event["id"], event["type"], result, attempt))
         return result
 
     def redeliver(self, event: Obj, *, times: int, concurrently: bool) -> list[int | str]:
         """Send ``event`` again ``times`` times, one after another or all at once from threads."""
+        url = self.url()
+        if not url:
+            raise ValueError("no webhook_url to deliver to")
         with self._cond:
             first = 1 + sum(1 for delivery in self.deliveries if delivery.event_id == event["id"])
         attempts = range(first, first + times)
         if not concurrently:
-            return [self.send(event, attempt) for attempt in attempts]
+            return [self.send(event, attempt, url) for attempt in attempts]
         results: dict[int, int | str] = {}
         start = threading.Barrier(times)
 
         def one(attempt: int) -> None:
             start.wait()
-            results[attempt] = self.send(event, attempt)
+            results[attempt] = self.send(event, attempt, url)
 
         threads = [threading.Thread(target=one, args=(attempt,), daemon=True) for attempt in attempts]
         for thread in threads:

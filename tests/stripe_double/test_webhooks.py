@@ -103,7 +103,7 @@ def test_deliver_due_can_force_a_scheduled_retry(client, double, receiver):
     assert double.deliveries[-1].result == 200
 
 
-def test_a_connection_error_is_recorded_and_retried(client, double):
+def test_a_connection_error_is_recorded_and_retried_while_the_endpoint_stays(client, double, receiver):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
@@ -114,6 +114,13 @@ def test_a_connection_error_is_recorded_and_retried(client, double):
     assert isinstance(delivery.result, str)
     assert "Connection" in delivery.result
     assert len(double.scheduled()) == 1
+
+    double.webhook_url = receiver.url  # a new endpoint does not inherit the old one's retries
+    double.advance(60)
+    double.wait_for_deliveries()
+    assert receiver.received == []
+    assert double.scheduled() == []
+    assert len(double.deliveries) == 1
 
 
 def test_without_a_webhook_url_nothing_is_sent_until_one_is_set(client, double, receiver):
