@@ -2,11 +2,70 @@
 
 from __future__ import annotations
 
-from django import forms
+from dataclasses import dataclass
 
+from django import forms
+from django.forms.utils import pretty_name
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from billing import selectors
 from billing.credits import credits
-from billing.models import Action, LedgerEntry, Membership, Specialist
+from billing.models import LedgerEntry, Membership
 from billing.selectors import LedgerFilters
+
+# The choices of specialists and tools come from the in-process catalog (billing.catalog), so
+# neither validating nor showing these forms costs a query; the messages are the ones a model
+# choice field gave.
+INVALID_CHOICE = "Select a valid choice. That choice is not one of the available choices."
+
+
+def _specialist_choices() -> list[tuple[str, str]]:
+    return list(selectors.specialist_names().items())
+
+
+def _tool_choices() -> list[tuple[str, str]]:
+    return [(tool.key, tool.label) for tool in selectors.tool_names().values()]
+
+
+class ToolChoiceField(forms.ChoiceField):
+    """A tool by key: the catalog's active ones, and a retired one named in the query string (old entries)."""
+
+    def valid_value(self, value: str) -> bool:
+        return super().valid_value(value) or selectors.tool_named(value) is not None
+
+
+def select_options(choices: list[tuple[str, str]], selected: str) -> SafeString:
+    """``<option>`` elements for a ``<select>``, escaped, straight from the choices (no widget templates)."""
+    return mark_safe(  # every value and label escaped here
+        "".join(
+            f'<option value="{escape(value)}"{" selected" if value == selected else ""}>{escape(label)}</option>'
+            for value, label in choices
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Control:
+    """One form control as plain data for the template: a ``<select>`` when it has options, else an input."""
+
+    name: str
+    label: str
+    value: str
+    errors: str  # the field's messages in one line, "" when it is valid
+    options: SafeString | None = None
+
+
+def _value(form: forms.Form, name: str) -> str:
+    """What the control shows: what was typed when the form is bound, else its initial value."""
+    if form.is_bound:
+        return form.data.get(form.add_prefix(name), "") or ""
+    initial = form.get_initial_for_field(form.fields[name], name)
+    return "" if initial is None else str(initial)
+
+
+def _errors(form: forms.Form, name: str) -> str:
+    return " ".join(form.errors.get(name, ())) if form.is_bound else ""
 
 
 class SignupForm(forms.Form):
@@ -28,18 +87,13 @@ class ByokForm(forms.Form):
 
 
 class CapForm(forms.Form):
-    specialist = forms.ModelChoiceField(
-        queryset=Specialist.objects.all(), to_field_name="key", empty_label="Choose a specialist"
-    )
+    specialist = forms.ChoiceField(choices=_specialist_choices, error_messages={"invalid_choice": INVALID_CHOICE})
     daily_cap = forms.CharField(
         required=False,
         label="Credits per day",
         help_text="Leave empty for no cap.",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no cap"}),
     )
-
-    def clean_specialist(self):
-        return self.cleaned_data["specialist"].key
 
     def clean(self):
         cleaned = super().clean()
@@ -57,13 +111,26 @@ class CapForm(forms.Form):
         cleaned["daily_cap_millicredits"] = amount
         return cleaned
 
+    def controls(self) -> dict[str, Control]:
+        specialist = _value(self, "specialist")
+        return {
+            "specialist": Control(
+                "specialist",
+                "Specialist",
+                specialist,
+                _errors(self, "specialist"),
+                select_options([("", "Choose a specialist"), *_specialist_choices()], specialist),
+            ),
+            "daily_cap": Control("daily_cap", "Credits per day", _value(self, "daily_cap"), _errors(self, "daily_cap")),
+        }
+
 
 class LedgerFilterForm(forms.Form):
-    specialist = forms.ModelChoiceField(
-        queryset=Specialist.objects.all(), to_field_name="key", required=False, empty_label="All specialists"
+    specialist = forms.ChoiceField(
+        choices=_specialist_choices, required=False, error_messages={"invalid_choice": INVALID_CHOICE}
     )
-    action = forms.ModelChoiceField(
-        queryset=Action.objects.all(), to_field_name="key", required=False, empty_label="All tools", label="Tool"
+    action = ToolChoiceField(
+        choices=_tool_choices, required=False, label="Tool", error_messages={"invalid_choice": INVALID_CHOICE}
     )
     kind = forms.ChoiceField(choices=[("", "All kinds"), *LedgerEntry.Kind.choices], required=False)
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
@@ -79,9 +146,37 @@ class LedgerFilterForm(forms.Form):
     def filters(self) -> LedgerFilters:
         data = self.cleaned_data
         return LedgerFilters(
-            specialist=data["specialist"].key if data.get("specialist") else "",
-            action=data["action"].key if data.get("action") else "",
+            specialist=data.get("specialist") or "",
+            action=data.get("action") or "",
             kind=data.get("kind") or "",
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
         )
+
+    def controls(self) -> list[Control]:
+        """The filter controls as plain data, in the form's order (the dates are ``<input type=date>``)."""
+        tools = _tool_choices()
+        action = _value(self, "action")
+        if action and action not in dict(tools):
+            retired = selectors.tool_named(action)  # kept selected while it filters the list
+            if retired is not None:
+                tools.append((action, retired[1].label))
+        options = {
+            "specialist": [("", "All specialists"), *_specialist_choices()],
+            "action": [("", "All tools"), *tools],
+            "kind": self.fields["kind"].choices,
+        }
+        found = []
+        for name, field in self.fields.items():
+            value = _value(self, name)
+            choices = options.get(name)
+            found.append(
+                Control(
+                    name,
+                    str(field.label or pretty_name(name)),
+                    value,
+                    _errors(self, name),
+                    None if choices is None else select_options(choices, value),
+                )
+            )
+        return found

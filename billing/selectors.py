@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import connection, models
-from django.db.models import Q, Subquery, Sum
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorWrapper
 
+from billing.catalog import catalog, specialist_known
 from billing.models import (
     Action,
     Activity,
-    DailyUsage,
     LedgerEntry,
+    Membership,
     Plan,
     Purchase,
-    RefusalTally,
     Specialist,
-    SpecialistCap,
     Subscription,
     TopUpPack,
     Wallet,
@@ -171,6 +172,102 @@ def ledger_audit(*, chunk_size: int = 5_000, workspace_ids: list[int] | None = N
         low = high
 
 
+# --- Whose workspace ------------------------------------------------------------------------------
+
+# Every settings request (the balance poll every few seconds among them) starts by reading the
+# user's memberships with their workspace, plan and wallet. Django compiles a select_related
+# query anew on each request, which costs more than running it, so this one statement is built
+# once per process from the models' own fields (a field added by a migration is in it) and its
+# rows become model instances the way select_related would make them.
+_MEMBERSHIP_MODELS: tuple[tuple[type[models.Model], str], ...] = (
+    (Membership, "m"),
+    (Workspace, "w"),
+    (Plan, "p"),
+    (Wallet, "wl"),
+)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    model: type[models.Model]
+    attnames: list[str]
+    converters: list[tuple[int, list]]  # (position, the field's from-database converters), where any
+    width: int
+
+
+@functools.cache
+def _memberships_statement() -> tuple[str, list[_Columns]]:
+    quote = connection.ops.quote_name
+    select, layout = [], []
+    for model, alias in _MEMBERSHIP_MODELS:
+        fields = model._meta.concrete_fields
+        select += [f"{alias}.{quote(field.column)}" for field in fields]
+        converters = []
+        for position, field in enumerate(fields):
+            column = field.get_col(alias)
+            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if found:
+                converters.append((position, found))
+        layout.append(_Columns(model, [field.attname for field in fields], converters, len(fields)))
+    table = {model: quote(model._meta.db_table) for model, _ in _MEMBERSHIP_MODELS}
+    sql = (
+        f"SELECT {', '.join(select)}"
+        f" FROM {table[Membership]} m"
+        f" JOIN {table[Workspace]} w ON w.id = m.workspace_id"
+        f" JOIN {table[Plan]} p ON p.id = w.plan_id"
+        f" LEFT JOIN {table[Wallet]} wl ON wl.workspace_id = w.id"
+        " WHERE m.user_id = %s ORDER BY m.created_at, m.id"
+    )
+    return sql, layout
+
+
+def _planned_cursor() -> CursorWrapper:
+    """A cursor whose statements the server may keep planned, for the small reads every request makes.
+
+    Django's cursors bind parameters client-side, so the server parses and plans each statement
+    anew, which for a join of four small tables costs more than running it. A server-side-bound
+    psycopg cursor lets psycopg prepare a statement once it has run ``prepare_threshold`` times on
+    the connection (the settings' DB_PREPARE_THRESHOLD). It is wrapped like Django's own, so
+    execute wrappers, query logging and error translation apply as usual.
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = ServerBindingCursor(connection.connection)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+def memberships_of(*, user_id: int) -> list[Membership]:
+    """The user's memberships, oldest first, each with its workspace, plan and wallet loaded (one query)."""
+    sql, layout = _memberships_statement()
+    with _planned_cursor() as cursor:
+        cursor.execute(sql, [user_id])
+        rows = cursor.fetchall()
+    workspace_plan = Workspace._meta.get_field("plan")
+    membership_workspace = Membership._meta.get_field("workspace")
+    wallet_workspace = Wallet._meta.get_field("workspace")
+    found = []
+    for row in rows:
+        instances, start = [], 0
+        for columns in layout:
+            values = list(row[start : start + columns.width])
+            start += columns.width
+            for position, converters in columns.converters:
+                for convert in converters:
+                    values[position] = convert(values[position], None, connection)
+            # A LEFT JOIN finds no wallet as a row of NULLs.
+            instances.append(
+                None if values[0] is None else columns.model.from_db(connection.alias, columns.attnames, values)
+            )
+        membership, workspace, plan, wallet = instances
+        membership_workspace.set_cached_value(membership, workspace)
+        workspace_plan.set_cached_value(workspace, plan)
+        wallet_workspace.remote_field.set_cached_value(workspace, wallet)
+        if wallet is not None:
+            wallet_workspace.set_cached_value(wallet, workspace)
+        found.append(membership)
+    return found
+
+
 # --- Settings → Billing & Credits ---------------------------------------------------------------
 
 NEARLY_USED_PERCENT = 80
@@ -244,26 +341,116 @@ class LedgerFilters:
         return {name: value for name, value in pairs.items() if value}
 
 
-def _ledger_queryset(workspace_id: int, filters: LedgerFilters, zone: ZoneInfo) -> models.QuerySet:
-    entries = LedgerEntry.objects.filter(workspace_id=workspace_id)
+# Names of tools and specialists come from the in-process catalog snapshot (billing.catalog), so
+# the pages join nothing to label a row. Retired actions are not in it: those few are read.
+
+
+@dataclass(frozen=True, slots=True)
+class ToolName:
+    key: str
+    label: str
+    unit: str
+
+
+def tool_names(ids: Iterable[int | None] = ()) -> dict[int, ToolName]:
+    """The catalog's actions by id, and any of ``ids`` it lacks (retired actions) from the database."""
+    names = {a.id: ToolName(a.key, a.label, a.unit) for a in catalog().actions.values()}
+    missing = {i for i in ids if i is not None and i not in names}
+    if missing:
+        rows = Action.objects.filter(id__in=missing).values_list("id", "key", "label", "unit")
+        names.update((pk, ToolName(key, label, unit)) for pk, key, label, unit in rows)
+    return names
+
+
+def tool_named(key: str) -> tuple[int, ToolName] | None:
+    """An action's id and names by its key: the catalog's first, a retired one from the database."""
+    found = catalog().actions.get(key)
+    if found is not None:
+        return found.id, ToolName(found.key, found.label, found.unit)
+    row = Action.objects.filter(key=key).values_list("id", "key", "label", "unit").first()
+    return None if row is None else (row[0], ToolName(*row[1:]))
+
+
+def specialist_names() -> dict[str, str]:
+    """Every specialist's label by key, in the catalog's order (sort order, then key)."""
+    return catalog().specialists
+
+
+def _specialist_label(key: str | None, names: dict[str, str]) -> str:
+    if key is None:
+        return ""
+    if key not in names and specialist_known(key):  # added since the snapshot was taken
+        names = catalog().specialists
+    return names.get(key, key)
+
+
+_LEDGER_TABLE = LedgerEntry._meta.db_table
+_LEDGER_COLUMNS = (
+    "id, created_at, kind, specialist_id, action_id, quantity, plan_delta, topup_delta, plan_balance_after,"
+    " topup_balance_after, byok, list_amount, lead, reason, idempotency_key, external_ref"
+)
+_KIND_LABELS = dict(LedgerEntry.Kind.choices)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """A ledger entry as the pages and the CSV export show it: its tool and specialist named."""
+
+    pk: int
+    created_at: datetime
+    kind: str
+    specialist: str  # the specialist's label, "" when none
+    tool: ToolName | None
+    quantity: int | None
+    plan_delta: int
+    topup_delta: int
+    plan_balance_after: int
+    topup_balance_after: int
+    byok: bool
+    list_amount: int | None
+    lead: str
+    reason: str
+    idempotency_key: str
+    external_ref: str
+
+    @property
+    def amount(self) -> int:
+        """Net change to the total balance (negative for a debit)."""
+        return self.plan_delta + self.topup_delta
+
+    @property
+    def kind_label(self) -> str:
+        return _KIND_LABELS.get(self.kind, self.kind)
+
+
+def _ledger_conditions(workspace_id: int, filters: LedgerFilters, zone: ZoneInfo) -> tuple[list[str], list]:
+    where, params = ["workspace_id = %s"], [workspace_id]
     if filters.specialist:
-        entries = entries.filter(specialist_id=filters.specialist)
+        where.append("specialist_id = %s")
+        params.append(filters.specialist)
     if filters.action:
-        entries = entries.filter(action__key=filters.action)
+        tool = tool_named(filters.action)
+        if tool is None:
+            where.append("FALSE")
+        else:
+            where.append("action_id = %s")
+            params.append(tool[0])
     if filters.kind:
-        entries = entries.filter(kind=filters.kind)
+        where.append("kind = %s")
+        params.append(filters.kind)
     # Dates are the reader's days: from local midnight to the next one after date_to.
     if filters.date_from:
-        entries = entries.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=zone))
+        where.append("created_at >= %s")
+        params.append(datetime.combine(filters.date_from, time.min, tzinfo=zone))
     if filters.date_to:
-        end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=zone)
-        entries = entries.filter(created_at__lt=end)
-    return entries
+        where.append("created_at < %s")
+        params.append(datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=zone))
+    return where, params
 
 
 @dataclass(frozen=True)
 class LedgerPage:
-    entries: list[LedgerEntry]
+    entries: list[LedgerRow]
     next_cursor: int | None
 
 
@@ -276,25 +463,36 @@ def ledger_page(
     the (workspace, created_at, id) index starts inside the range instead of walking every
     newer entry to reach it; the cursor is still an id, whose time is looked up.
     """
-    entries = _ledger_queryset(workspace_id, filters, zone)
+    where, params = _ledger_conditions(workspace_id, filters, zone)
     by_time = filters.date_from is not None or filters.date_to is not None
     if before is not None:
         if by_time:
             # Keyset on (created_at, id): rows strictly before the cursor entry in that order.
-            at = LedgerEntry.objects.filter(workspace_id=workspace_id, pk=before).values_list("created_at", flat=True)
-            entries = entries.filter(Q(created_at__lt=Subquery(at)) | Q(created_at=Subquery(at), id__lt=before))
+            where.append(
+                f"(created_at, id) < ((SELECT created_at FROM {_LEDGER_TABLE} WHERE workspace_id = %s AND id = %s), %s)"
+            )
+            params += [workspace_id, before, before]
         else:
-            entries = entries.filter(id__lt=before)
-    order = ("-created_at", "-id") if by_time else ("-id",)
-    rows = list(entries.select_related("action", "specialist", "actor").order_by(*order)[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
+            where.append("id < %s")
+            params.append(before)
+    order = "created_at DESC, id DESC" if by_time else "id DESC"
+    sql = f"SELECT {_LEDGER_COLUMNS} FROM {_LEDGER_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit + 1])
+        found = cursor.fetchall()
+    more = len(found) > limit
+    found = found[:limit]
+    tools, specialists = tool_names(row[4] for row in found), specialist_names()
+    rows = [
+        LedgerRow(pk, created_at, kind, _specialist_label(specialist, specialists), tools.get(action), *rest)
+        for pk, created_at, kind, specialist, action, *rest in found
+    ]
     return LedgerPage(entries=rows, next_cursor=rows[-1].pk if more and rows else None)
 
 
 def ledger_export(
     *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, chunk: int = 2_000
-) -> Iterator[LedgerEntry]:
+) -> Iterator[LedgerRow]:
     """Every matching entry, newest first, read a keyset chunk at a time (for streaming CSV)."""
     before = None
     while True:
@@ -331,41 +529,70 @@ class UsageSummary:
     reply_saved: int
     runs_out_on: date | None
     total_runs_out_on: date | None
+    spent_today: dict[str, int]  # credits per specialist key on ``today``, for the daily caps
 
 
-def usage_summary(*, workspace_id: int, today: date) -> UsageSummary:
-    """The current period's usage from the day counters (never the ledger), and the forecast."""
-    wallet = Wallet.objects.select_related("workspace").get(workspace_id=workspace_id)
+# The period's day counters, and (the one row whose day is NULL) the follow-ups that reply
+# detection skipped and what they would have cost: one round trip for the whole region.
+_USAGE_SQL = """
+SELECT day, action_id, specialist_id, credits, list_credits, quantity, events
+FROM billing_dailyusage
+WHERE workspace_id = %(workspace)s AND day >= %(start)s AND day <= %(until)s
+UNION ALL
+SELECT NULL, NULL, NULL, coalesce(sum(credits), 0)::bigint, 0, coalesce(sum(refusals), 0)::bigint, 0
+FROM billing_refusaltally
+WHERE workspace_id = %(workspace)s AND day >= %(start)s AND day <= %(today)s AND code = 'sequence_paused'
+"""
+
+
+def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
+    """The current period's usage from the day counters (never the ledger), and the forecast.
+
+    ``wallet`` comes with its workspace, as the membership read loads them.
+    """
     zone = wallet.workspace.zone
     start = wallet.period_start.astimezone(zone).date()
     end = wallet.period_end.astimezone(zone).date()
-    rows = list(
-        DailyUsage.objects.filter(workspace_id=workspace_id, day__gte=start, day__lte=max(today, start))
-        .values_list("day", "action__key", "action__label", "action__unit", "specialist__label")
-        .annotate(
-            credits=Sum("credits"), list_credits=Sum("list_credits"), quantity=Sum("quantity"), events=Sum("events")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _USAGE_SQL, {"workspace": wallet.workspace_id, "start": start, "until": max(today, start), "today": today}
         )
-        .order_by()
-    )
+        rows = cursor.fetchall()
     days = [start + timedelta(days=n) for n in range((min(today, end) - start).days + 1)]
     by_day: dict[date, dict[str, int]] = {day: {} for day in days}
-    tools: dict[str, dict] = {}
-    specialists: dict[str, int] = {}
-    for day, key, label, unit, specialist, credits_, list_credits, quantity, events in rows:
-        by_day.setdefault(day, {})[key] = by_day.get(day, {}).get(key, 0) + credits_
-        tool = tools.setdefault(
-            key, {"key": key, "label": label, "unit": unit, "credits": 0, "list_credits": 0, "quantity": 0, "events": 0}
-        )
-        tool["credits"] += credits_
-        tool["list_credits"] += list_credits
-        tool["quantity"] += quantity
-        tool["events"] += events
-        specialists[specialist] = specialists.get(specialist, 0) + credits_
-    tool_list = sorted((ToolUsage(**t) for t in tools.values()), key=lambda t: -t.credits)
+    tools: dict[int, list[int]] = {}  # action id: [credits, list credits, quantity, events]
+    by_specialist: dict[str, int] = {}
+    spent_today: dict[str, int] = {}
+    followups_skipped = reply_saved = 0
+    names = tool_names(row[1] for row in rows)
+    for day, action, specialist, credits_, list_credits, quantity, events in rows:
+        if day is None:
+            reply_saved, followups_skipped = credits_, quantity
+            continue
+        key = names[action].key
+        spent = by_day.setdefault(day, {})
+        spent[key] = spent.get(key, 0) + credits_
+        sums = tools.setdefault(action, [0, 0, 0, 0])
+        sums[0] += credits_
+        sums[1] += list_credits
+        sums[2] += quantity
+        sums[3] += events
+        by_specialist[specialist] = by_specialist.get(specialist, 0) + credits_
+        if day == today:
+            spent_today[specialist] = spent_today.get(specialist, 0) + credits_
+    tool_list = sorted(
+        (
+            ToolUsage(names[action].key, names[action].label, *sums, unit=names[action].unit)
+            for action, sums in tools.items()
+        ),
+        key=lambda t: -t.credits,
+    )
     total = sum(t.credits for t in tool_list)
-    refused = RefusalTally.objects.filter(
-        workspace_id=workspace_id, day__gte=start, day__lte=today, code="sequence_paused"
-    ).aggregate(count=Sum("refusals"), saved=Sum("credits"))
+    specialists: dict[str, int] = {}
+    labels = specialist_names()
+    for key, amount in by_specialist.items():
+        label = _specialist_label(key, labels)
+        specialists[label] = specialists.get(label, 0) + amount
     # The forecast: the pace so far this period, carried forward.
     elapsed = max((today - start).days + 1, 1)
 
@@ -375,7 +602,6 @@ def usage_summary(*, workspace_id: int, today: date) -> UsageSummary:
         days = balance * elapsed // total  # whole days the balance lasts at the average daily spend
         return today + timedelta(days=days) if days <= FORECAST_HORIZON_DAYS else None
 
-    runs_out, total_runs_out = lasts_until(wallet.plan_balance), lasts_until(wallet.total)
     return UsageSummary(
         start=start,
         end=end,
@@ -386,16 +612,18 @@ def usage_summary(*, workspace_id: int, today: date) -> UsageSummary:
         specialists=sorted(specialists.items(), key=lambda item: -item[1]),
         total=total,
         byok_saved=sum(t.list_credits - t.credits for t in tool_list),
-        followups_skipped=refused["count"] or 0,
-        reply_saved=refused["saved"] or 0,
-        runs_out_on=runs_out,
-        total_runs_out_on=total_runs_out,
+        followups_skipped=followups_skipped,
+        reply_saved=reply_saved,
+        runs_out_on=lasts_until(wallet.plan_balance),
+        total_runs_out_on=lasts_until(wallet.total),
+        spent_today=spent_today if start <= today else {},
     )
 
 
 @dataclass(frozen=True)
 class CapRow:
-    specialist: Specialist
+    specialist: str  # key
+    label: str
     daily_cap: int | None
     spent_today: int
 
@@ -406,15 +634,21 @@ class CapRow:
         return min(100, self.spent_today * 100 // self.daily_cap)
 
 
-def caps_overview(*, workspace_id: int, today: date) -> list[CapRow]:
-    caps = dict(SpecialistCap.objects.filter(workspace_id=workspace_id).values_list("specialist_id", "daily_cap"))
-    spent = dict(
-        DailyUsage.objects.filter(workspace_id=workspace_id, day=today)
-        .values_list("specialist_id")
-        .annotate(total=Sum("credits"))
-        .order_by()
-    )
-    return [CapRow(s, caps.get(s.key), spent.get(s.key, 0)) for s in Specialist.objects.all()]
+def caps_overview(*, workspace_id: int, today: date, spent_today: dict[str, int] | None = None) -> list[CapRow]:
+    """Every specialist's cap and spend on ``today``; pass ``spent_today`` when the usage read has it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT specialist_id, daily_cap FROM billing_specialistcap WHERE workspace_id = %s", [workspace_id]
+        )
+        caps = dict(cursor.fetchall())
+        if spent_today is None:
+            cursor.execute(
+                "SELECT specialist_id, sum(credits)::bigint FROM billing_dailyusage"
+                " WHERE workspace_id = %s AND day = %s GROUP BY specialist_id",
+                [workspace_id, today],
+            )
+            spent_today = dict(cursor.fetchall())
+    return [CapRow(key, label, caps.get(key), spent_today.get(key, 0)) for key, label in specialist_names().items()]
 
 
 def activity_page(*, workspace_id: int, limit: int = 100) -> list[Activity]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, tzinfo
+from typing import TypedDict
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -19,8 +21,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.dates import MONTHS_3
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import selectors, services, stripe_gateway
@@ -44,12 +49,8 @@ def pricing(request: HttpRequest) -> HttpResponse:
 
 def user_memberships(request: HttpRequest) -> list[Membership]:
     """All the user's memberships (one query), the current workspace's first."""
-    memberships = list(
-        # The wallet comes along: the balance region (polled every few seconds) then needs no query of its own.
-        Membership.objects.select_related("workspace", "workspace__plan", "workspace__wallet")
-        .filter(user=request.user)
-        .order_by("created_at", "id")
-    )
+    # The wallet comes along: the balance region (polled every few seconds) then needs no query of its own.
+    memberships = selectors.memberships_of(user_id=request.user.pk)
     chosen = request.session.get(SESSION_WORKSPACE)
     memberships.sort(key=lambda m: m.workspace_id != chosen)
     return memberships
@@ -103,18 +104,24 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
-    usage = selectors.usage_summary(workspace_id=workspace.pk, today=today)
+    usage = selectors.usage_summary(wallet=workspace.wallet, today=today)
+    # The usage read has today's spend per specialist when today is in the period: the caps need no query for it.
+    spent_today = usage.spent_today if usage.start <= today else None
     return {
         **_transactions_context(request),
-        "balance": selectors.balance_of(workspace.wallet),
+        **_cap_form_context(CapForm()),
+        **_balance_context(request),
         "usage": usage,
         "chart": usage_chart(usage),
         "packs": selectors.pack_offers(),
         "plans": list(Plan.objects.filter(is_active=True)),
-        "caps": selectors.caps_overview(workspace_id=workspace.pk, today=today),
-        "cap_form": CapForm(),
+        "caps": selectors.caps_overview(workspace_id=workspace.pk, today=today, spent_today=spent_today),
         "can_manage": request.membership.can_manage_billing,
     }
+
+
+def _cap_form_context(form: CapForm) -> dict:
+    return {"cap_form": form, "cap_controls": form.controls()}
 
 
 def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm, selectors.LedgerFilters]:
@@ -125,13 +132,134 @@ def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm, selectors.L
 
 def _transactions_context(request: HttpRequest) -> dict:
     form, filters = _ledger_filters(request)
-    page = selectors.ledger_page(
-        workspace_id=request.workspace.pk,
-        filters=filters,
-        zone=timezone.get_current_timezone(),
-        before=_cursor(request),
+    zone = timezone.get_current_timezone()
+    page = selectors.ledger_page(workspace_id=request.workspace.pk, filters=filters, zone=zone, before=_cursor(request))
+    return {
+        "filter_form": form,
+        "filter_controls": form.controls(),
+        "filters": filters,
+        "page": page,
+        "rows": transaction_rows(page.entries, zone),
+    }
+
+
+# --- Display values: what the billing page's regions show, formatted once per request ----------
+
+
+_MONTH_NAMES: dict[str | None, dict[int, str]] = {}
+
+
+def _month_names() -> dict[int, str]:
+    """ "Nov" by month number, as the date filter's ``M`` writes them: translated once per language."""
+    language = translation.get_language()
+    names = _MONTH_NAMES.get(language)
+    if names is None:
+        names = _MONTH_NAMES[language] = {n: str(MONTHS_3[n].title()) for n in MONTHS_3}
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceCard:
+    plan: str  # "Pro · 3 seats"
+    total: str
+    used: str
+    allowance: str
+    used_percent: str
+    plan_balance: str
+    topup_balance: str
+    renews_iso: str
+    renews: str  # "Dec 5, 2026" on the reader's calendar
+
+
+def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard:
+    plan = balance.plan
+    seats = f" · {balance.seats} seat{'' if balance.seats == 1 else 's'}" if plan.per_seat else ""
+    renews = balance.period_end.astimezone(zone)
+    return BalanceCard(
+        plan=f"{plan.name}{seats}",
+        total=format_credits(balance.total),
+        used=format_credits(balance.used),
+        allowance=format_credits(balance.allowance),
+        used_percent=str(balance.used_percent),  # text: the template would localize a number
+        plan_balance=format_credits(balance.plan_balance),
+        topup_balance=format_credits(balance.topup_balance),
+        renews_iso=renews.isoformat(),
+        renews=f"{_month_names()[renews.month]} {renews.day}, {renews.year}",
     )
-    return {"filter_form": form, "filters": filters, "page": page}
+
+
+class TransactionRow(TypedDict):
+    """A ledger entry's cells in the transactions table, formatted and escaped once, here.
+
+    A dict of ``SafeString``: the template's lookups then hit on the first try and it escapes
+    nothing again, which for 25 rows of a dozen cells is most of what rendering them costs.
+    """
+
+    pk: SafeString
+    time_iso: SafeString
+    time: SafeString  # "Nov 5, 09:03" on the reader's clock
+    specialist: SafeString
+    tool: SafeString  # the tool's name; "" for an entry that is not usage
+    byok: bool
+    kind: SafeString  # "Top-up", "Adjustment", …
+    reason: SafeString
+    quantity: SafeString  # "1,200 tokens"
+    credits: SafeString  # signed: "-0.7", "+80,000"
+    is_credit: bool
+    list_credits: SafeString  # what a BYOK call would have cost
+    bucket: SafeString  # "Plan", "Top-up", "Plan + top-up" or "—"
+    balance_after: SafeString
+
+
+_KIND_NAMES = {kind: escape(label) for kind, label in LedgerEntry.Kind.choices}
+_NO_TEXT, _DASH = SafeString(""), SafeString("—")
+
+
+def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> list[TransactionRow]:
+    escaped: dict[str, SafeString] = {}  # the few names a page repeats, escaped once
+
+    def name(text: str) -> SafeString:
+        found = escaped.get(text)
+        if found is None:
+            found = escaped[text] = escape(text)
+        return found
+
+    months = _month_names()
+    rows = []
+    for entry in entries:
+        local = entry.created_at.astimezone(zone)
+        tool, quantity, amount = entry.tool, entry.quantity, entry.amount
+        used = name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}") if quantity else _NO_TEXT
+        listed = entry.list_amount if entry.byok else None
+        rows.append(
+            TransactionRow(
+                pk=SafeString(entry.pk),
+                time_iso=SafeString(local.isoformat()),
+                time=name(f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"),
+                specialist=name(entry.specialist) if entry.specialist else _DASH,
+                tool=name(tool.label) if tool else _NO_TEXT,
+                byok=entry.byok,
+                kind=_KIND_NAMES.get(entry.kind) or name(entry.kind),
+                reason=escape(entry.reason) if entry.reason else _NO_TEXT,
+                quantity=used,
+                # Credits are digits, separators and a sign: nothing to escape.
+                credits=SafeString(format_credits(amount, signed=True)),
+                is_credit=amount > 0,
+                list_credits=_NO_TEXT if listed is None else SafeString(format_credits(listed)),
+                bucket=_BUCKETS[bool(entry.plan_delta), bool(entry.topup_delta)],
+                balance_after=SafeString(format_credits(entry.plan_balance_after + entry.topup_balance_after)),
+            )
+        )
+    return rows
+
+
+# Which bucket(s) an entry moved, by (plan moved, top-up moved).
+_BUCKETS = {
+    (True, True): SafeString("Plan + top-up"),
+    (True, False): SafeString("Plan"),
+    (False, True): SafeString("Top-up"),
+    (False, False): _DASH,
+}
 
 
 def _cursor(request: HttpRequest) -> int | None:
@@ -145,6 +273,11 @@ def _cursor(request: HttpRequest) -> int | None:
 @workspace_view()
 def settings_billing(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/settings_billing.html", _billing_context(request))
+
+
+def _balance_context(request: HttpRequest) -> dict:
+    balance = selectors.balance_of(request.workspace.wallet)
+    return {"balance": balance, "card": balance_card(balance, timezone.get_current_timezone())}
 
 
 def _balance_etag(request: HttpRequest) -> str:
@@ -162,10 +295,7 @@ def balance_fragment(request: HttpRequest) -> HttpResponse:
         response = _region(
             request,
             "balance",
-            lambda: {
-                "balance": selectors.balance_of(request.workspace.wallet),
-                "can_manage": request.membership.can_manage_billing,
-            },
+            lambda: {**_balance_context(request), "can_manage": request.membership.can_manage_billing},
         )
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
@@ -192,16 +322,16 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def _csv_row(entry: LedgerEntry, zone) -> list[str]:
-    action = entry.action
+def _csv_row(entry: selectors.LedgerRow, zone) -> list[str]:
+    tool = entry.tool
     return [
         str(entry.pk),
         entry.created_at.astimezone(zone).isoformat(timespec="seconds"),
         entry.kind,
-        entry.specialist.label if entry.specialist else "",
-        action.key if action else "",
+        entry.specialist,
+        tool.key if tool else "",
         "" if entry.quantity is None else str(entry.quantity),
-        action.unit if action else "",
+        tool.unit if tool else "",
         format_credits(entry.amount, signed=True).replace(",", ""),
         format_credits(entry.plan_delta, signed=True).replace(",", ""),
         format_credits(entry.topup_delta, signed=True).replace(",", ""),
@@ -236,7 +366,7 @@ def transactions_csv(request: HttpRequest) -> StreamingHttpResponse:
 @workspace_view()
 def usage_fragment(request: HttpRequest) -> HttpResponse:
     def context() -> dict:
-        usage = selectors.usage_summary(workspace_id=request.workspace.pk, today=_today(request.workspace))
+        usage = selectors.usage_summary(wallet=request.workspace.wallet, today=_today(request.workspace))
         return {"usage": usage, "chart": usage_chart(usage)}
 
     return _region(request, "usage", context)
@@ -263,15 +393,14 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
             form = CapForm()
             saved = True
     if request.method == "POST" and form.errors and not request.htmx:
-        context = _billing_context(request)
-        context["cap_form"] = form
+        context = {**_billing_context(request), **_cap_form_context(form)}
         return render(request, "billing/settings_billing.html", context, status=422)
     response = _region(
         request,
         "caps",
         lambda: {
             "caps": selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace)),
-            "cap_form": form,
+            **_cap_form_context(form),
             "cap_saved": saved,
             "can_manage": request.membership.can_manage_billing,
         },

@@ -48,13 +48,6 @@ def share_of(part: int, whole: int) -> str:
 
 
 @register.filter
-def buckets(entry) -> str:
-    """Which bucket(s) an entry moved: "Plan", "Top-up", "Plan + top-up"."""
-    moved = [name for name, delta in (("Plan", entry.plan_delta), ("Top-up", entry.topup_delta)) if delta]
-    return " + ".join(moved).capitalize() if moved else "—"
-
-
-@register.filter
 def urlencode_dict(query: dict) -> str:
     from urllib.parse import urlencode
 

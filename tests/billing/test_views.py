@@ -376,3 +376,121 @@ def test_date_filtered_pages_run_down_the_times_without_skipping_or_repeating(cl
     cursor = re.search(r"before=(\d+)", html).group(1)
     more = owner.get(reverse("billing:transactions"), {**query, "before": cursor}, HTTP_HX_REQUEST="true")
     assert more.content.decode().count("<tr data-entry=") == 25
+
+
+def test_memberships_come_with_workspace_plan_and_wallet_as_the_orm_reads_them(team, django_assert_num_queries):
+    from billing.selectors import memberships_of
+
+    Membership.objects.create(workspace=team["other"], user=team["owner"], role="member")
+    charge(workspace=team["ws"], action="linkedin-dm", idempotency_key="dm")  # the wallet's day_spend (JSON) moves
+    expected = list(
+        Membership.objects.select_related("workspace", "workspace__plan", "workspace__wallet")
+        .filter(user=team["owner"])
+        .order_by("created_at", "id")
+    )
+
+    def fields(instance):
+        return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+    with django_assert_num_queries(1):
+        found = memberships_of(user_id=team["owner"].pk)
+        loaded = [(m, m.workspace, m.workspace.plan, m.workspace.wallet, m.workspace.wallet.workspace) for m in found]
+    assert [m.pk for m in found] == [m.pk for m in expected]
+    for (membership, workspace, plan, wallet, back), orm in zip(loaded, expected, strict=True):
+        assert fields(membership) == fields(orm)
+        assert fields(workspace) == fields(orm.workspace)
+        assert fields(plan) == fields(orm.workspace.plan)
+        assert fields(wallet) == fields(orm.workspace.wallet)
+        assert back is workspace
+    assert loaded[0][3].day_spend == {"outreach": credits(1_500)}
+
+
+def _rows(html):
+    return {
+        int(pk): re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cells)).strip()
+        for pk, cells in re.findall(r'<tr data-entry="(\d+)">(.*?)</tr>', html, re.S)
+    }
+
+
+def test_transaction_rows_show_each_kind_of_entry_on_the_readers_clock(client, team):
+    from datetime import UTC, datetime
+
+    from django.db import transaction
+
+    from billing.services import entry_post, wallet_lock
+
+    ws = team["ws"]
+    at = datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
+    with transaction.atomic():
+        adjustment = entry_post(
+            wallet_lock(workspace_id=ws.pk),
+            kind="adjustment",
+            topup_delta=credits(2_000),
+            plan_delta=-credits(9_000),
+            idempotency_key="adj",
+            reason="<b>goodwill</b> & thanks",
+            now=at,
+        )
+    one_call = charge(workspace=ws, action="linkedin-dm", idempotency_key="dm")  # 1,500: the plan's last 1,000 first
+    byok_set(workspace=ws, api_key=BYOK_KEY)
+    tokens = charge(workspace=ws, action="claude-haiku", quantity=1_234, idempotency_key="ai", specialist="publishing")
+    owner = client_for(client, team["owner"])
+    client.cookies["tz"] = "Asia/Tokyo"
+    html = owner.get(reverse("billing:transactions"), HTTP_HX_REQUEST="true").content.decode()
+    rows = _rows(html)
+    reason = "&lt;b&gt;goodwill&lt;/b&gt; &amp; thanks"  # escaped, once
+    assert rows[adjustment.pk] == f"Nov 20, 18:05 — Adjustment {reason} -7,000 Plan + top-up 3,000"
+    assert "<b>goodwill" not in html and "&amp;amp;" not in html
+    assert '<time datetime="2026-11-20T18:05:00+09:00">' in html
+    assert rows[one_call.pk].endswith("Sales / Outreach LinkedIn DM via Unipile 1 call -1,500 Plan + top-up 1,500")
+    assert rows[tokens.pk].endswith("Marketing / Publishing Claude Haiku BYOK 1,234 tokens 0 (list 123.4) — 1,500"), (
+        rows[tokens.pk]
+    )
+    assert html.count('class="num credit">') == 1 and 'class="num credit">+10,000<' in html  # only the plan grant
+
+
+def test_filters_come_from_the_catalog_and_a_retired_tool_still_filters(client, team):
+    from billing.catalog import catalog_invalidate
+    from billing.models import Action
+
+    charge(workspace=team["ws"], action="computer-use", idempotency_key="old")
+    Action.objects.filter(key="computer-use").update(is_active=False)
+    catalog_invalidate()
+    owner = client_for(client, team["owner"])
+    url = reverse("billing:transactions")
+    page = owner.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert '<option value="" selected>All tools</option>' in page and '<option value="gmail-send">' in page
+    assert 'value="computer-use"' not in page  # retired: no longer offered
+    retired = owner.get(url, {"action": "computer-use"}, HTTP_HX_REQUEST="true").content.decode()
+    assert len(_rows(retired)) == 1 and "Computer Use browser action</td>" in retired
+    assert '<option value="computer-use" selected>Computer Use browser action</option>' in retired
+    bad = owner.get(url, {"action": "nope", "date_from": "2026-13-01"}, HTTP_HX_REQUEST="true").content.decode()
+    for name in ("action", "date_from"):
+        assert f'aria-invalid="true" aria-describedby="id_{name}_error"' in bad
+    assert '<span id="id_action_error">Select a valid choice. That choice is not one of the' in bad
+    assert '<span id="id_date_from_error">Enter a valid date.</span>' in bad
+    assert 'value="2026-13-01"' in bad and len(_rows(bad)) == 2  # unfiltered, as the message says
+
+
+def test_the_usage_chart_escapes_tool_names(client, team):
+    from billing.catalog import catalog_invalidate
+    from billing.models import Action
+
+    Action.objects.filter(key="gmail-send").update(label='Mail <script>alert("x")</script>')
+    catalog_invalidate()
+    charge(workspace=team["ws"], action="gmail-send", idempotency_key="m")
+    html = client_for(client, team["owner"]).get(reverse("billing:usage"), HTTP_HX_REQUEST="true").content.decode()
+    assert "<script>" not in html
+    assert "· Mail &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;: 200 credits</title></rect>" in html
+
+
+def test_a_refused_cap_names_its_errors_for_assistive_technology(client, team):
+    owner = client_for(client, team["owner"])
+    bad = owner.post(reverse("billing:caps"), {"specialist": "nobody", "daily_cap": "-5"}, HTTP_HX_REQUEST="true")
+    html = bad.content.decode()
+    assert bad.status_code == 422
+    assert 'aria-invalid="true" aria-describedby="cap-specialist-error"' in html
+    assert 'aria-describedby="cap-daily-cap-help cap-daily-cap-error" aria-invalid="true"' in html
+    assert '<span id="cap-specialist-error">Select a valid choice.' in html
+    assert '<span id="cap-daily-cap-error">A cap cannot be negative.</span>' in html
+    assert 'value="-5"' in html and '<span class="muted small" id="cap-daily-cap-help">' in html
