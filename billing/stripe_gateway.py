@@ -140,6 +140,16 @@ def customer_create(*, email: str, name: str, metadata: dict[str, str], idempote
     )
 
 
+def customer_default_card_set(*, customer: str, payment_method: str) -> dict[str, Any]:
+    """Make a card the customer's default, so off-session payments (auto top-up) can use it."""
+    return _update(
+        "save the card of customer",
+        _client().v1.customers.update,
+        customer,
+        {"invoice_settings": {"default_payment_method": payment_method}},
+    )
+
+
 def checkout_session_create(params: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
     return _call("start a checkout", _client().v1.checkout.sessions.create, params, idempotency_key)
 

@@ -352,6 +352,10 @@ def _payment_details(payment_intent_id: str | None) -> dict[str, str]:
     if not payment_intent_id:
         return {}
     intent = gateway.payment_intent_retrieve(payment_intent_id)
+    method, customer = intent.get("payment_method"), intent.get("customer")
+    if intent.get("setup_future_usage") == "off_session" and method and customer:
+        # Checkout saves the card but does not make it the default: auto top-up charges the default.
+        gateway.customer_default_card_set(customer=customer, payment_method=method)
     charge_id = intent.get("latest_charge") or ""
     if isinstance(charge_id, dict):
         charge_id = charge_id.get("id", "")

@@ -34,7 +34,7 @@ def topups(ws):
 
 
 @live
-def test_paying_on_the_test_checkout_grants_the_pack_exactly_once(client, webhooks):
+def test_paying_on_the_test_checkout_grants_the_pack_exactly_once(client, webhooks, stripe_client):
     owner = UserFactory()
     ws = WorkspaceFactory(owner=owner)
     pack = TopUpPack.objects.get(key="100k")
@@ -55,6 +55,11 @@ def test_paying_on_the_test_checkout_grants_the_pack_exactly_once(client, webhoo
     purchase.refresh_from_db()
     assert purchase.status == "paid" and purchase.receipt_url.startswith(webhooks.url)
     assert purchase.stripe_payment_intent_id.startswith("pi_") and purchase.stripe_charge_id.startswith("ch_")
+    # The card is saved as the customer's default, for auto top-ups later.
+    ws.refresh_from_db()
+    customer = stripe_client.v1.customers.retrieve(ws.stripe_customer_id)
+    intent = stripe_client.v1.payment_intents.retrieve(purchase.stripe_payment_intent_id)
+    assert customer.invoice_settings.default_payment_method == intent.payment_method
     completed = StripeEvent.objects.get(
         type="checkout.session.completed", object_id=purchase.stripe_checkout_session_id
     )

@@ -84,12 +84,16 @@ def test_an_upgrade_grants_the_prorated_difference_once_paid(client, webhooks, s
     ws.refresh_from_db()
     assert ws.plan.key == "max"
     grant = LedgerEntry.objects.get(workspace=ws, idempotency_key__startswith="plan-upgrade:")
+    upgrade = Purchase.objects.get(workspace=ws, kind="upgrade")
+    # The moment of the change is the proration line's start, as Stripe prorates the money.
+    invoice = stripe_client.v1.invoices.retrieve(upgrade.stripe_invoice_id)
+    [line] = [line for line in invoice.lines.data if line.amount > 0]
+    changed_at = datetime.fromtimestamp(line.period.start, tz=UTC)
+    assert abs(changed_at.timestamp() - (wallet.period_start.timestamp() + 10 * 86400)) < 60
     total = (wallet.period_end - wallet.period_start).total_seconds()
-    changed_at = datetime.fromtimestamp(webhooks.now(), tz=UTC)
     left = (wallet.period_end - changed_at).total_seconds()
     assert grant.plan_delta == (maxi.allowance - pro.allowance) * int(left) // int(total)
     assert 0 < grant.plan_delta < maxi.allowance - pro.allowance
-    upgrade = Purchase.objects.get(workspace=ws, kind="upgrade")
     assert upgrade.status == "paid" and upgrade.credits == grant.plan_delta
     assert Wallet.objects.get(workspace=ws).period_allowance == pro.allowance + grant.plan_delta
     assert books_balanced()
