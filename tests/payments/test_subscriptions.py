@@ -185,3 +185,59 @@ def test_cancelling_keeps_the_plan_to_the_period_end_then_falls_back_to_free(cli
     assert ws.plan.key == "free" and wallet.plan_balance == Plan.objects.get(key="free").allowance
     assert wallet.period_start == sub.current_period_end
     assert books_balanced()
+
+
+@live
+def test_subscription_events_in_reverse_order_end_in_the_same_state(client, webhooks):
+    owner = UserFactory()
+    ws = WorkspaceFactory(owner=owner)
+    client.force_login(owner)
+    assert client.post(reverse("billing:purchase", args=["upgrade", "ultra"])).status_code == 303
+    purchase = Purchase.objects.get(workspace=ws, kind="subscription")
+    webhooks.hold_deliveries()
+    webhooks.pay_checkout(purchase.stripe_checkout_session_id, card="success")
+    webhooks.release_deliveries(order="reverse")
+    webhooks.wait_for_deliveries()
+    ws.refresh_from_db()
+    ultra = Plan.objects.get(key="ultra")
+    assert ws.plan == ultra and Subscription.objects.get(workspace=ws).status == "active"
+    assert LedgerEntry.objects.filter(workspace=ws, kind="plan_grant").count() == 2  # Free, then Ultra once
+    assert Wallet.objects.get(workspace=ws).plan_balance == ultra.allowance
+    assert books_balanced()
+
+
+@live
+def test_a_second_subscription_checkout_is_refused_while_one_runs(client, webhooks):
+    owner = UserFactory()
+    ws = WorkspaceFactory(owner=owner)
+    subscribe(client, webhooks, owner, "pro")
+    # The plan buttons now lead to the Billing Portal, where Stripe prorates changes.
+    response = client.post(reverse("billing:purchase", args=["upgrade", "max"]))
+    assert response.status_code == 303 and response["Location"].startswith(f"{webhooks.url}/portal/")
+    from billing.errors import InvalidRequest
+    from billing.services import plan_checkout_start
+
+    with pytest.raises(InvalidRequest, match="already has a subscription"):
+        plan_checkout_start(
+            workspace=ws, plan_key="max", seats=1, user=owner, return_url="http://x/", cancel_url="http://x/"
+        )
+    assert Purchase.objects.filter(workspace=ws, kind="subscription").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("plan_key", "seats", "field"),
+    [("free", 1, "plan"), ("pro", 0, "seats"), ("pro", 501, "seats"), ("gold", 1, "plan")],
+)
+def test_bad_plan_requests_name_what_was_wrong_and_write_nothing(stripe, plan_key, seats, field):
+    from billing.errors import InvalidRequest
+    from billing.services import plan_checkout_start
+
+    owner = UserFactory()
+    ws = WorkspaceFactory(owner=owner)
+    with pytest.raises(InvalidRequest) as caught:
+        plan_checkout_start(
+            workspace=ws, plan_key=plan_key, seats=seats, user=owner, return_url="http://x/", cancel_url="http://x/"
+        )
+    assert caught.value.field == field
+    assert not Purchase.objects.exists()
