@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from billing.schedule import BEAT_SCHEDULE
 from sigora.settings.env import env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -27,6 +28,7 @@ INSTALLED_APPS = [
     # Third party
     "django_htmx",
     "template_partials",
+    "django_celery_beat",
     # Local
     "billing",
 ]
@@ -113,6 +115,22 @@ STRIPE_API_BASE = ""
 STRIPE_CURRENCY = "usd"
 # How far back the reconciliation job looks for paid Checkout Sessions no webhook fulfilled.
 STRIPE_RECONCILE_HOURS = 48
+
+# --- Background jobs (Celery) ------------------------------------------------------------------
+# Redis is the broker when REDIS_URL is set; otherwise tasks run eagerly, in-process.
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves it to be redelivered: tasks are idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 
 # --- Auth -------------------------------------------------------------------------------------
 

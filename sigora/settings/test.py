@@ -20,3 +20,6 @@ if not BYOK_ENCRYPTION_KEYS:  # noqa: F405
     import hashlib
 
     BYOK_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
+
+# Tasks run in-process unless a test starts a real worker against Redis (tests/jobs/).
+CELERY_TASK_ALWAYS_EAGER = True

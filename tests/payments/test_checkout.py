@@ -223,3 +223,18 @@ def test_without_stripe_configured_the_buttons_explain_instead_of_failing(client
     response = client.post(reverse("billing:purchase", args=["top-up", "100k"]))
     assert response.status_code == 200 and "Payments are not configured" in response.content.decode()
     assert not Purchase.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_reconciliation_job_is_on_the_schedule_and_fulfils(client, stripe, settings):
+    from billing.tasks import reconcile_payments
+
+    job = settings.CELERY_BEAT_SCHEDULE["reconcile-payments"]
+    assert job["task"] == reconcile_payments.name and job["schedule"].total_seconds() <= 15 * 60
+    owner = UserFactory()
+    ws = WorkspaceFactory(owner=owner)
+    _, purchase = start_topup(client, owner)
+    stripe.pay_checkout(purchase.stripe_checkout_session_id, card="success")
+    result = reconcile_payments.delay().get()
+    assert purchase.stripe_checkout_session_id in result["fulfilled"]
+    assert len(topups(ws)) == 1

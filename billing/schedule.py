@@ -1,0 +1,18 @@
+"""The periodic jobs, declared once. Plain data (no Django imports): settings load it.
+
+django-celery-beat's DatabaseScheduler copies these into its tables when beat starts, where
+staff see each job in the admin.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+BEAT_SCHEDULE: dict[str, dict] = {
+    # "Paid but no credits" cannot last: any paid Checkout Session no webhook fulfilled.
+    "reconcile-payments": {
+        "task": "billing.reconcile_payments",
+        "schedule": timedelta(minutes=10),
+        "options": {"expires": 9 * 60},
+    },
+}

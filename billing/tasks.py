@@ -1,0 +1,21 @@
+"""Celery tasks: thin, idempotent wrappers around services (the schedule is billing/schedule.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from billing.services.payments import checkouts_reconcile
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="billing.reconcile_payments")
+def reconcile_payments() -> dict[str, Any]:
+    """Fulfil paid Checkout Sessions that no webhook fulfilled (safe to run twice: fulfilment is idempotent)."""
+    summary = checkouts_reconcile()
+    if summary.fulfilled or summary.errors:
+        logger.warning("reconciliation: fulfilled %s, errors %s", summary.fulfilled, summary.errors)
+    return {"checked": summary.sessions_seen, "fulfilled": summary.fulfilled, "errors": summary.errors}
