@@ -262,6 +262,9 @@ class Wallet(models.Model):
     # concurrent charges cannot pass a cap together. Pages read DailyUsage instead.
     day = models.DateField(null=True, blank=True)
     day_spend = models.JSONField(default=dict, blank=True, help_text="{specialist: millicredits debited on `day`}")
+    # Purchases paid by a delayed method (bank debit) still clearing: the balance region says
+    # "payment processing" from this, with no query of its own on every poll.
+    payments_processing = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
@@ -284,7 +285,9 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
             if session.get("status") == "complete" and purchase.status == Purchase.Status.PENDING:
                 purchase.status = Purchase.Status.PROCESSING  # a delayed method (bank debit) still settling
                 purchase.save(update_fields=["status"])
+                _processing_count(purchase.workspace_id, +1)
             return purchase
+        was_processing = purchase.status == Purchase.Status.PROCESSING
         if purchase.kind == Purchase.Kind.SUBSCRIPTION:
             assert subscription is not None
             state = _subscription_store(workspace_id=purchase.workspace_id, subscription=subscription, now=now)
@@ -297,6 +300,7 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
                 now=now,
                 external_ref=session.get("invoice") or session["id"],
                 reason=f"{state.plan.name} plan: monthly credits",
+                receipt_url=details.get("receipt_url", ""),
             )
             verb, detail = Activity.Verb.PLAN_CHANGED, f"subscribed to {state.plan.name}"
         else:
@@ -320,6 +324,8 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
         purchase.stripe_charge_id = details.get("charge", "")
         purchase.receipt_url = details.get("receipt_url", "")
         purchase.save()
+        if was_processing:
+            _processing_count(purchase.workspace_id, -1)
         activity_record(workspace=purchase.workspace, actor=purchase.created_by, verb=verb, detail=detail)
     logger.info("checkout %s fulfilled: purchase=%s workspace=%s", session["id"], purchase.pk, purchase.workspace_id)
     return purchase
@@ -333,10 +339,19 @@ def checkout_payment_failed(*, session: dict[str, Any]) -> Purchase | None:
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         if purchase.status in (Purchase.Status.PENDING, Purchase.Status.PROCESSING):
+            if purchase.status == Purchase.Status.PROCESSING:
+                _processing_count(purchase.workspace_id, -1)
             purchase.status = Purchase.Status.FAILED
             purchase.failure = "The payment failed."
             purchase.save(update_fields=["status", "failure"])
     return purchase
+
+
+def _processing_count(workspace_id: int, delta: int) -> None:
+    """Count a purchase into or out of "payment processing"; the revision bump refreshes the polled balance."""
+    Wallet.objects.filter(workspace_id=workspace_id).update(
+        payments_processing=F("payments_processing") + delta, revision=F("revision") + 1
+    )
 
 
 def _check_amount(purchase: Purchase, session: dict[str, Any]) -> None:
@@ -586,6 +601,7 @@ def _renewal_paid(
         now=now,
         external_ref=invoice["id"],
         reason=f"{line.plan.name} plan: monthly credits",
+        receipt_url=invoice.get("hosted_invoice_url") or "",
     )
     Subscription.objects.filter(workspace=workspace).update(past_due_since=None)
     if purchase is not None and purchase.status != Purchase.Status.PAID:
@@ -635,7 +651,13 @@ def _upgrade_paid(
             + ": credits for the rest of the period",
             external_ref=invoice["id"],
             now=now,
-            metadata={"purchase": purchase.pk, "plan": new.plan.key, "seats": new.seats, "from": old_allowance},
+            metadata={
+                "purchase": purchase.pk,
+                "plan": new.plan.key,
+                "seats": new.seats,
+                "from": old_allowance,
+                "receipt_url": invoice.get("hosted_invoice_url") or "",
+            },
         )
     if new_allowance > workspace.plan.allowance_for(workspace.seats):
         Workspace.objects.filter(pk=workspace.pk).update(plan=new.plan, seats=new.seats)

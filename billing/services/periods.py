@@ -30,6 +30,7 @@ def period_begin(
     now: datetime,
     external_ref: str = "",
     reason: str = "",
+    receipt_url: str = "",
 ) -> LedgerEntry | None:
     """Open the period [start, end) for ``plan`` × ``seats``; the grant, or None if already opened or stale.
 
@@ -64,7 +65,8 @@ def period_begin(
             reason=reason or f"{plan.name} plan: monthly credits",
             external_ref=external_ref,
             now=now,
-            metadata={"plan": plan.key, "seats": seats, "period_start": start.isoformat()},
+            metadata={"plan": plan.key, "seats": seats, "period_start": start.isoformat()}
+            | ({"receipt_url": receipt_url} if receipt_url else {}),
         )
         Workspace.objects.filter(pk=workspace_id).update(plan=plan, seats=seats)
         return entry

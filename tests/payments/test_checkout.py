@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from billing.models import LedgerEntry, Membership, Purchase, StripeEvent, TopUpPack
+from billing.models import LedgerEntry, Membership, Purchase, StripeEvent, TopUpPack, Wallet
 from billing.selectors import ledger_audit
 from tests.conftest import balances
 from tests.factories import UserFactory, WorkspaceFactory
@@ -134,6 +134,7 @@ def test_a_delayed_payment_shows_processing_until_it_settles(client, webhooks, s
     webhooks.wait_for_deliveries()
     purchase.refresh_from_db()
     assert purchase.status == "processing" and balances(ws) == before
+    assert Wallet.objects.get(workspace=ws).payments_processing == 1
     response = client.get(
         reverse("billing:checkout_return") + f"?session_id={purchase.stripe_checkout_session_id}", follow=True
     )
@@ -146,6 +147,7 @@ def test_a_delayed_payment_shows_processing_until_it_settles(client, webhooks, s
         assert purchase.status == "paid" and balances(ws)[1] == before[1] + purchase.credits
     else:
         assert purchase.status == "failed" and balances(ws) == before
+    assert Wallet.objects.get(workspace=ws).payments_processing == 0
 
 
 @pytest.mark.django_db
