@@ -49,11 +49,10 @@ class CatalogOverview:
 
 def pack_offers() -> list[PackOffer]:
     """Active packs with their discount against the base rate (the smallest pack's price per credit)."""
-    packs = list(TopUpPack.objects.filter(is_active=True).order_by("amount"))
+    packs = _active(TopUpPack)  # by sort order, then amount
     if not packs:
         return []
-    base = packs[0]
-    packs.sort(key=lambda pack: (pack.sort_order, pack.amount))
+    base = min(packs, key=lambda pack: pack.amount)
     return [PackOffer(pack=pack, discount_percent=pack.discount_percent(base)) for pack in packs]
 
 
@@ -65,7 +64,7 @@ def catalog_overview() -> CatalogOverview:
         if members:
             groups.append(ActionGroup(specialist.label, members))
     return CatalogOverview(
-        plans=list(Plan.objects.filter(is_active=True)),
+        plans=active_plans(),
         packs=pack_offers(),
         action_groups=groups,
     )
@@ -172,45 +171,82 @@ def ledger_audit(*, chunk_size: int = 5_000, workspace_ids: list[int] | None = N
         low = high
 
 
-# --- Whose workspace ------------------------------------------------------------------------------
+# --- Reads every settings request makes ----------------------------------------------------------
 
 # Every settings request (the balance poll every few seconds among them) starts by reading the
-# user's memberships with their workspace, plan and wallet. Django compiles a select_related
-# query anew on each request, which costs more than running it, so this one statement is built
-# once per process from the models' own fields (a field added by a migration is in it) and its
-# rows become model instances the way select_related would make them.
-_MEMBERSHIP_MODELS: tuple[tuple[type[models.Model], str], ...] = (
-    (Membership, "m"),
-    (Workspace, "w"),
-    (Plan, "p"),
-    (Wallet, "wl"),
-)
+# user's memberships with their workspace, plan and wallet, and the billing page reads the plans
+# and packs on offer. Django compiles a queryset's SQL anew on each request and binds it
+# client-side, so the server parses and plans it anew too, which for these small reads costs more
+# than running them. These statements are written once per process from the models' own fields
+# (a field a migration adds is in them), bound server-side so psycopg can keep them prepared,
+# and their rows become model instances as the ORM would make them.
 
 
 @dataclass(frozen=True)
 class _Columns:
+    """One model's columns in a hand-written SELECT, and how its rows become instances."""
+
     model: type[models.Model]
+    select: list[str]  # "alias"."column", in the model's field order
     attnames: list[str]
-    converters: list[tuple[int, list]]  # (position, the field's from-database converters), where any
-    width: int
+    converters: list[tuple[int, list]]  # (position, that field's from-database converters) where it has any
+
+    def instance(self, row: tuple, start: int) -> models.Model | None:
+        """The instance whose columns begin at ``start`` in ``row``; None for a LEFT JOIN's row of NULLs."""
+        values = list(row[start : start + len(self.attnames)])
+        if values[0] is None:
+            return None
+        for position, converters in self.converters:
+            for convert in converters:
+                values[position] = convert(values[position], None, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
 
 
 @functools.cache
-def _memberships_statement() -> tuple[str, list[_Columns]]:
+def _columns(model: type[models.Model], alias: str) -> _Columns:
+    fields = model._meta.concrete_fields
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(alias)
+        found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if found:
+            converters.append((position, found))
     quote = connection.ops.quote_name
-    select, layout = [], []
-    for model, alias in _MEMBERSHIP_MODELS:
-        fields = model._meta.concrete_fields
-        select += [f"{alias}.{quote(field.column)}" for field in fields]
-        converters = []
-        for position, field in enumerate(fields):
-            column = field.get_col(alias)
-            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if found:
-                converters.append((position, found))
-        layout.append(_Columns(model, [field.attname for field in fields], converters, len(fields)))
-    table = {model: quote(model._meta.db_table) for model, _ in _MEMBERSHIP_MODELS}
-    sql = (
+    return _Columns(model, [f"{alias}.{quote(f.column)}" for f in fields], [f.attname for f in fields], converters)
+
+
+def _planned_cursor() -> CursorWrapper:
+    """A cursor whose statements the server may keep planned.
+
+    A server-side-bound psycopg cursor lets psycopg prepare a statement once it has run
+    ``prepare_threshold`` times on the connection (the settings' DB_PREPARE_THRESHOLD). It is
+    wrapped like Django's own, so execute wrappers and error translation apply. Where queries
+    are logged (DEBUG, assertNumQueries, the benchmark's audit) it is Django's own cursor: the
+    log must show the SQL as run, which psycopg keeps neither for a prepared statement nor with
+    its parameters in place of $1, $2.
+    """
+    if connection.queries_logged:
+        return connection.cursor()
+    # What connection.cursor() does, with psycopg's server-side-binding cursor in place of Django's.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        return connection.make_cursor(ServerBindingCursor(connection.connection))
+
+
+def _planned_rows(sql: str, params: list) -> list[tuple]:
+    with _planned_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@functools.cache
+def _memberships_statement() -> str:
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in (Membership, Workspace, Plan, Wallet)}
+    select = [*_columns(Membership, "m").select, *_columns(Workspace, "w").select]
+    select += [*_columns(Plan, "p").select, *_columns(Wallet, "wl").select]
+    return (
         f"SELECT {', '.join(select)}"
         f" FROM {table[Membership]} m"
         f" JOIN {table[Workspace]} w ON w.id = m.workspace_id"
@@ -218,46 +254,20 @@ def _memberships_statement() -> tuple[str, list[_Columns]]:
         f" LEFT JOIN {table[Wallet]} wl ON wl.workspace_id = w.id"
         " WHERE m.user_id = %s ORDER BY m.created_at, m.id"
     )
-    return sql, layout
-
-
-def _planned_cursor() -> CursorWrapper:
-    """A cursor whose statements the server may keep planned, for the small reads every request makes.
-
-    Django's cursors bind parameters client-side, so the server parses and plans each statement
-    anew, which for a join of four small tables costs more than running it. A server-side-bound
-    psycopg cursor lets psycopg prepare a statement once it has run ``prepare_threshold`` times on
-    the connection (the settings' DB_PREPARE_THRESHOLD). It is wrapped like Django's own, so
-    execute wrappers, query logging and error translation apply as usual.
-    """
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(connection.connection)
-    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
 def memberships_of(*, user_id: int) -> list[Membership]:
     """The user's memberships, oldest first, each with its workspace, plan and wallet loaded (one query)."""
-    sql, layout = _memberships_statement()
-    with _planned_cursor() as cursor:
-        cursor.execute(sql, [user_id])
-        rows = cursor.fetchall()
+    layout = [_columns(Membership, "m"), _columns(Workspace, "w"), _columns(Plan, "p"), _columns(Wallet, "wl")]
     workspace_plan = Workspace._meta.get_field("plan")
     membership_workspace = Membership._meta.get_field("workspace")
     wallet_workspace = Wallet._meta.get_field("workspace")
     found = []
-    for row in rows:
+    for row in _planned_rows(_memberships_statement(), [user_id]):
         instances, start = [], 0
         for columns in layout:
-            values = list(row[start : start + columns.width])
-            start += columns.width
-            for position, converters in columns.converters:
-                for convert in converters:
-                    values[position] = convert(values[position], None, connection)
-            # A LEFT JOIN finds no wallet as a row of NULLs.
-            instances.append(
-                None if values[0] is None else columns.model.from_db(connection.alias, columns.attnames, values)
-            )
+            instances.append(columns.instance(row, start))
+            start += len(columns.attnames)
         membership, workspace, plan, wallet = instances
         membership_workspace.set_cached_value(membership, workspace)
         workspace_plan.set_cached_value(workspace, plan)
@@ -266,6 +276,20 @@ def memberships_of(*, user_id: int) -> list[Membership]:
             wallet_workspace.set_cached_value(wallet, workspace)
         found.append(membership)
     return found
+
+
+def _active(model: type[models.Model]) -> list:
+    """The model's active rows, in its Meta ordering (plans and packs)."""
+    columns = _columns(model, "t")
+    order = ", ".join(
+        f"t.{connection.ops.quote_name(model._meta.get_field(name).column)}" for name in model._meta.ordering
+    )
+    sql = f"SELECT {', '.join(columns.select)} FROM {connection.ops.quote_name(model._meta.db_table)} t"
+    return [columns.instance(row, 0) for row in _planned_rows(f"{sql} WHERE t.is_active ORDER BY {order}", [])]
+
+
+def active_plans() -> list[Plan]:
+    return _active(Plan)
 
 
 # --- Settings → Billing & Credits ---------------------------------------------------------------

@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, tzinfo
-from typing import TypedDict
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -25,12 +25,12 @@ from django.utils import timezone, translation
 from django.utils.dates import MONTHS_3
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import selectors, services, stripe_gateway
 from billing.charts import usage_chart
-from billing.credits import format_credits
+from billing.credits import format_cents, format_credits, format_credits_short
 from billing.errors import BillingError, InvalidRequest
 from billing.forms import ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
 from billing.models import Invitation, LedgerEntry, Membership, Plan, TopUpPack, Workspace
@@ -107,17 +107,21 @@ def _billing_context(request: HttpRequest) -> dict:
     usage = selectors.usage_summary(wallet=workspace.wallet, today=today)
     # The usage read has today's spend per specialist when today is in the period: the caps need no query for it.
     spent_today = usage.spent_today if usage.start <= today else None
+    can_manage = request.membership.can_manage_billing
+    caps = selectors.caps_overview(workspace_id=workspace.pk, today=today, spent_today=spent_today)
     return {
         **_transactions_context(request),
         **_cap_form_context(CapForm()),
         **_balance_context(request),
-        "usage": usage,
-        "chart": usage_chart(usage),
-        "packs": selectors.pack_offers(),
-        "plans": list(Plan.objects.filter(is_active=True)),
-        "caps": selectors.caps_overview(workspace_id=workspace.pk, today=today, spent_today=spent_today),
-        "can_manage": request.membership.can_manage_billing,
+        **_usage_context(usage),
+        "offers": offer_cards(selectors.pack_offers(), selectors.active_plans(), workspace.plan, can_manage),
+        "caps": cap_rows(caps),
+        "can_manage": can_manage,
     }
+
+
+def _usage_context(usage: selectors.UsageSummary) -> dict:
+    return {"usage": usage, "panel": usage_panel(usage), "chart": usage_chart(usage)}
 
 
 def _cap_form_context(form: CapForm) -> dict:
@@ -134,10 +138,13 @@ def _transactions_context(request: HttpRequest) -> dict:
     form, filters = _ledger_filters(request)
     zone = timezone.get_current_timezone()
     page = selectors.ledger_page(workspace_id=request.workspace.pk, filters=filters, zone=zone, before=_cursor(request))
+    query = filters.as_query()
     return {
         "filter_form": form,
         "filter_controls": form.controls(),
         "filters": filters,
+        "query": urlencode(query),  # the export link's
+        "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
         "page": page,
         "rows": transaction_rows(page.entries, zone),
     }
@@ -184,41 +191,117 @@ def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard
         plan_balance=format_credits(balance.plan_balance),
         topup_balance=format_credits(balance.topup_balance),
         renews_iso=renews.isoformat(),
-        renews=f"{_month_names()[renews.month]} {renews.day}, {renews.year}",
+        renews=_day(renews, year=True),
     )
 
 
-class TransactionRow(TypedDict):
-    """A ledger entry's cells in the transactions table, formatted and escaped once, here.
-
-    A dict of ``SafeString``: the template's lookups then hit on the first try and it escapes
-    nothing again, which for 25 rows of a dozen cells is most of what rendering them costs.
-    """
-
-    pk: SafeString
-    time_iso: SafeString
-    time: SafeString  # "Nov 5, 09:03" on the reader's clock
-    specialist: SafeString
-    tool: SafeString  # the tool's name; "" for an entry that is not usage
-    byok: bool
-    kind: SafeString  # "Top-up", "Adjustment", …
-    reason: SafeString
-    quantity: SafeString  # "1,200 tokens"
-    credits: SafeString  # signed: "-0.7", "+80,000"
-    is_credit: bool
-    list_credits: SafeString  # what a BYOK call would have cost
-    bucket: SafeString  # "Plan", "Top-up", "Plan + top-up" or "—"
-    balance_after: SafeString
+def _day(day: date, *, year: bool = False) -> str:
+    """ "Nov 5" (the date filter's "M j"), or "Nov 5, 2026"."""
+    return f"{_month_names()[day.month]} {day.day}{f', {day.year}' if year else ''}"
 
 
+def _credits(milli: int) -> SafeString:
+    return SafeString(format_credits(milli))  # digits, separators and a sign: nothing to escape
+
+
+def usage_panel(usage: selectors.UsageSummary) -> dict:
+    """The usage region's dates, totals and tables, formatted once."""
+    total = usage.total
+    return {
+        "start": _day(usage.start),
+        "end": _day(usage.end),
+        "total": _credits(total),
+        "byok_saved": _credits(usage.byok_saved),
+        "followups_skipped": str(usage.followups_skipped),
+        "reply_saved": _credits(usage.reply_saved),
+        "runs_out_on": _day(usage.runs_out_on) if usage.runs_out_on else "",
+        "total_runs_out_on": _day(usage.total_runs_out_on, year=True) if usage.total_runs_out_on else "",
+        "tools": [
+            {
+                "label": escape(tool.label),
+                "used": escape(f"{tool.quantity:,} {tool.unit}{'' if tool.quantity == 1 else 's'}"),
+                "credits": _credits(tool.credits),
+            }
+            for tool in usage.tools
+        ],
+        "specialists": [
+            {
+                "label": escape(label),
+                "credits": _credits(amount),
+                "share": SafeString(f"{round(amount * 100 / total)}%" if total else "0%"),
+            }
+            for label, amount in usage.specialists
+        ],
+    }
+
+
+def cap_rows(caps: list[selectors.CapRow]) -> list[dict]:
+    rows = []
+    for cap in caps:
+        percent = cap.percent
+        rows.append(
+            {
+                "specialist": escape(cap.specialist),
+                "label": escape(cap.label),
+                "spent_today": _credits(cap.spent_today),
+                "daily_cap": None if cap.daily_cap is None else _credits(cap.daily_cap),
+                "percent": SafeString(percent),
+                "level": SafeString("level-empty" if percent >= 100 else "level-low" if percent >= 80 else ""),
+            }
+        )
+    return rows
+
+
+def offer_cards(packs: list[selectors.PackOffer], plans: list[Plan], current: Plan, can_manage: bool) -> dict:
+    """The top-up packs and plan cards with their prices and buttons, formatted once."""
+    return {
+        "packs": [
+            {
+                "key": offer.pack.key,
+                "size": format_credits_short(offer.pack.amount),
+                "price": format_cents(offer.pack.price_cents),
+                "discount": offer.discount_percent,
+            }
+            for offer in packs
+        ],
+        "plans": [
+            {
+                "key": plan.key,
+                "name": plan.name,
+                "current": plan.pk == current.pk,
+                "price": "$0" if plan.is_free else format_cents(plan.price_cents),
+                "per_seat": plan.per_seat,
+                "is_free": plan.is_free,
+                "allowance": format_credits_short(plan.allowance),
+                "can_switch": can_manage and plan.pk != current.pk and not plan.is_free,
+            }
+            for plan in plans
+        ],
+    }
+
+
+# A transactions row. Built here rather than in the template: a page is 25 rows of a dozen
+# values, which the template language renders one lookup, escape and localisation at a time,
+# several times slower than this. Every value below is escaped here or is a number formatted here.
+_ROW = (
+    '<tr data-entry="{pk}">'
+    '<td><time datetime="{time_iso}">{time}</time></td>'
+    "<td>{specialist}</td>"
+    "<td>{what}</td>"
+    '<td class="num">{quantity}</td>'
+    '<td class="num{credit}">{credits}{listed}</td>'
+    "<td>{bucket}</td>"
+    '<td class="num">{balance_after}</td>'
+    "</tr>\n"
+)
 _KIND_NAMES = {kind: escape(label) for kind, label in LedgerEntry.Kind.choices}
-_NO_TEXT, _DASH = SafeString(""), SafeString("—")
 
 
-def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> list[TransactionRow]:
-    escaped: dict[str, SafeString] = {}  # the few names a page repeats, escaped once
+def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> SafeString:
+    """The entries as rows of the transactions table, on the reader's clock."""
+    escaped: dict[str, str] = {}  # the few names a page repeats, escaped once
 
-    def name(text: str) -> SafeString:
+    def name(text: str) -> str:
         found = escaped.get(text)
         if found is None:
             found = escaped[text] = escape(text)
@@ -229,37 +312,34 @@ def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> li
     for entry in entries:
         local = entry.created_at.astimezone(zone)
         tool, quantity, amount = entry.tool, entry.quantity, entry.amount
-        used = name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}") if quantity else _NO_TEXT
+        if tool:  # usage: the tool, and whether the workspace's own key paid for it
+            what = name(tool.label) + (' <span class="badge">BYOK</span>' if entry.byok else "")
+        else:  # a top-up, grant, refund or adjustment, with its reason
+            what = f"<strong>{_KIND_NAMES.get(entry.kind) or name(entry.kind)}</strong>"
+            what += f' <span class="muted">{escape(entry.reason)}</span>' if entry.reason else ""
         listed = entry.list_amount if entry.byok else None
         rows.append(
-            TransactionRow(
-                pk=SafeString(entry.pk),
-                time_iso=SafeString(local.isoformat()),
+            _ROW.format(
+                pk=entry.pk,
+                time_iso=local.isoformat(),
                 time=name(f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"),
-                specialist=name(entry.specialist) if entry.specialist else _DASH,
-                tool=name(tool.label) if tool else _NO_TEXT,
-                byok=entry.byok,
-                kind=_KIND_NAMES.get(entry.kind) or name(entry.kind),
-                reason=escape(entry.reason) if entry.reason else _NO_TEXT,
-                quantity=used,
-                # Credits are digits, separators and a sign: nothing to escape.
-                credits=SafeString(format_credits(amount, signed=True)),
-                is_credit=amount > 0,
-                list_credits=_NO_TEXT if listed is None else SafeString(format_credits(listed)),
+                specialist=name(entry.specialist) if entry.specialist else "—",
+                what=what,
+                quantity=name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}")
+                if quantity
+                else "",
+                credit=" credit" if amount > 0 else "",
+                credits=format_credits(amount, signed=True),
+                listed="" if listed is None else f' <span class="muted small">(list {format_credits(listed)})</span>',
                 bucket=_BUCKETS[bool(entry.plan_delta), bool(entry.topup_delta)],
-                balance_after=SafeString(format_credits(entry.plan_balance_after + entry.topup_balance_after)),
+                balance_after=format_credits(entry.plan_balance_after + entry.topup_balance_after),
             )
         )
-    return rows
+    return mark_safe("".join(rows))  # escaped and formatted above
 
 
 # Which bucket(s) an entry moved, by (plan moved, top-up moved).
-_BUCKETS = {
-    (True, True): SafeString("Plan + top-up"),
-    (True, False): SafeString("Plan"),
-    (False, True): SafeString("Top-up"),
-    (False, False): _DASH,
-}
+_BUCKETS = {(True, True): "Plan + top-up", (True, False): "Plan", (False, True): "Top-up", (False, False): "—"}
 
 
 def _cursor(request: HttpRequest) -> int | None:
@@ -366,8 +446,7 @@ def transactions_csv(request: HttpRequest) -> StreamingHttpResponse:
 @workspace_view()
 def usage_fragment(request: HttpRequest) -> HttpResponse:
     def context() -> dict:
-        usage = selectors.usage_summary(wallet=request.workspace.wallet, today=_today(request.workspace))
-        return {"usage": usage, "chart": usage_chart(usage)}
+        return _usage_context(selectors.usage_summary(wallet=request.workspace.wallet, today=_today(request.workspace)))
 
     return _region(request, "usage", context)
 
@@ -399,7 +478,9 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
         request,
         "caps",
         lambda: {
-            "caps": selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace)),
+            "caps": cap_rows(
+                selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace))
+            ),
             **_cap_form_context(form),
             "cap_saved": saved,
             "can_manage": request.membership.can_manage_billing,
