@@ -49,7 +49,10 @@ class CatalogOverview:
 
 def pack_offers() -> list[PackOffer]:
     """Active packs with their discount against the base rate (the smallest pack's price per credit)."""
-    packs = _active(TopUpPack)  # by sort order, then amount
+    return _with_discounts(_active(TopUpPack))
+
+
+def _with_discounts(packs: list[TopUpPack]) -> list[PackOffer]:
     if not packs:
         return []
     base = min(packs, key=lambda pack: pack.amount)
@@ -290,6 +293,35 @@ def _active(model: type[models.Model]) -> list:
 
 def active_plans() -> list[Plan]:
     return _active(Plan)
+
+
+@dataclass(frozen=True)
+class Offers:
+    plans: list[Plan]
+    packs: list[PackOffer]
+
+
+# The plans and the packs on offer in one round trip, each in its model's order (plans by sort
+# order then id, packs by sort order then amount: the last column).
+_OFFERS_SQL = """
+SELECT 'plan', id, key, name, price_cents, allowance, per_seat, sort_order, id FROM billing_plan WHERE is_active
+UNION ALL
+SELECT 'pack', id, key, '', price_cents, amount, false, sort_order, amount FROM billing_topuppack WHERE is_active
+ORDER BY 1, 8, 9
+"""
+
+
+def offers() -> Offers:
+    """The active plans and packs as the billing page offers them (the fields it shows), in one query."""
+    plans, packs = [], []
+    for kind, pk, key, name, price_cents, credits_, per_seat, sort_order, _ in _planned_rows(_OFFERS_SQL, []):
+        if kind == "plan":
+            plans.append(
+                Plan(id=pk, key=key, name=name, price_cents=price_cents, allowance=credits_, per_seat=per_seat)
+            )
+        else:
+            packs.append(TopUpPack(id=pk, key=key, amount=credits_, price_cents=price_cents, sort_order=sort_order))
+    return Offers(plans=plans, packs=_with_discounts(packs))
 
 
 # --- Settings → Billing & Credits ---------------------------------------------------------------

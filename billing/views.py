@@ -114,7 +114,7 @@ def _billing_context(request: HttpRequest) -> dict:
         **_cap_form_context(CapForm()),
         **_balance_context(request),
         **_usage_context(usage),
-        "offers": offer_cards(selectors.pack_offers(), selectors.active_plans(), workspace.plan, can_manage),
+        "offers": offer_cards(selectors.offers(), workspace.plan, can_manage),
         "caps": cap_rows(caps),
         "can_manage": can_manage,
     }
@@ -252,7 +252,7 @@ def cap_rows(caps: list[selectors.CapRow]) -> list[dict]:
     return rows
 
 
-def offer_cards(packs: list[selectors.PackOffer], plans: list[Plan], current: Plan, can_manage: bool) -> dict:
+def offer_cards(offers: selectors.Offers, current: Plan, can_manage: bool) -> dict:
     """The top-up packs and plan cards with their prices and buttons, formatted once."""
     return {
         "packs": [
@@ -262,7 +262,7 @@ def offer_cards(packs: list[selectors.PackOffer], plans: list[Plan], current: Pl
                 "price": format_cents(offer.pack.price_cents),
                 "discount": offer.discount_percent,
             }
-            for offer in packs
+            for offer in offers.packs
         ],
         "plans": [
             {
@@ -275,7 +275,7 @@ def offer_cards(packs: list[selectors.PackOffer], plans: list[Plan], current: Pl
                 "allowance": format_credits_short(plan.allowance),
                 "can_switch": can_manage and plan.pk != current.pk and not plan.is_free,
             }
-            for plan in plans
+            for plan in offers.plans
         ],
     }
 

@@ -494,3 +494,20 @@ def test_a_refused_cap_names_its_errors_for_assistive_technology(client, team):
     assert '<span id="cap-specialist-error">Select a valid choice.' in html
     assert '<span id="cap-daily-cap-error">A cap cannot be negative.</span>' in html
     assert 'value="-5"' in html and '<span class="muted small" id="cap-daily-cap-help">' in html
+
+
+def test_the_offers_read_matches_the_catalog_models(db):
+    from billing.models import Plan, TopUpPack
+    from billing.selectors import offers, pack_offers
+
+    TopUpPack.objects.create(key="tiny", amount=credits(1_000), price_cents=500, sort_order=0)
+    TopUpPack.objects.filter(key="1m").update(is_active=False)
+    found = offers()
+    plans = Plan.objects.filter(is_active=True)
+    assert [(p.pk, p.key, p.name, p.price_cents, p.allowance, p.per_seat) for p in found.plans] == [
+        (p.pk, p.key, p.name, p.price_cents, p.allowance, p.per_seat) for p in plans
+    ]
+    assert [(o.pack.key, o.pack.amount, o.pack.price_cents, o.discount_percent) for o in found.packs] == [
+        (o.pack.key, o.pack.amount, o.pack.price_cents, o.discount_percent) for o in pack_offers()
+    ]
+    assert found.packs[0].pack.key == "tiny" and "1m" not in [o.pack.key for o in found.packs]
