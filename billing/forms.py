@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
@@ -155,8 +156,17 @@ class LedgerFilterForm(forms.Form):
 
     def controls(self) -> list[Control]:
         """The filter controls as plain data, in the form's order (the dates are ``<input type=date>``)."""
+        return self._controls(self.fields, lambda name: _value(self, name), lambda name: _errors(self, name))
+
+    @classmethod
+    def blank_controls(cls) -> list[Control]:
+        """The controls before anyone filters: no form to build (its fields are deep-copied) for nothing."""
+        return cls._controls(cls.base_fields, lambda name: "", lambda name: "")
+
+    @staticmethod
+    def _controls(fields: dict[str, forms.Field], value_of: Callable, errors_of: Callable) -> list[Control]:
         tools = _tool_choices()
-        action = _value(self, "action")
+        action = value_of("action")
         if action and action not in dict(tools):
             retired = selectors.tool_named(action)  # kept selected while it filters the list
             if retired is not None:
@@ -164,18 +174,18 @@ class LedgerFilterForm(forms.Form):
         options = {
             "specialist": [("", "All specialists"), *_specialist_choices()],
             "action": [("", "All tools"), *tools],
-            "kind": self.fields["kind"].choices,
+            "kind": fields["kind"].choices,
         }
         found = []
-        for name, field in self.fields.items():
-            value = _value(self, name)
+        for name, field in fields.items():
+            value = value_of(name)
             choices = options.get(name)
             found.append(
                 Control(
                     name,
                     str(field.label or pretty_name(name)),
                     value,
-                    _errors(self, name),
+                    errors_of(name),
                     None if choices is None else select_options(choices, value),
                 )
             )

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, tzinfo
+from html import escape as html_escape
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -128,9 +129,14 @@ def _cap_form_context(form: CapForm) -> dict:
     return {"cap_form": form, "cap_controls": form.controls()}
 
 
-def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm, selectors.LedgerFilters]:
-    """The transaction filters in the query string; invalid ones filter nothing (the form shows why)."""
-    form = LedgerFilterForm(request.GET or None)
+def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm | None, selectors.LedgerFilters]:
+    """The transaction filters in the query string; invalid ones filter nothing (the form shows why).
+
+    No form when the query string names no filter (the first page, "load more" of it): nothing to validate.
+    """
+    if not any(name in request.GET for name in LedgerFilterForm.base_fields):
+        return None, selectors.LedgerFilters()
+    form = LedgerFilterForm(request.GET)
     return form, form.filters() if form.is_valid() else selectors.LedgerFilters()
 
 
@@ -141,7 +147,7 @@ def _transactions_context(request: HttpRequest) -> dict:
     query = filters.as_query()
     return {
         "filter_form": form,
-        "filter_controls": form.controls(),
+        "filter_controls": form.controls() if form else LedgerFilterForm.blank_controls(),
         "filters": filters,
         "query": urlencode(query),  # the export link's
         "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
@@ -280,20 +286,9 @@ def offer_cards(offers: selectors.Offers, current: Plan, can_manage: bool) -> di
     }
 
 
-# A transactions row. Built here rather than in the template: a page is 25 rows of a dozen
+# The transactions rows are built here rather than in the template: a page is 25 rows of a dozen
 # values, which the template language renders one lookup, escape and localisation at a time,
-# several times slower than this. Every value below is escaped here or is a number formatted here.
-_ROW = (
-    '<tr data-entry="{pk}">'
-    '<td><time datetime="{time_iso}">{time}</time></td>'
-    "<td>{specialist}</td>"
-    "<td>{what}</td>"
-    '<td class="num">{quantity}</td>'
-    '<td class="num{credit}">{credits}{listed}</td>'
-    "<td>{bucket}</td>"
-    '<td class="num">{balance_after}</td>'
-    "</tr>\n"
-)
+# several times slower. Every value in them is escaped here or is a number formatted here.
 _KIND_NAMES = {kind: escape(label) for kind, label in LedgerEntry.Kind.choices}
 
 
@@ -304,10 +299,10 @@ def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> Sa
     def name(text: str) -> str:
         found = escaped.get(text)
         if found is None:
-            found = escaped[text] = escape(text)
+            found = escaped[text] = html_escape(text)  # what django.utils.html.escape does, unwrapped
         return found
 
-    months = _month_names()
+    months = {number: html_escape(month) for number, month in _month_names().items()}
     rows = []
     for entry in entries:
         local = entry.created_at.astimezone(zone)
@@ -316,24 +311,21 @@ def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> Sa
             what = name(tool.label) + (' <span class="badge">BYOK</span>' if entry.byok else "")
         else:  # a top-up, grant, refund or adjustment, with its reason
             what = f"<strong>{_KIND_NAMES.get(entry.kind) or name(entry.kind)}</strong>"
-            what += f' <span class="muted">{escape(entry.reason)}</span>' if entry.reason else ""
+            what += f' <span class="muted">{html_escape(entry.reason)}</span>' if entry.reason else ""
+        used = name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}") if quantity else ""
+        when = f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"
         listed = entry.list_amount if entry.byok else None
+        listed = "" if listed is None else f' <span class="muted small">(list {format_credits(listed)})</span>'
         rows.append(
-            _ROW.format(
-                pk=entry.pk,
-                time_iso=local.isoformat(),
-                time=name(f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"),
-                specialist=name(entry.specialist) if entry.specialist else "—",
-                what=what,
-                quantity=name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}")
-                if quantity
-                else "",
-                credit=" credit" if amount > 0 else "",
-                credits=format_credits(amount, signed=True),
-                listed="" if listed is None else f' <span class="muted small">(list {format_credits(listed)})</span>',
-                bucket=_BUCKETS[bool(entry.plan_delta), bool(entry.topup_delta)],
-                balance_after=format_credits(entry.plan_balance_after + entry.topup_balance_after),
-            )
+            f'<tr data-entry="{entry.pk}">'
+            f'<td><time datetime="{local.isoformat()}">{when}</time></td>'
+            f"<td>{name(entry.specialist) if entry.specialist else '—'}</td>"
+            f"<td>{what}</td>"
+            f'<td class="num">{used}</td>'
+            f'<td class="num{" credit" if amount > 0 else ""}">{format_credits(amount, signed=True)}{listed}</td>'
+            f"<td>{_BUCKETS[bool(entry.plan_delta), bool(entry.topup_delta)]}</td>"
+            f'<td class="num">{format_credits(entry.plan_balance_after + entry.topup_balance_after)}</td>'
+            "</tr>\n"
         )
     return mark_safe("".join(rows))  # escaped and formatted above
 
