@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from html import escape
 
 from django import forms
 from django.forms.utils import pretty_name
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from billing import selectors
@@ -38,9 +38,9 @@ class ToolChoiceField(forms.ChoiceField):
 
 def select_options(choices: list[tuple[str, str]], selected: str) -> SafeString:
     """``<option>`` elements for a ``<select>``, escaped, straight from the choices (no widget templates)."""
-    return mark_safe(  # every value and label escaped here
+    return mark_safe(  # every value and label escaped here (django.utils.html.escape is this, wrapped)
         "".join(
-            f'<option value="{escape(value)}"{" selected" if value == selected else ""}>{escape(label)}</option>'
+            f'<option value="{escape(value)}"{" selected" if value == selected else ""}>{escape(str(label))}</option>'
             for value, label in choices
         )
     )
