@@ -445,7 +445,8 @@ _LEDGER_TABLE = LedgerEntry._meta.db_table
 # the loader Django installs for timestamptz parses each value in Python (a CSV chunk has 2,000).
 _LEDGER_COLUMNS = (
     "id, created_at AT TIME ZONE 'UTC', kind, specialist_id, action_id, quantity, plan_delta, topup_delta,"
-    " plan_balance_after, topup_balance_after, byok, list_amount, lead, reason, idempotency_key, external_ref"
+    " plan_balance_after, topup_balance_after, byok, list_amount, lead, reason, idempotency_key, external_ref,"
+    " coalesce(metadata->>'receipt_url', '')"
 )
 _KIND_LABELS = dict(LedgerEntry.Kind.choices)
 
@@ -473,6 +474,7 @@ class LedgerRow(NamedTuple):
     reason: str
     idempotency_key: str
     external_ref: str
+    receipt_url: str  # a purchase's receipt or invoice at the payment provider, "" when none
 
     @property
     def amount(self) -> int:

@@ -310,9 +310,11 @@ def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> Sa
         tool, quantity, amount = entry.tool, entry.quantity, entry.amount
         if tool:  # usage: the tool, and whether the workspace's own key paid for it
             what = name(tool.label) + (' <span class="badge">BYOK</span>' if entry.byok else "")
-        else:  # a top-up, grant, refund or adjustment, with its reason
+        else:  # a top-up, grant, refund or adjustment, with its reason and the purchase's receipt
             what = f"<strong>{_KIND_NAMES.get(entry.kind) or name(entry.kind)}</strong>"
             what += f' <span class="muted">{html_escape(entry.reason)}</span>' if entry.reason else ""
+            if entry.receipt_url.startswith(("https://", "http://")):
+                what += f' <a href="{html_escape(entry.receipt_url)}">Receipt</a>'
         used = name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}") if quantity else ""
         when = f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"
         listed = entry.list_amount if entry.byok else None

@@ -511,3 +511,36 @@ def test_the_offers_read_matches_the_catalog_models(db):
         (o.pack.key, o.pack.amount, o.pack.price_cents, o.discount_percent) for o in pack_offers()
     ]
     assert found.packs[0].pack.key == "tiny" and "1m" not in [o.pack.key for o in found.packs]
+
+
+def test_a_purchase_row_links_its_receipt_and_nothing_else_becomes_a_link(client, team):
+    from django.db import transaction
+    from django.utils import timezone
+
+    from billing.services import entry_post, wallet_lock
+
+    ws = team["ws"]
+    with transaction.atomic():
+        paid = entry_post(
+            wallet_lock(workspace_id=ws.pk),
+            kind="top_up",
+            topup_delta=credits(100_000),
+            idempotency_key="paid",
+            metadata={"receipt_url": "https://pay.example.test/receipts/ch_1?a=1&b=2"},
+            now=timezone.now(),
+        )
+        odd = entry_post(
+            wallet_lock(workspace_id=ws.pk),
+            kind="adjustment",
+            topup_delta=credits(1),
+            idempotency_key="odd",
+            reason="test",
+            metadata={"receipt_url": "javascript:alert(1)"},
+            now=timezone.now(),
+        )
+    html = client_for(client, team["owner"]).get(reverse("billing:transactions"), HTTP_HX_REQUEST="true").content
+    rows = html.decode().split("<tr data-entry=")
+    (paid_row,) = [r for r in rows if r.startswith(f'"{paid.pk}"')]
+    (odd_row,) = [r for r in rows if r.startswith(f'"{odd.pk}"')]
+    assert '<a href="https://pay.example.test/receipts/ch_1?a=1&amp;b=2">Receipt</a>' in paid_row
+    assert "<a " not in odd_row and "javascript" not in odd_row
