@@ -55,6 +55,7 @@ class Control:
     value: str
     errors: str  # the field's messages in one line, "" when it is valid
     options: SafeString | None = None
+    widget: str = ""  # the whole <select> or <input> (safe markup), where the form writes it
 
 
 def _value(form: forms.Form, name: str) -> str:
@@ -178,15 +179,14 @@ class LedgerFilterForm(forms.Form):
         }
         found = []
         for name, field in fields.items():
-            value = value_of(name)
-            choices = options.get(name)
-            found.append(
-                Control(
-                    name,
-                    str(field.label or pretty_name(name)),
-                    value,
-                    errors_of(name),
-                    None if choices is None else select_options(choices, value),
-                )
-            )
+            value, errors, choices = value_of(name), errors_of(name), options.get(name)
+            invalid = f' aria-invalid="true" aria-describedby="id_{name}_error"' if errors else ""
+            if choices is None:  # a date
+                shown = f' value="{escape(value)}"' if value else ""
+                widget = f'<input type="date" name="{name}"{shown}{invalid} id="id_{name}">'
+            else:
+                widget = f'<select name="{name}"{invalid} id="id_{name}">{select_options(choices, value)}</select>'
+            label = str(field.label or pretty_name(name))
+            # The names are the form's own field names; the value and options are escaped above.
+            found.append(Control(name, label, value, errors, widget=mark_safe(widget)))
         return found

@@ -149,6 +149,12 @@ def _transactions_context(request: HttpRequest) -> dict:
         "filter_form": form,
         "filter_controls": form.controls() if form else LedgerFilterForm.blank_controls(),
         "filters": filters,
+        # Each named once though the links use them twice ("load more" repeats the filter form's).
+        "tx_urls": {
+            "page": reverse("billing:settings_billing"),
+            "fragment": reverse("billing:transactions"),
+            "csv": reverse("billing:transactions_csv"),
+        },
         "query": urlencode(query),  # the export link's
         "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
         "page": page,
