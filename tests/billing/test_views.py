@@ -544,3 +544,13 @@ def test_a_purchase_row_links_its_receipt_and_nothing_else_becomes_a_link(client
     (odd_row,) = [r for r in rows if r.startswith(f'"{odd.pk}"')]
     assert '<a href="https://pay.example.test/receipts/ch_1?a=1&amp;b=2">Receipt</a>' in paid_row
     assert "<a " not in odd_row and "javascript" not in odd_row
+
+
+def test_chart_numbers_read_as_rounded_floats_do():
+    import random
+
+    from billing.charts import _num
+
+    rng = random.Random(4)
+    values = [0.0, 24.0, 5.1, 0.125, 0.135, 719.995, 10.0, *(rng.uniform(0, 720) for _ in range(20_000))]
+    assert [_num(v) for v in values] == [repr(round(v, 2)) for v in values]
