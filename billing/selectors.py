@@ -595,18 +595,24 @@ class UsageSummary:
     runs_out_on: date | None
     total_runs_out_on: date | None
     spent_today: dict[str, int]  # credits per specialist key on ``today``, for the daily caps
+    daily_caps: dict[str, int]  # the caps themselves, read in the same query
 
 
-# The period's day counters, and (the one row whose day is NULL) the follow-ups that reply
-# detection skipped and what they would have cost: one round trip for the whole region.
+# One round trip for the usage region and the caps beside it, each row labelled: the period's day
+# counters ("used"); the follow-ups reply detection skipped and what they would have cost, as one
+# row ("refused"); and the workspace's daily caps, a few rows at most ("cap").
 _USAGE_SQL = """
-SELECT day, action_id, specialist_id, credits, list_credits, quantity, events
+SELECT 'used', day, action_id, specialist_id, credits, list_credits, quantity, events
 FROM billing_dailyusage
 WHERE workspace_id = %(workspace)s AND day >= %(start)s AND day <= %(until)s
 UNION ALL
-SELECT NULL, NULL, NULL, coalesce(sum(credits), 0)::bigint, 0, coalesce(sum(refusals), 0)::bigint, 0
+SELECT 'refused', NULL, NULL, NULL, coalesce(sum(credits), 0)::bigint, 0, coalesce(sum(refusals), 0)::bigint, 0
 FROM billing_refusaltally
 WHERE workspace_id = %(workspace)s AND day >= %(start)s AND day <= %(today)s AND code = 'sequence_paused'
+UNION ALL
+SELECT 'cap', NULL, NULL, specialist_id, daily_cap, 0, 0, 0
+FROM billing_specialistcap
+WHERE workspace_id = %(workspace)s
 """
 
 
@@ -628,10 +634,14 @@ def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
     tools: dict[int, list[int]] = {}  # action id: [credits, list credits, quantity, events]
     by_specialist: dict[str, int] = {}
     spent_today: dict[str, int] = {}
+    daily_caps: dict[str, int] = {}
     followups_skipped = reply_saved = 0
-    names = tool_names(row[1] for row in rows)
-    for day, action, specialist, credits_, list_credits, quantity, events in rows:
-        if day is None:
+    names = tool_names(row[2] for row in rows)
+    for what, day, action, specialist, credits_, list_credits, quantity, events in rows:
+        if what == "cap":
+            daily_caps[specialist] = credits_
+            continue
+        if what == "refused":
             reply_saved, followups_skipped = credits_, quantity
             continue
         key = names[action].key
@@ -682,6 +692,7 @@ def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
         runs_out_on=lasts_until(wallet.plan_balance),
         total_runs_out_on=lasts_until(wallet.total),
         spent_today=spent_today if start <= today else {},
+        daily_caps=daily_caps,
     )
 
 
@@ -699,13 +710,20 @@ class CapRow:
         return min(100, self.spent_today * 100 // self.daily_cap)
 
 
-def caps_overview(*, workspace_id: int, today: date, spent_today: dict[str, int] | None = None) -> list[CapRow]:
-    """Every specialist's cap and spend on ``today``; pass ``spent_today`` when the usage read has it."""
-    caps = dict(
-        _planned_rows(
-            "SELECT specialist_id, daily_cap FROM billing_specialistcap WHERE workspace_id = %s", [workspace_id]
+def caps_overview(
+    *,
+    workspace_id: int,
+    today: date,
+    spent_today: dict[str, int] | None = None,
+    daily_caps: dict[str, int] | None = None,
+) -> list[CapRow]:
+    """Every specialist's cap and spend on ``today``; pass what the usage read already has of them."""
+    if daily_caps is None:
+        daily_caps = dict(
+            _planned_rows(
+                "SELECT specialist_id, daily_cap FROM billing_specialistcap WHERE workspace_id = %s", [workspace_id]
+            )
         )
-    )
     if spent_today is None:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -714,7 +732,9 @@ def caps_overview(*, workspace_id: int, today: date, spent_today: dict[str, int]
                 [workspace_id, today],
             )
             spent_today = dict(cursor.fetchall())
-    return [CapRow(key, label, caps.get(key), spent_today.get(key, 0)) for key, label in specialist_names().items()]
+    return [
+        CapRow(key, label, daily_caps.get(key), spent_today.get(key, 0)) for key, label in specialist_names().items()
+    ]
 
 
 def activity_page(*, workspace_id: int, limit: int = 100) -> list[Activity]:

@@ -106,10 +106,12 @@ def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
     usage = selectors.usage_summary(wallet=workspace.wallet, today=today)
-    # The usage read has today's spend per specialist when today is in the period: the caps need no query for it.
+    # The usage read brings the caps, and today's spend per specialist when today is in the period.
     spent_today = usage.spent_today if usage.start <= today else None
     can_manage = request.membership.can_manage_billing
-    caps = selectors.caps_overview(workspace_id=workspace.pk, today=today, spent_today=spent_today)
+    caps = selectors.caps_overview(
+        workspace_id=workspace.pk, today=today, spent_today=spent_today, daily_caps=usage.daily_caps
+    )
     return {
         **_transactions_context(request),
         **_cap_form_context(CapForm()),
