@@ -256,6 +256,9 @@ class Wallet(models.Model):
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     period_allowance = CreditsField(default=0, help_text="Credits granted to the plan bucket this period.")
+    period_anchor = models.DateTimeField(
+        null=True, blank=True, help_text="Periods run monthly from here (creation, or the subscription's start)."
+    )
     revision = models.BigIntegerField(default=0, help_text="Bumped by every change; pages use it to skip work.")
     # Today's debits per specialist (the workspace's day). They live on the wallet row because
     # charges hold that row's lock: a cap check against them sees every earlier charge, so

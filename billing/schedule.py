@@ -9,6 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 BEAT_SCHEDULE: dict[str, dict] = {
+    # Each workspace's period ends on its own anniversary; a few minutes late is fine, twice is not.
+    "reset-periods": {
+        "task": "billing.reset_periods",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 4 * 60},
+    },
     # "Paid but no credits" cannot last: any paid Checkout Session no webhook fulfilled.
     "reconcile-payments": {
         "task": "billing.reconcile_payments",

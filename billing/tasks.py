@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from billing.services.payments import checkouts_reconcile
+from billing.services.resets import periods_reset
 
 logger = logging.getLogger(__name__)
 
@@ -19,3 +20,10 @@ def reconcile_payments() -> dict[str, Any]:
     if summary.fulfilled or summary.errors:
         logger.warning("reconciliation: fulfilled %s, errors %s", summary.fulfilled, summary.errors)
     return {"checked": summary.sessions_seen, "fulfilled": summary.fulfilled, "errors": summary.errors}
+
+
+@shared_task(name="billing.reset_periods")
+def reset_periods() -> dict[str, Any]:
+    """Open the next period for every workspace whose period has ended (exactly once per period)."""
+    summary = periods_reset()
+    return {"workspaces": summary.workspaces, "batches": summary.batches, "fallbacks": summary.fallbacks}

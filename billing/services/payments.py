@@ -301,6 +301,7 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
                 external_ref=session.get("invoice") or session["id"],
                 reason=f"{state.plan.name} plan: monthly credits",
                 receipt_url=details.get("receipt_url", ""),
+                anchor=state.anchor,
             )
             verb, detail = Activity.Verb.PLAN_CHANGED, f"subscribed to {state.plan.name}"
         else:
@@ -398,6 +399,7 @@ class _SubscriptionState:
     seats: int
     current_period_start: datetime
     current_period_end: datetime
+    anchor: datetime
 
 
 def _subscription_item(subscription: dict[str, Any]) -> dict[str, Any]:
@@ -438,7 +440,8 @@ def _subscription_store(*, workspace_id: int, subscription: dict[str, Any], now:
             "updated_at": now,
         },
     )
-    return _SubscriptionState(plan=plan, seats=seats, current_period_start=start, current_period_end=end)
+    anchor = _ts(subscription.get("billing_cycle_anchor")) or start
+    return _SubscriptionState(plan=plan, seats=seats, current_period_start=start, current_period_end=end, anchor=anchor)
 
 
 def _workspace_for_customer(customer: str | dict | None) -> Workspace | None:
@@ -495,6 +498,7 @@ def _subscription_ended(*, workspace: Workspace, subscription: dict[str, Any], n
         now=now,
         external_ref=subscription["id"],
         reason="Subscription ended: Free plan credits",
+        anchor=local,
     )
     if granted is not None:
         activity_record(workspace=workspace, actor=None, verb=Activity.Verb.PLAN_CHANGED, detail="moved to Free")
@@ -578,7 +582,7 @@ def _renewal_paid(
     if not billed:
         raise FulfilmentMismatch(f"Invoice {invoice['id']} bills no plan.")
     line = billed[0]
-    _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
+    state = _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
     first = invoice.get("billing_reason") == "subscription_create"
     # The first invoice belongs to the Checkout purchase that started the subscription.
     purchase = (
@@ -602,7 +606,10 @@ def _renewal_paid(
         external_ref=invoice["id"],
         reason=f"{line.plan.name} plan: monthly credits",
         receipt_url=invoice.get("hosted_invoice_url") or "",
+        anchor=state.anchor,
     )
+    if grant is None:
+        grant = _fallback_restore(workspace=workspace, invoice=invoice, line=line, now=now)
     Subscription.objects.filter(workspace=workspace).update(past_due_since=None)
     if purchase is not None and purchase.status != Purchase.Status.PAID:
         purchase.status = Purchase.Status.PAID
@@ -611,6 +618,40 @@ def _renewal_paid(
         purchase.receipt_url = invoice.get("hosted_invoice_url") or ""
         purchase.save()
     return purchase
+
+
+def _fallback_restore(*, workspace: Workspace, invoice: dict[str, Any], line: _InvoiceLine, now: datetime):
+    """A renewal paid after the workspace fell back to Free (three days unpaid): the paid bucket returns."""
+    wallet = wallet_lock(workspace_id=workspace.pk)
+    workspace.refresh_from_db(fields=["plan", "seats"])
+    fell_back = LedgerEntry.objects.filter(
+        workspace=workspace, idempotency_key=f"plan-fallback:{wallet.period_start.astimezone(UTC).isoformat()}"
+    ).exists()
+    if not fell_back or line.plan.is_free or abs((wallet.period_start - line.start).total_seconds()) > 1:
+        return None
+    if wallet.plan_balance:
+        entry_post(
+            wallet,
+            kind=LedgerEntry.Kind.PLAN_EXPIRY,
+            plan_delta=-wallet.plan_balance,
+            idempotency_key=f"plan-restore:{invoice['id']}:expiry",
+            reason="Renewal paid: the Free stand-in credits are replaced",
+            now=now,
+        )
+    allowance = line.plan.allowance_for(line.seats)
+    wallet.period_allowance = allowance
+    entry = entry_post(
+        wallet,
+        kind=LedgerEntry.Kind.PLAN_GRANT,
+        plan_delta=allowance,
+        idempotency_key=f"plan-restore:{invoice['id']}",
+        reason=f"{line.plan.name} plan: monthly credits (renewal paid late)",
+        external_ref=invoice["id"],
+        now=now,
+        metadata={"plan": line.plan.key, "seats": line.seats, "receipt_url": invoice.get("hosted_invoice_url") or ""},
+    )
+    Workspace.objects.filter(pk=workspace.pk).update(plan=line.plan, seats=line.seats)
+    return entry
 
 
 def _upgrade_paid(

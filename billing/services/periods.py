@@ -31,6 +31,7 @@ def period_begin(
     external_ref: str = "",
     reason: str = "",
     receipt_url: str = "",
+    anchor: datetime | None = None,
 ) -> LedgerEntry | None:
     """Open the period [start, end) for ``plan`` × ``seats``; the grant, or None if already opened or stale.
 
@@ -57,6 +58,8 @@ def period_begin(
             )
         allowance = plan.allowance_for(seats)
         wallet.period_start, wallet.period_end, wallet.period_allowance = start, end, allowance
+        if anchor is not None:  # a new rhythm: a subscription's start, or Free after one ends
+            wallet.period_anchor = anchor
         entry = entry_post(
             wallet,
             kind=LedgerEntry.Kind.PLAN_GRANT,

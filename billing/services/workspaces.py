@@ -53,6 +53,7 @@ def workspace_create(
         period_start=start,
         period_end=shift_months(start, 1),
         period_allowance=allowance,
+        period_anchor=start,
         updated_at=now,
     )
     entry_post(
