@@ -16,11 +16,6 @@ def credits(milli: int | None) -> str:
 
 
 @register.filter
-def signed_credits(milli: int | None) -> str:
-    return "" if milli is None else format_credits(milli, signed=True)
-
-
-@register.filter
 def credits_short(milli: int) -> str:
     return format_credits_short(milli)
 
@@ -39,16 +34,3 @@ def price_label(action: Action) -> str:
         return f"{format_credits(amount)} {unit} per {TOKENS_PER_PRICE_UNIT} tokens"
     text = f"{format_credits(action.unit_price)} credits"
     return f"{text} per page" if action.unit == Action.Unit.PAGE else text
-
-
-@register.filter
-def share_of(part: int, whole: int) -> str:
-    """ "42%" of a whole; "0%" when there is nothing to share."""
-    return f"{round(part * 100 / whole)}%" if whole else "0%"
-
-
-@register.filter
-def urlencode_dict(query: dict) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode(query)
