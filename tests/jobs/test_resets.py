@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
-from django.db import close_old_connections
+from django.db import connection
 
 from billing.models import LedgerEntry, Plan, Subscription, Wallet, Workspace
 from billing.selectors import ledger_audit
@@ -155,7 +155,7 @@ def test_two_passes_at_once_split_the_work_and_grant_each_period_once():
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
-            close_old_connections()
+            connection.close()
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for thread in threads:
