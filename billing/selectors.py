@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 
@@ -195,15 +196,15 @@ class _Columns:
     attnames: list[str]
     converters: list[tuple[int, list]]  # (position, that field's from-database converters) where it has any
 
-    def instance(self, row: tuple, start: int) -> models.Model | None:
+    def instance(self, row: tuple, start: int, db: BaseDatabaseWrapper) -> models.Model | None:
         """The instance whose columns begin at ``start`` in ``row``; None for a LEFT JOIN's row of NULLs."""
         values = list(row[start : start + len(self.attnames)])
         if values[0] is None:
             return None
         for position, converters in self.converters:
             for convert in converters:
-                values[position] = convert(values[position], None, connection)
-        return self.model.from_db(connection.alias, self.attnames, values)
+                values[position] = convert(values[position], None, db)
+        return self.model.from_db(db.alias, self.attnames, values)
 
 
 @functools.cache
@@ -219,7 +220,7 @@ def _columns(model: type[models.Model], alias: str) -> _Columns:
     return _Columns(model, [f"{alias}.{quote(f.column)}" for f in fields], [f.attname for f in fields], converters)
 
 
-def _planned_cursor() -> CursorWrapper:
+def _planned_cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
     """A cursor whose statements the server may keep planned.
 
     A server-side-bound psycopg cursor lets psycopg prepare a statement once it has run
@@ -229,18 +230,18 @@ def _planned_cursor() -> CursorWrapper:
     log must show the SQL as run, which psycopg keeps neither for a prepared statement nor with
     its parameters in place of $1, $2.
     """
-    if connection.queries_logged:
-        return connection.cursor()
-    # What connection.cursor() does, with psycopg's server-side-binding cursor in place of Django's.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        return connection.make_cursor(ServerBindingCursor(connection.connection))
+    if db.queries_logged:
+        return db.cursor()
+    # What db.cursor() does, with psycopg's server-side-binding cursor in place of Django's.
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    with db.wrap_database_errors:
+        return db.make_cursor(ServerBindingCursor(db.connection))
 
 
-def _planned_rows(sql: str, params: list) -> list[tuple]:
-    with _planned_cursor() as cursor:
+def _planned_rows(sql: str, params: list, db: BaseDatabaseWrapper | None = None) -> list[tuple]:
+    with _planned_cursor(db or connections[DEFAULT_DB_ALIAS]) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -266,11 +267,12 @@ def memberships_of(*, user_id: int) -> list[Membership]:
     workspace_plan = Workspace._meta.get_field("plan")
     membership_workspace = Membership._meta.get_field("workspace")
     wallet_workspace = Wallet._meta.get_field("workspace")
+    db = connections[DEFAULT_DB_ALIAS]  # the connection proxy looks it up on every attribute otherwise
     found = []
-    for row in _planned_rows(_memberships_statement(), [user_id]):
+    for row in _planned_rows(_memberships_statement(), [user_id], db):
         instances, start = [], 0
         for columns in layout:
-            instances.append(columns.instance(row, start))
+            instances.append(columns.instance(row, start, db))
             start += len(columns.attnames)
         membership, workspace, plan, wallet = instances
         membership_workspace.set_cached_value(membership, workspace)
@@ -289,7 +291,8 @@ def _active(model: type[models.Model]) -> list:
         f"t.{connection.ops.quote_name(model._meta.get_field(name).column)}" for name in model._meta.ordering
     )
     sql = f"SELECT {', '.join(columns.select)} FROM {connection.ops.quote_name(model._meta.db_table)} t"
-    return [columns.instance(row, 0) for row in _planned_rows(f"{sql} WHERE t.is_active ORDER BY {order}", [])]
+    db = connections[DEFAULT_DB_ALIAS]
+    return [columns.instance(row, 0, db) for row in _planned_rows(f"{sql} WHERE t.is_active ORDER BY {order}", [], db)]
 
 
 def active_plans() -> list[Plan]:

@@ -191,6 +191,7 @@ class BalanceCard(TypedDict):
     topup_balance: SafeString
     renews_iso: SafeString
     renews: SafeString  # "Dec 5, 2026" on the reader's calendar
+    level: SafeString  # "ok", "low" or "empty"
 
 
 def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard:
@@ -207,6 +208,7 @@ def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard
         topup_balance=_credits(balance.topup_balance),
         renews_iso=SafeString(renews.isoformat()),
         renews=escape(_day(renews, year=True)),
+        level=SafeString(balance.level),
     )
 
 
@@ -372,7 +374,7 @@ def _balance_etag(request: HttpRequest) -> str:
 def balance_fragment(request: HttpRequest) -> HttpResponse:
     """Polled every few seconds: an unchanged wallet costs one indexed read and a 304."""
     etag = _balance_etag(request)
-    if etag in request.headers.get("If-None-Match", ""):
+    if etag in request.META.get("HTTP_IF_NONE_MATCH", ""):
         response = HttpResponseNotModified()
     else:
         response = _region(
