@@ -21,13 +21,13 @@ due. A renewal still unpaid three days into its period falls back to the Free bu
 
 from __future__ import annotations
 
-import json
 import logging
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ from billing.services.wallets import entry_post, wallet_lock
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 1_000
+BATCH_SIZE = 1_000  # workspaces per transaction: row locks held for a fraction of a second
 FALLBACK_AFTER = timedelta(days=3)
 LIVE_STATUSES = ("active", "trialing", "past_due", "unpaid", "incomplete")
 
@@ -51,7 +51,7 @@ JOIN billing_workspace ws ON ws.id = w.workspace_id
 LEFT JOIN billing_subscription s ON s.workspace_id = w.workspace_id AND s.status = ANY(%(live)s)
 WHERE w.period_end <= %(now)s AND ws.closed_at IS NULL
   AND (%(only)s::bigint[] IS NULL OR w.workspace_id = ANY(%(only)s))
-ORDER BY w.workspace_id
+ORDER BY w.period_end, w.workspace_id
 LIMIT %(limit)s
 FOR UPDATE OF w SKIP LOCKED
 """
@@ -59,9 +59,14 @@ FOR UPDATE OF w SKIP LOCKED
 _ENTRIES_SQL = """
 INSERT INTO billing_ledgerentry (workspace_id, kind, plan_delta, topup_delta, plan_balance_after,
     topup_balance_after, byok, lead, idempotency_key, reason, external_ref, metadata, created_at)
-SELECT v.ws, %(kind)s, v.delta, 0, v.after, v.topup, false, '', v.key, v.reason, '', v.meta::jsonb, %(now)s
+SELECT v.ws, %(kind)s::varchar, v.delta, 0, v.after, v.topup, false, '', v.key,
+       CASE WHEN %(kind)s::varchar = 'plan_grant' THEN p.name || ' plan: monthly credits'
+            ELSE 'Unused plan credits expired at the end of the period' END,
+       '', jsonb_build_object('plan', p.key, 'seats', v.seats, 'period_start', v.start_at), %(now)s
 FROM unnest(%(ws)s::bigint[], %(delta)s::bigint[], %(after)s::bigint[], %(topup)s::bigint[], %(key)s::text[],
-            %(reason)s::text[], %(meta)s::text[]) AS v(ws, delta, after, topup, key, reason, meta)
+            %(plan)s::bigint[], %(seats)s::int[], %(start)s::timestamptz[])
+     AS v(ws, delta, after, topup, key, plan, seats, start_at)
+JOIN billing_plan p ON p.id = v.plan
 ORDER BY v.ws
 ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
 RETURNING workspace_id
@@ -103,10 +108,13 @@ class _Next:
     anchor: datetime
     plan: Plan
     seats: int
+    old_plan_id: int
+    old_seats: int
+    allowance: int
 
 
 def _next_period(row: tuple, now: datetime, plans: dict[int, Plan], free: Plan) -> _Next:
-    ws, plan_bal, topup_bal, old_start, old_end, anchor, tz, _plan_id, _seats, sub_plan, sub_seats = row
+    ws, plan_bal, topup_bal, old_start, old_end, anchor, tz, old_plan, old_seats, sub_plan, sub_seats = row
     if sub_plan is not None:
         # A running subscription: Stripe's rhythm (UTC) and what Stripe bills now.
         plan, seats, zone = plans[sub_plan], sub_seats, UTC
@@ -115,13 +123,20 @@ def _next_period(row: tuple, now: datetime, plans: dict[int, Plan], free: Plan) 
     local_anchor = anchor.astimezone(zone)
     # The period containing now: a beat that was down for weeks grants the current one only.
     start, end = period_containing(local_anchor, max(now, old_end).astimezone(zone))
-    return _Next(ws, plan_bal, topup_bal, old_start, start, end, local_anchor, plan, seats)
+    allowance = plan.allowance_for(seats)
+    return _Next(
+        ws, plan_bal, topup_bal, old_start, start, end, local_anchor, plan, seats, old_plan, old_seats, allowance
+    )
 
 
 def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_Next]:
     plans = {plan.pk: plan for plan in Plan.objects.all()}
     free = next(plan for plan in plans.values() if plan.key == "free")
-    with connection.cursor() as cursor:
+    # A plain psycopg cursor binds server-side: the 1,000-element arrays travel as parameters,
+    # not inlined into the text, so each batch's statement text is the same (psycopg remembers
+    # the last 100 distinct texts it ran, and inlined batches would each be a new one).
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_DUE_SQL, {"now": now, "limit": limit, "only": only, "live": list(LIVE_STATUSES)})
         due = [_next_period(row, now, plans, free) for row in cursor.fetchall()]
         if not due:
@@ -137,8 +152,9 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
                 "after": [0] * len(expiring),
                 "topup": [d.topup_balance for d in expiring],
                 "key": [f"plan-expiry:{d.old_start.astimezone(UTC).isoformat()}" for d in expiring],
-                "reason": ["Unused plan credits expired at the end of the period"] * len(expiring),
-                "meta": [json.dumps({"period_start": d.old_start.isoformat()}) for d in expiring],
+                "plan": [d.old_plan_id for d in expiring],
+                "seats": [d.old_seats for d in expiring],
+                "start": [d.old_start for d in expiring],
             },
         )
         if cursor.rowcount != len(expiring):
@@ -149,14 +165,13 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
                 "kind": LedgerEntry.Kind.PLAN_GRANT,
                 "now": now,
                 "ws": [d.workspace_id for d in due],
-                "delta": [d.plan.allowance_for(d.seats) for d in due],
-                "after": [d.plan.allowance_for(d.seats) for d in due],
+                "delta": [d.allowance for d in due],
+                "after": [d.allowance for d in due],
                 "topup": [d.topup_balance for d in due],
                 "key": [period_key(d.start) for d in due],
-                "reason": [f"{d.plan.name} plan: monthly credits" for d in due],
-                "meta": [
-                    json.dumps({"plan": d.plan.key, "seats": d.seats, "period_start": d.start.isoformat()}) for d in due
-                ],
+                "plan": [d.plan.pk for d in due],
+                "seats": [d.seats for d in due],
+                "start": [d.start for d in due],
             },
         )
         if cursor.rowcount != len(due):
@@ -166,16 +181,22 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
             {
                 "now": now,
                 "ws": [d.workspace_id for d in due],
-                "allowance": [d.plan.allowance_for(d.seats) for d in due],
+                "allowance": [d.allowance for d in due],
                 "start": [d.start for d in due],
                 "end": [d.end for d in due],
                 "anchor": [d.anchor for d in due],
             },
         )
-        cursor.execute(
-            _WORKSPACES_SQL,
-            {"ws": [d.workspace_id for d in due], "plan": [d.plan.pk for d in due], "seats": [d.seats for d in due]},
-        )
+        changed = [d for d in due if (d.plan.pk, d.seats) != (d.old_plan_id, d.old_seats)]
+        if changed:
+            cursor.execute(
+                _WORKSPACES_SQL,
+                {
+                    "ws": [d.workspace_id for d in changed],
+                    "plan": [d.plan.pk for d in changed],
+                    "seats": [d.seats for d in changed],
+                },
+            )
     return due
 
 
@@ -197,7 +218,7 @@ def periods_reset(
         summary.batches += 1
         summary.workspaces += len(done)
         summary.expired_credits += sum(d.plan_balance for d in done)
-        summary.granted_credits += sum(d.plan.allowance_for(d.seats) for d in done)
+        summary.granted_credits += sum(d.allowance for d in done)
         if progress:
             progress(summary)
         if len(done) < batch_size:
