@@ -681,3 +681,25 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type} ({self.status})"
+
+
+class BalanceAlert(models.Model):
+    """A low-balance email sent: once per workspace, period and threshold (the unique key says so)."""
+
+    class Kind(models.TextChoices):
+        LOW = "low", "Below 20 % of the period's allowance"
+        EMPTY = "empty", "Plan bucket used up"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    period_start = models.DateTimeField()
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    recipients = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "period_start", "kind"], name="balance_alert_once_per_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workspace} {self.kind} alert for the period from {self.period_start:%Y-%m-%d}"

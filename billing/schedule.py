@@ -15,6 +15,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(minutes=5),
         "options": {"expires": 4 * 60},
     },
+    # Once per period per threshold (20 % left, bucket used up); a few minutes' delay is fine.
+    "send-balance-alerts": {
+        "task": "billing.send_balance_alerts",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 4 * 60},
+    },
     # "Paid but no credits" cannot last: any paid Checkout Session no webhook fulfilled.
     "reconcile-payments": {
         "task": "billing.reconcile_payments",

@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
+from billing.services.alerts import balance_alerts_send
 from billing.services.payments import checkouts_reconcile
 from billing.services.resets import periods_reset
 
@@ -27,3 +28,10 @@ def reset_periods() -> dict[str, Any]:
     """Open the next period for every workspace whose period has ended (exactly once per period)."""
     summary = periods_reset()
     return {"workspaces": summary.workspaces, "batches": summary.batches, "fallbacks": summary.fallbacks}
+
+
+@shared_task(name="billing.send_balance_alerts")
+def send_balance_alerts() -> dict[str, Any]:
+    """Email owners and admins whose workspace crossed a low-balance threshold (once per period each)."""
+    summary = balance_alerts_send()
+    return {"sent": summary.sent, "failed": summary.failed}

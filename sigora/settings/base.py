@@ -165,6 +165,8 @@ STORAGES = {
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Sigora Billing <billing@sigora.local>")
+# Where emails point people back to (alerts, auto top-up notices).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # --- Secrets at rest -------------------------------------------------------------------------
 # Fernet keys for the BYOK key: the first encrypts, all decrypt (rotation). Environment

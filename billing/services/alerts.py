@@ -1,0 +1,110 @@
+"""Low-balance alerts: owners and admins hear once per period per threshold.
+
+Two thresholds, the same the balance card shows: the total (bucket + top-ups) below 20 % of
+the period's allowance, and the plan bucket used up. One set-based statement finds every
+workspace that crossed one and records the alert (a unique key per workspace, period and
+threshold makes a second run, or two at once, find nothing new); the emails go out after
+that commits. A send that fails removes its record, so the next run tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.credits import format_credits
+from billing.models import BalanceAlert, Membership, Wallet, Workspace
+
+logger = logging.getLogger(__name__)
+
+LOW_FRACTION = (1, 5)  # 20 %
+
+_CROSSED_SQL = """
+INSERT INTO billing_balancealert (workspace_id, period_start, kind, recipients, sent_at)
+SELECT w.workspace_id, w.period_start, k.kind, 0, %(now)s
+FROM billing_wallet w
+JOIN billing_workspace ws ON ws.id = w.workspace_id AND ws.closed_at IS NULL
+CROSS JOIN (VALUES ('low'), ('empty')) AS k(kind)
+WHERE w.period_allowance > 0
+  AND CASE k.kind
+        WHEN 'low' THEN (w.plan_balance + w.topup_balance) * %(den)s < w.period_allowance * %(num)s
+        ELSE w.plan_balance = 0
+      END
+ON CONFLICT (workspace_id, period_start, kind) DO NOTHING
+RETURNING id
+"""
+
+
+def balance_level(*, plan_balance: int, topup_balance: int, allowance: int) -> str:
+    """What the balance card and the alerts agree on: "empty", "low" or "ok"."""
+    if allowance and plan_balance == 0:
+        return "empty"
+    num, den = LOW_FRACTION
+    if allowance and (plan_balance + topup_balance) * den < allowance * num:
+        return "low"
+    return "ok"
+
+
+@dataclass
+class AlertSummary:
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+
+def balance_alerts_send(*, now: datetime | None = None) -> AlertSummary:
+    now = now or timezone.now()
+    num, den = LOW_FRACTION
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CROSSED_SQL, {"now": now, "num": num, "den": den})
+        ids = [row[0] for row in cursor.fetchall()]
+    summary = AlertSummary()
+    for alert in BalanceAlert.objects.filter(pk__in=ids).select_related("workspace"):
+        try:
+            alert.recipients = _email(alert)
+        except Exception:  # the mail server: keep going, and let the next run retry this one
+            logger.exception("balance alert %s for workspace %s not sent", alert.kind, alert.workspace_id)
+            alert.delete()
+            summary.failed.append((alert.workspace_id, alert.kind))
+            continue
+        alert.save(update_fields=["recipients"])
+        summary.sent.append((alert.workspace_id, alert.kind))
+    return summary
+
+
+def _email(alert: BalanceAlert) -> int:
+    workspace: Workspace = alert.workspace
+    wallet = Wallet.objects.get(workspace=workspace)
+    recipients = list(
+        Membership.objects.filter(
+            workspace=workspace, role__in=(Membership.Role.OWNER, Membership.Role.ADMIN), user__is_active=True
+        )
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
+    if not recipients:
+        return 0
+    link = settings.SITE_URL + reverse("billing:settings_billing")
+    total = format_credits(wallet.plan_balance + wallet.topup_balance)
+    if alert.kind == BalanceAlert.Kind.EMPTY:
+        subject = f"{workspace.name}: your plan's credits are used up"
+        lead = f"The {format_credits(wallet.period_allowance)} credits of this period's plan bucket are used up. " + (
+            f"{total} top-up credits are left and in use now." if wallet.topup_balance else "Charges are refused."
+        )
+    else:
+        subject = f"{workspace.name}: {total} credits left"
+        allowance = format_credits(wallet.period_allowance)
+        lead = f"{workspace.name} has {total} credits left, under 20 % of this period's {allowance}."
+    send_mail(
+        subject=subject,
+        message=f"{lead}\n\nTop up or upgrade: {link}\n\nThe bucket renews on {wallet.period_end:%d %B %Y}.",
+        from_email=None,
+        recipient_list=recipients,
+    )
+    return len(recipients)
