@@ -1,6 +1,7 @@
 """The test suite's settings: fast hashing, mail kept in memory, no external services."""
 
 from sigora.settings.base import *  # noqa: F403
+from sigora.settings.env import env_bool, env_int, env_str
 
 DEBUG = False
 SECRET_KEY = "tests-only-secret-key-not-used-anywhere-else-0123456789abcdef"
@@ -21,5 +22,13 @@ if not BYOK_ENCRYPTION_KEYS:  # noqa: F405
 
     BYOK_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
-# Tasks run in-process unless a test starts a real worker against Redis (tests/jobs/).
-CELERY_TASK_ALWAYS_EAGER = True
+# Tasks run in-process, except in the real worker a test starts against Redis (tests/jobs/test_worker.py),
+# which sets CELERY_EAGER=0 and a short visibility timeout so a killed task comes back quickly.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_EAGER", True)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", CELERY_BROKER_URL)  # noqa: F405
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # Look for abandoned (unacknowledged) messages every second, not every ~100 s.
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+}
