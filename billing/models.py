@@ -533,6 +533,7 @@ class Activity(models.Model):
         MEMBER_REMOVED = "member_removed", "removed a member"
         TOP_UP = "top_up", "bought a top-up"
         PLAN_CHANGED = "plan_changed", "changed the plan"
+        AUTO_TOP_UP = "auto_top_up", "changed auto top-up"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="activities", db_index=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -637,6 +638,12 @@ class Purchase(models.Model):
             models.Index(fields=["stripe_charge_id"], name="purchase_charge", condition=~Q(stripe_charge_id="")),
         ]
         constraints = [
+            # At most one auto top-up in flight per workspace, whoever starts it.
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=Q(kind="auto_top_up", status__in=["pending", "processing"]),
+                name="purchase_one_auto_top_up_in_flight",
+            ),
             models.CheckConstraint(condition=Q(credits__gte=0), name="purchase_credits_not_negative"),
             models.CheckConstraint(
                 condition=Q(credits_reversed__lte=F("credits")), name="purchase_reversal_within_credits"
@@ -703,3 +710,32 @@ class BalanceAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace} {self.kind} alert for the period from {self.period_start:%Y-%m-%d}"
+
+
+class AutoTopUp(models.Model):
+    """Auto-recharge (as OpenAI's and Anthropic's consoles have it): buy a pack when the balance runs low.
+
+    The pack is bought off-session with the card saved at the workspace's last checkout, and
+    credited when Stripe confirms the payment. A decline, or a card that needs its owner to
+    authenticate, turns it off (with the reason) until an owner turns it on again.
+    """
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, primary_key=True, related_name="auto_top_up")
+    enabled = models.BooleanField(default=False)
+    threshold = CreditsField(help_text="Buy when the total balance falls below this many millicredits.")
+    pack = models.ForeignKey(TopUpPack, on_delete=models.PROTECT, related_name="+")
+    monthly_limit = models.PositiveSmallIntegerField(default=3, help_text="At most this many auto top-ups a period.")
+    disabled_reason = models.CharField(max_length=255, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(threshold__gt=0), name="auto_top_up_threshold_positive"),
+            models.CheckConstraint(condition=Q(monthly_limit__gte=1), name="auto_top_up_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Auto top-up for {self.workspace} ({'on' if self.enabled else 'off'})"

@@ -15,6 +15,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": timedelta(minutes=5),
         "options": {"expires": 4 * 60},
     },
+    # Auto top-up: within a minute of the balance falling below the threshold.
+    "run-auto-topups": {
+        "task": "billing.run_auto_topups",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 50},
+    },
     # Once per period per threshold (20 % left, bucket used up); a few minutes' delay is fine.
     "send-balance-alerts": {
         "task": "billing.send_balance_alerts",

@@ -100,12 +100,11 @@ def _call(what: str, method: Any, params: dict[str, Any] | None = None, idempote
     try:
         result = method(params or {}, options) if options else method(params or {})
     except stripe.CardError as exc:
-        error = exc.error
-        intent = getattr(error, "payment_intent", None) if error else None
+        intent = getattr(exc.error, "payment_intent", None) if exc.error else None
         raise PaymentFailed(
             exc.user_message or "The card was declined.",
-            decline_code=(exc.code or "") if exc.code == "authentication_required" else (exc.code or "card_declined"),
-            payment_intent=(intent.get("id", "") if intent else ""),
+            decline_code=exc.code or "card_declined",  # authentication_required for a card that needs its owner
+            payment_intent=getattr(intent, "id", "") or "",
         ) from exc
     except stripe.InvalidRequestError as exc:
         if exc.code == "resource_missing":

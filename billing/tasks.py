@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from billing.services.alerts import balance_alerts_send
+from billing.services.auto_topup import auto_topups_run
 from billing.services.payments import checkouts_reconcile
 from billing.services.resets import periods_reset
 
@@ -35,3 +36,10 @@ def send_balance_alerts() -> dict[str, Any]:
     """Email owners and admins whose workspace crossed a low-balance threshold (once per period each)."""
     summary = balance_alerts_send()
     return {"sent": summary.sent, "failed": summary.failed}
+
+
+@shared_task(name="billing.run_auto_topups")
+def run_auto_topups() -> dict[str, Any]:
+    """Buy the pack of every workspace whose balance fell below its auto top-up threshold."""
+    summary = auto_topups_run()
+    return {"started": summary.started, "credited": summary.credited, "failed": summary.failed}

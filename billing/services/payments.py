@@ -739,6 +739,13 @@ def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = Non
     """
     now = now or timezone.now()
     purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"], kind=Purchase.Kind.AUTO_TOP_UP).first()
+    metadata = intent.get("metadata") or {}
+    if purchase is None and metadata.get("kind") == "auto_top_up" and str(metadata.get("purchase_id", "")).isdigit():
+        # Charged, but the process died before recording the PaymentIntent: its metadata links it.
+        Purchase.objects.filter(
+            pk=int(metadata["purchase_id"]), kind=Purchase.Kind.AUTO_TOP_UP, stripe_payment_intent_id__isnull=True
+        ).update(stripe_payment_intent_id=intent["id"])
+        purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"]).first()
     if purchase is None or purchase.status == Purchase.Status.PAID:
         return purchase
     current = gateway.payment_intent_retrieve(intent["id"])
