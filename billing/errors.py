@@ -62,3 +62,14 @@ class SequencePaused(BillingError):
 class IdempotencyConflict(BillingError):
     code = "idempotency_conflict"
     http_status = 409
+
+
+class MonthlyBudgetReached(BillingError):
+    """The workspace's monthly spend guardrail. Refused like a daily cap (the API's code and status)."""
+
+    code = "daily_cap_reached"
+    http_status = 429
+
+    def __init__(self, message: str, *, resets_at: datetime, **details: Any) -> None:
+        super().__init__(message, resets_at=resets_at.isoformat(), limit="monthly_budget", **details)
+        self.resets_at = resets_at

@@ -192,6 +192,8 @@ class Workspace(models.Model):
     byok_key_encrypted = models.TextField(blank=True, editable=False)
     byok_key_hint = models.CharField(max_length=16, blank=True, editable=False, help_text="Masked, for display.")
     byok_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The spend guardrail: at most this many millicredits debited a period (None: no limit).
+    monthly_budget = CreditsField(null=True, blank=True, help_text="Charges beyond this in a period are refused.")
     # The Stripe customer that pays for this workspace (created at the first purchase).
     stripe_customer_id = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
 
@@ -265,6 +267,9 @@ class Wallet(models.Model):
     # concurrent charges cannot pass a cap together. Pages read DailyUsage instead.
     day = models.DateField(null=True, blank=True)
     day_spend = models.JSONField(default=dict, blank=True, help_text="{specialist: millicredits debited on `day`}")
+    # Credits debited by usage this period, for the monthly budget; on the locked row for the
+    # same reason as day_spend, and zeroed when a period opens.
+    period_spend = CreditsField(default=0)
     # Purchases paid by a delayed method (bank debit) still clearing: the balance region says
     # "payment processing" from this, with no query of its own on every poll.
     payments_processing = models.PositiveSmallIntegerField(default=0)
@@ -534,6 +539,7 @@ class Activity(models.Model):
         TOP_UP = "top_up", "bought a top-up"
         PLAN_CHANGED = "plan_changed", "changed the plan"
         AUTO_TOP_UP = "auto_top_up", "changed auto top-up"
+        BUDGET_CHANGED = "budget_changed", "changed the monthly budget"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="activities", db_index=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
@@ -696,6 +702,7 @@ class BalanceAlert(models.Model):
     class Kind(models.TextChoices):
         LOW = "low", "Below 20 % of the period's allowance"
         EMPTY = "empty", "Plan bucket used up"
+        BUDGET = "budget", "Monthly budget reached"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
     period_start = models.DateTimeField()

@@ -20,7 +20,7 @@ from billing.services.accounts import (
     membership_remove,
 )
 from billing.services.byok import byok_key, byok_remove, byok_set
-from billing.services.caps import cap_set
+from billing.services.caps import budget_set, cap_set
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
 from billing.services.leads import record_reply, resume_lead
 from billing.services.payments import (
@@ -46,6 +46,7 @@ __all__ = [
     "UsageEvent",
     "account_signup",
     "activity_record",
+    "budget_set",
     "byok_key",
     "byok_remove",
     "byok_set",

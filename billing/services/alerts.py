@@ -108,3 +108,36 @@ def _email(alert: BalanceAlert) -> int:
         recipient_list=recipients,
     )
     return len(recipients)
+
+
+def budget_alert_send(*, workspace_id: int, period_start: datetime) -> bool:
+    """The monthly budget refused a charge: email the owners, once per period. True if sent now."""
+    alert, created = BalanceAlert.objects.get_or_create(
+        workspace_id=workspace_id, period_start=period_start, kind=BalanceAlert.Kind.BUDGET
+    )
+    if not created:
+        return False
+    workspace = Workspace.objects.get(pk=workspace_id)
+    owners = list(
+        Membership.objects.filter(workspace=workspace, role=Membership.Role.OWNER)
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
+    budget = format_credits(workspace.monthly_budget or 0)
+    link = settings.SITE_URL + reverse("billing:settings_billing")
+
+    def send() -> None:
+        send_mail(
+            subject=f"{workspace.name}: the monthly budget of {budget} credits is reached",
+            message=(
+                f"{workspace.name} has spent its monthly budget of {budget} credits, so further charges are "
+                f"refused until the period renews. Raise or remove the budget: {link}"
+            ),
+            from_email=None,
+            recipient_list=owners,
+        )
+
+    if owners:
+        transaction.on_commit(send)
+    BalanceAlert.objects.filter(pk=alert.pk).update(recipients=len(owners))
+    return True

@@ -37,3 +37,16 @@ def cap_set(
         detail=f"{label}: {format_credits(daily_cap)} credits/day",
     )
     return cap
+
+
+def budget_set(*, workspace: Workspace, monthly_budget: int | None, actor: AbstractBaseUser | None = None) -> Workspace:
+    """Set the monthly spend guardrail in millicredits; ``None`` removes it."""
+    if monthly_budget is not None and (
+        not isinstance(monthly_budget, int) or isinstance(monthly_budget, bool) or monthly_budget < 0
+    ):
+        raise InvalidRequest("monthly_budget must be a whole, non-negative number of millicredits.", field="budget")
+    Workspace.objects.filter(pk=workspace.pk).update(monthly_budget=monthly_budget)
+    workspace.monthly_budget = monthly_budget
+    detail = "no monthly budget" if monthly_budget is None else f"{format_credits(monthly_budget)} credits a month"
+    activity_record(workspace=workspace, actor=actor, verb=Activity.Verb.BUDGET_CHANGED, detail=detail)
+    return workspace

@@ -49,6 +49,7 @@ from billing.errors import (
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
+    MonthlyBudgetReached,
     SequencePaused,
     UnknownAction,
 )
@@ -166,7 +167,7 @@ _KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source
 SINGLE_SQL = f"""
 WITH
 ws AS (
-    SELECT closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, time_zone,
+    SELECT closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, time_zone, monthly_budget AS budget,
            (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
     FROM billing_workspace WHERE id = %(ws)s
 ),
@@ -174,14 +175,14 @@ ask AS (               -- the request priced from the live catalog (BYOK makes A
     SELECT a.unit_price, a.unit_price * %(quantity)s::bigint AS list_amount, a.category = 'ai' AND ws.byok AS byok,
            CASE WHEN a.category = 'ai' AND ws.byok THEN 0 ELSE a.unit_price * %(quantity)s::bigint END AS amount,
            a.is_active AND %(quantity)s::bigint <= a.max_quantity AS catalog_ok,
-           ws.is_open, ws.today, ws.time_zone
+           ws.is_open, ws.today, ws.time_zone, ws.budget
     FROM billing_action a CROSS JOIN ws WHERE a.id = %(action)s
 ),
 prior AS (
     SELECT * FROM billing_ledgerentry WHERE workspace_id = %(ws)s AND idempotency_key = %(key)s
 ),
 locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
-    SELECT w.plan_balance, w.topup_balance, w.revision, ask.*,
+    SELECT w.plan_balance, w.topup_balance, w.revision, w.period_spend, w.period_start, w.period_end, ask.*,
            CASE WHEN w.day = ask.today THEN coalesce((w.day_spend ->> %(specialist)s)::bigint, 0) ELSE 0 END AS spent,
            CASE WHEN w.day = ask.today THEN w.day_spend ELSE '{{}}'::jsonb END AS day_spend,
            (SELECT c.daily_cap FROM billing_specialistcap c
@@ -198,12 +199,14 @@ debit AS (
         topup_balance = l.topup_balance - (l.amount - least(l.plan_balance, l.amount)),
         day = l.today,
         day_spend = l.day_spend || jsonb_build_object(%(specialist)s::text, l.spent + l.amount),
+        period_spend = l.period_spend + l.amount,
         revision = l.revision + 1,
         updated_at = %(now)s
     FROM locked l
     WHERE w.workspace_id = %(ws)s AND l.is_open AND l.catalog_ok AND NOT l.paused
       AND l.plan_balance + l.topup_balance >= l.amount
       AND (l.daily_cap IS NULL OR l.spent + l.amount <= l.daily_cap)
+      AND (l.budget IS NULL OR l.period_spend + l.amount <= l.budget)
     RETURNING l.*, least(l.plan_balance, l.amount) AS from_plan
 ),
 entry AS (
@@ -244,7 +247,7 @@ ev AS (                -- the request, priced from the live catalog
     JOIN billing_action a ON a.id = e.action_id
 ),
 ws AS (
-    SELECT id, time_zone, closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok,
+    SELECT id, time_zone, closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, monthly_budget AS budget,
            (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
     FROM billing_workspace WHERE id = %(ws)s
 ),
@@ -267,7 +270,8 @@ fresh AS (             -- what to charge now; with BYOK, AI usage is recorded at
 totals AS (SELECT count(*) AS events, coalesce(sum(amount), 0)::bigint AS amount FROM fresh),
 spend AS (SELECT specialist, sum(amount)::bigint AS amount FROM fresh GROUP BY specialist),
 locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
-    SELECT w.plan_balance, w.topup_balance, w.day, w.day_spend, w.revision
+    SELECT w.plan_balance, w.topup_balance, w.day, w.day_spend, w.revision, w.period_spend, w.period_start,
+           w.period_end
     FROM billing_wallet w
     WHERE w.workspace_id = %(ws)s AND (SELECT events FROM totals) > 0
     FOR UPDATE
@@ -289,6 +293,8 @@ verdict AS (           -- every check, on the locked (fresh) balances
            NOT EXISTS (SELECT 1 FROM today_spend x
                        WHERE x.daily_cap IS NOT NULL AND x.spent + x.amount > x.daily_cap) AS within_caps,
            NOT EXISTS (SELECT 1 FROM paused) AS leads_open,
+           (SELECT ws.budget IS NULL OR l.period_spend + t.amount <= ws.budget FROM ws) AS within_budget,
+           (SELECT ws.budget FROM ws) AS budget,
            NOT EXISTS (SELECT 1 FROM conflicts) AS consistent,
            (SELECT count(*) FROM ev) = cardinality(%(keys)s::text[])
                AND NOT EXISTS (SELECT 1 FROM ev WHERE NOT ev.is_active OR ev.quantity > ev.max_quantity)
@@ -302,11 +308,12 @@ debit AS (
         day = ws.today,
         day_spend = CASE WHEN v.day = ws.today THEN v.day_spend ELSE '{{}}'::jsonb END
                     || (SELECT jsonb_object_agg(x.specialist, x.spent + x.amount) FROM today_spend x),
+        period_spend = v.period_spend + v.total,
         revision = v.revision + 1,
         updated_at = %(now)s
     FROM verdict v CROSS JOIN ws
     WHERE w.workspace_id = %(ws)s AND ws.is_open
-      AND v.enough AND v.within_caps AND v.leads_open AND v.consistent AND v.catalog_ok
+      AND v.enough AND v.within_caps AND v.within_budget AND v.leads_open AND v.consistent AND v.catalog_ok
     RETURNING w.workspace_id
 ),
 split AS (             -- each event's share: the plan bucket first, then top-ups, in request order
@@ -354,6 +361,8 @@ SELECT 'verdict', {_NO_ENTRY}, jsonb_build_object(
     'charged', EXISTS (SELECT 1 FROM debit), 'locked', v.revision IS NOT NULL,
     'available', v.plan_balance + v.topup_balance,
     'enough', v.enough, 'within_caps', v.within_caps, 'leads_open', v.leads_open,
+    'within_budget', v.within_budget, 'budget', v.budget, 'period_spend', v.period_spend,
+    'period_start', v.period_start, 'period_end', v.period_end,
     'consistent', v.consistent, 'catalog_ok', v.catalog_ok,
     'over_cap', (SELECT jsonb_agg(jsonb_build_object('specialist', x.specialist, 'cap', x.daily_cap,
                                                      'spent', x.spent, 'amount', x.amount))
@@ -456,6 +465,11 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime) -> LedgerEn
             {"specialist": event.specialist, "cap": cap, "spent": figures["spent"], "amount": figures["amount"]}
         ],
         "enough": available >= figures["amount"],
+        "within_budget": figures["budget"] is None or figures["period_spend"] + figures["amount"] <= figures["budget"],
+        "budget": figures["budget"],
+        "period_spend": figures["period_spend"],
+        "period_start": figures["period_start"],
+        "period_end": figures["period_end"],
         "total": figures["amount"],
         "available": available,
         "time_zone": figures["time_zone"],
@@ -542,6 +556,18 @@ def _refuse(workspace_id: int, events: Sequence[UsageEvent], verdict: dict[str, 
             spent_today=over["spent"],
         )
         refused = list(events)
+    elif not verdict.get("within_budget", True):
+        resets_at = datetime.fromisoformat(verdict["period_end"])
+        error = MonthlyBudgetReached(
+            f"This workspace's monthly budget of {format_credits(verdict['budget'])} credits is reached "
+            f"({format_credits(verdict['period_spend'])} spent this period; this needs "
+            f"{format_credits(verdict['total'])}). It resets when the period renews, {resets_at:%d %b %Y}.",
+            resets_at=resets_at,
+            budget=verdict["budget"],
+            spent_this_period=verdict["period_spend"],
+        )
+        refused = list(events)
+        _budget_reached(workspace_id, verdict)
     elif not verdict["enough"]:
         error = InsufficientCredits(
             f"Not enough credits: this needs {format_credits(verdict['total'])} and "
@@ -561,6 +587,13 @@ def _refuse(workspace_id: int, events: Sequence[UsageEvent], verdict: dict[str, 
         ",".join(e.idempotency_key for e in refused[:5]),
     )
     raise error
+
+
+def _budget_reached(workspace_id: int, verdict: dict[str, Any]) -> None:
+    """Tell the owners, once per period, that the guardrail is refusing charges."""
+    from billing.services.alerts import budget_alert_send  # the alerts module knows mail; charging does not
+
+    budget_alert_send(workspace_id=workspace_id, period_start=datetime.fromisoformat(verdict["period_start"]))
 
 
 def _revalidate(events: Sequence[UsageEvent]) -> None:

@@ -58,6 +58,7 @@ def period_begin(
             )
         allowance = plan.allowance_for(seats)
         wallet.period_start, wallet.period_end, wallet.period_allowance = start, end, allowance
+        wallet.period_spend = 0  # the monthly budget starts over
         if anchor is not None:  # a new rhythm: a subscription's start, or Free after one ends
             wallet.period_anchor = anchor
         entry = entry_post(

@@ -75,7 +75,7 @@ RETURNING workspace_id
 _WALLETS_SQL = """
 UPDATE billing_wallet w
 SET plan_balance = v.allowance, period_start = v.start_at, period_end = v.end_at, period_allowance = v.allowance,
-    period_anchor = v.anchor, revision = w.revision + 2, updated_at = %(now)s
+    period_anchor = v.anchor, period_spend = 0, revision = w.revision + 2, updated_at = %(now)s
 FROM unnest(%(ws)s::bigint[], %(allowance)s::bigint[], %(start)s::timestamptz[], %(end)s::timestamptz[],
             %(anchor)s::timestamptz[]) AS v(ws, allowance, start_at, end_at, anchor)
 WHERE w.workspace_id = v.ws

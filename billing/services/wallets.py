@@ -20,7 +20,7 @@ from billing.models import LedgerEntry, Wallet
 logger = logging.getLogger(__name__)
 
 _BALANCE_FIELDS = ("plan_balance", "topup_balance")
-_PERIOD_FIELDS = ("period_start", "period_end", "period_allowance", "period_anchor")
+_PERIOD_FIELDS = ("period_start", "period_end", "period_allowance", "period_anchor", "period_spend")
 
 
 def wallet_lock(*, workspace_id: int) -> Wallet:

@@ -58,6 +58,12 @@ def broker():
     redis.Redis.from_url(BROKER).flushdb()
 
 
+def send(name: str, **kwargs) -> None:
+    """Publish on a connection of its own: the app's pooled producer may have been made for the eager tests."""
+    with app.connection_for_write(BROKER) as connection_:
+        app.send_task(name, connection=connection_, **kwargs)
+
+
 def database_url() -> str:
     db = connection.settings_dict
     host = db.get("HOST") or "127.0.0.1"
@@ -112,14 +118,16 @@ def stop(worker: subprocess.Popen) -> str:
     return worker.stdout.read() if worker.stdout else ""
 
 
-def until(condition, what: str, timeout: float = 45.0) -> None:
-    """Poll for work the worker does; fail naming what never happened."""
+def until(condition, what: str, timeout: float = 45.0, fail: bool = True) -> bool:
+    """Poll for work the worker does; fail naming what never happened (or, with ``fail=False``, say so)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
-            return
+            return True
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    if fail:
+        raise AssertionError(f"timed out waiting for {what}")
+    return False
 
 
 def due_workspaces(count: int) -> list[int]:
@@ -141,10 +149,11 @@ def test_a_reset_task_through_a_real_worker_twice_at_once_grants_once(broker):
     worker = start_worker("twice", concurrency=2)
     try:
         for _ in range(2):  # two beats, at once
-            app.send_task("billing.reset_periods")
-        until(lambda: grants(ids) >= 80, "the worker to reset the 40 workspaces")
+            send("billing.reset_periods")
+        done = until(lambda: grants(ids) >= 80, "the worker to reset the 40 workspaces", fail=False)
     finally:
         output = stop(worker)  # a warm shutdown: both tasks have finished
+    assert done, f"the worker did not reset the 40 workspaces:\n{output}"
     assert grants(ids) == 80, output
     from billing.services.resets import periods_reset
 
@@ -156,7 +165,7 @@ def test_a_worker_killed_mid_task_hands_it_to_the_next_which_finishes_exactly_on
     ids = due_workspaces(30)
     flag = tmp_path / "killed"
     first = start_worker("first")
-    app.send_task("tests.reset_then_die", kwargs={"flag": str(flag), "batch_size": 10})
+    send("tests.reset_then_die", kwargs={"flag": str(flag), "batch_size": 10})
     try:
         first.wait(timeout=60)  # it dies by itself after committing one batch
     finally:
@@ -165,9 +174,10 @@ def test_a_worker_killed_mid_task_hands_it_to_the_next_which_finishes_exactly_on
     assert grants(ids) == 30 + 10  # the first batch committed; the rest rolled back with the process
     second = start_worker("second")
     try:
-        until(lambda: grants(ids) == 60, "the redelivered task to finish the pass")
+        done = until(lambda: grants(ids) == 60, "the redelivered task to finish the pass", fail=False)
     finally:
         second_output = stop(second)
+    assert done, f"the redelivered task did not finish the pass:\n{second_output}"
     assert grants(ids) == 60, second_output
     for workspace_id in ids:
         assert LedgerEntry.objects.filter(workspace_id=workspace_id, kind="plan_grant").count() == 2
