@@ -248,15 +248,17 @@ def _planned_rows(sql: str, params: list, db: BaseDatabaseWrapper | None = None)
 
 @functools.cache
 def _memberships_statement() -> str:
-    table = {model: connection.ops.quote_name(model._meta.db_table) for model in (Membership, Workspace, Plan, Wallet)}
+    models_ = (Membership, Workspace, Plan, Wallet, Subscription)
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in models_}
     select = [*_columns(Membership, "m").select, *_columns(Workspace, "w").select]
-    select += [*_columns(Plan, "p").select, *_columns(Wallet, "wl").select]
+    select += [*_columns(Plan, "p").select, *_columns(Wallet, "wl").select, *_columns(Subscription, "s").select]
     return (
         f"SELECT {', '.join(select)}"
         f" FROM {table[Membership]} m"
         f" JOIN {table[Workspace]} w ON w.id = m.workspace_id"
         f" JOIN {table[Plan]} p ON p.id = w.plan_id"
         f" LEFT JOIN {table[Wallet]} wl ON wl.workspace_id = w.id"
+        f" LEFT JOIN {table[Subscription]} s ON s.workspace_id = w.id"  # the past-due banner, the portal button
         " WHERE m.user_id = %s ORDER BY m.created_at, m.id"
     )
 
@@ -264,6 +266,7 @@ def _memberships_statement() -> str:
 def memberships_of(*, user_id: int) -> list[Membership]:
     """The user's memberships, oldest first, each with its workspace, plan and wallet loaded (one query)."""
     layout = [_columns(Membership, "m"), _columns(Workspace, "w"), _columns(Plan, "p"), _columns(Wallet, "wl")]
+    layout.append(_columns(Subscription, "s"))
     workspace_plan = Workspace._meta.get_field("plan")
     membership_workspace = Membership._meta.get_field("workspace")
     wallet_workspace = Wallet._meta.get_field("workspace")
@@ -274,7 +277,9 @@ def memberships_of(*, user_id: int) -> list[Membership]:
         for columns in layout:
             instances.append(columns.instance(row, start, db))
             start += len(columns.attnames)
-        membership, workspace, plan, wallet = instances
+        membership, workspace, plan, wallet, subscription = instances
+        # A subscription Stripe ended is history: only a running one changes what the page offers.
+        workspace.live_subscription = subscription if subscription is not None and subscription.is_live else None
         membership_workspace.set_cached_value(membership, workspace)
         workspace_plan.set_cached_value(workspace, plan)
         wallet_workspace.remote_field.set_cached_value(workspace, wallet)
@@ -331,6 +336,19 @@ def offers() -> Offers:
 # --- Settings → Billing & Credits ---------------------------------------------------------------
 
 NEARLY_USED_PERCENT = 80
+LOW_FRACTION = (1, 5)  # the low-balance alert: the total under 20 % of the period's allowance
+
+
+def balance_level(*, plan_balance: int, topup_balance: int, allowance: int) -> str:
+    """What the low-balance alerts go by: "empty" (bucket used up), "low" (total under 20 %) or "ok"."""
+    if allowance and plan_balance == 0:
+        return "empty"
+    num, den = LOW_FRACTION
+    if allowance and (plan_balance + topup_balance) * den < allowance * num:
+        return "low"
+    return "ok"
+
+
 FORECAST_HORIZON_DAYS = 3_650  # past ten years a forecast says nothing useful
 
 
@@ -360,10 +378,13 @@ class BalanceSummary:
 
     @property
     def level(self) -> str:
-        """ "empty" when the bucket is used up, "low" when nearly, else "ok"."""
-        if self.plan_balance == 0:
+        """ "empty" when the bucket is used up, "low" when nearly (or the alert emails went out), else "ok"."""
+        alerted = balance_level(
+            plan_balance=self.plan_balance, topup_balance=self.topup_balance, allowance=self.allowance
+        )
+        if alerted == "empty" or self.plan_balance == 0:
             return "empty"
-        return "low" if self.used_percent >= NEARLY_USED_PERCENT else "ok"
+        return "low" if alerted == "low" or self.used_percent >= NEARLY_USED_PERCENT else "ok"
 
 
 def balance_of(wallet: Wallet) -> BalanceSummary:
@@ -411,11 +432,24 @@ class ToolName(NamedTuple):
     unit: str
 
 
+_snapshot_tools: tuple[object, dict[int, ToolName]] = (None, {})
+
+
+def _catalog_tools() -> dict[int, ToolName]:
+    """The snapshot's actions by id, worked out once per snapshot (a reload replaces it, never edits it)."""
+    global _snapshot_tools
+    snapshot = catalog()
+    if _snapshot_tools[0] is not snapshot:
+        _snapshot_tools = (snapshot, {a.id: ToolName(a.key, a.label, a.unit) for a in snapshot.actions.values()})
+    return _snapshot_tools[1]
+
+
 def tool_names(ids: Iterable[int | None] = ()) -> dict[int, ToolName]:
     """The catalog's actions by id, and any of ``ids`` it lacks (retired actions) from the database."""
-    names = {a.id: ToolName(a.key, a.label, a.unit) for a in catalog().actions.values()}
+    names = _catalog_tools()
     missing = {i for i in ids if i is not None and i not in names}
     if missing:
+        names = dict(names)  # the snapshot's own stays as it is
         rows = Action.objects.filter(id__in=missing).values_list("id", "key", "label", "unit")
         names.update((pk, ToolName(key, label, unit)) for pk, key, label, unit in rows)
     return names

@@ -117,7 +117,7 @@ def _billing_context(request: HttpRequest) -> dict:
         **_cap_form_context(CapForm()),
         **_balance_context(request),
         **_usage_context(usage),
-        "offers": offer_cards(selectors.offers(), workspace.plan, can_manage),
+        "offers": offer_cards(selectors.offers(), workspace, can_manage),
         "caps": cap_rows(caps),
         "can_manage": can_manage,
     }
@@ -167,15 +167,16 @@ def _transactions_context(request: HttpRequest) -> dict:
 # --- Display values: what the billing page's regions show, formatted once per request ----------
 
 
-_MONTH_NAMES: dict[str | None, dict[int, str]] = {}
+_MONTH_NAMES: dict[tuple[str | None, bool], dict[int, str]] = {}
 
 
-def _month_names() -> dict[int, str]:
+def _month_names(*, escaped: bool = False) -> dict[int, str]:
     """ "Nov" by month number, as the date filter's ``M`` writes them: translated once per language."""
-    language = translation.get_language()
-    names = _MONTH_NAMES.get(language)
+    key = (translation.get_language(), escaped)
+    names = _MONTH_NAMES.get(key)
     if names is None:
-        names = _MONTH_NAMES[language] = {n: str(MONTHS_3[n].title()) for n in MONTHS_3}
+        names = {n: str(MONTHS_3[n].title()) for n in MONTHS_3}
+        names = _MONTH_NAMES[key] = {n: html_escape(name) for n, name in names.items()} if escaped else names
     return names
 
 
@@ -269,9 +270,13 @@ def cap_rows(caps: list[selectors.CapRow]) -> list[dict]:
     return rows
 
 
-def offer_cards(offers: selectors.Offers, current: Plan, can_manage: bool) -> dict:
+def offer_cards(offers: selectors.Offers, workspace: Workspace, can_manage: bool) -> dict:
     """The top-up packs and plan cards with their prices and buttons, formatted once."""
+    current = workspace.plan
+    subscription = getattr(workspace, "live_subscription", None)
     return {
+        "subscribed": subscription is not None,
+        "seats": workspace.seats,
         "packs": [
             {
                 "key": offer.pack.key,
@@ -290,6 +295,7 @@ def offer_cards(offers: selectors.Offers, current: Plan, can_manage: bool) -> di
                 "per_seat": plan.per_seat,
                 "is_free": plan.is_free,
                 "allowance": format_credits_short(plan.allowance),
+                # Free is reached by cancelling in the portal, never bought.
                 "can_switch": can_manage and plan.pk != current.pk and not plan.is_free,
             }
             for plan in offers.plans
@@ -313,7 +319,7 @@ def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> Sa
             found = escaped[text] = html_escape(text)  # what django.utils.html.escape does, unwrapped
         return found
 
-    months = {number: html_escape(month) for number, month in _month_names().items()}
+    months = _month_names(escaped=True)
     rows = []
     for entry in entries:
         local = entry.created_at.astimezone(zone)
@@ -362,7 +368,36 @@ def settings_billing(request: HttpRequest) -> HttpResponse:
 
 def _balance_context(request: HttpRequest) -> dict:
     balance = selectors.balance_of(request.workspace.wallet)
-    return {"balance": balance, "card": balance_card(balance, timezone.get_current_timezone())}
+    zone = timezone.get_current_timezone()
+    return {
+        "balance": balance,
+        "card": balance_card(balance, zone),
+        "money": money_notices(request.workspace, request.workspace.wallet, zone),
+    }
+
+
+def money_notices(workspace: Workspace, wallet, zone: tzinfo) -> dict:
+    """What the balance region says about payments and limits: all read with the membership, no query."""
+    subscription = getattr(workspace, "live_subscription", None)
+    notices: dict = {"past_due": False, "subscription": "", "processing": wallet.payments_processing, "budget": None}
+    if subscription is not None:
+        notices["past_due"] = subscription.past_due_since is not None
+        end = _day(subscription.current_period_end.astimezone(zone), year=True)
+        if subscription.cancel_at_period_end:
+            notices["subscription"] = f"Cancelled: back to Free on {end}."
+        elif (subscription.plan_id, subscription.seats) != (workspace.plan_id, workspace.seats):
+            plan = subscription.plan  # read only here: a downgrade waiting for the period to end is rare
+            seats = f" × {subscription.seats} seats" if plan.per_seat and subscription.seats > 1 else ""
+            notices["subscription"] = f"Changes to {plan.name}{seats} on {end}."
+    if workspace.monthly_budget is not None:
+        budget = workspace.monthly_budget
+        notices["budget"] = {
+            "spent": format_credits(wallet.period_spend),
+            "limit": format_credits(budget),
+            "percent": min(100, wallet.period_spend * 100 // budget) if budget else 100,
+            "reached": wallet.period_spend >= budget,
+        }
+    return notices
 
 
 def _balance_etag(request: HttpRequest) -> str:

@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from billing.credits import format_credits
 from billing.models import BalanceAlert, Membership, Wallet, Workspace
+from billing.selectors import LOW_FRACTION
 
 logger = logging.getLogger(__name__)
 
-LOW_FRACTION = (1, 5)  # 20 %
 
 _CROSSED_SQL = """
 INSERT INTO billing_balancealert (workspace_id, period_start, kind, recipients, sent_at)
@@ -40,16 +40,6 @@ WHERE w.period_allowance > 0
 ON CONFLICT (workspace_id, period_start, kind) DO NOTHING
 RETURNING id
 """
-
-
-def balance_level(*, plan_balance: int, topup_balance: int, allowance: int) -> str:
-    """What the balance card and the alerts agree on: "empty", "low" or "ok"."""
-    if allowance and plan_balance == 0:
-        return "empty"
-    num, den = LOW_FRACTION
-    if allowance and (plan_balance + topup_balance) * den < allowance * num:
-        return "low"
-    return "ok"
 
 
 @dataclass

@@ -9,8 +9,9 @@ from django.core import mail
 from django.utils import timezone
 
 from billing.models import BalanceAlert, Membership
+from billing.selectors import balance_level
 from billing.services import charge
-from billing.services.alerts import balance_alerts_send, balance_level
+from billing.services.alerts import balance_alerts_send
 from billing.services.resets import periods_reset
 from tests.conftest import fund
 from tests.factories import UserFactory, WorkspaceFactory
