@@ -190,3 +190,54 @@ class LedgerFilterForm(forms.Form):
             # The names are the form's own field names; the value and options are escaped above.
             found.append(Control(name, label, value, errors, widget=mark_safe(widget)))
         return found
+
+
+def _credits_field(form: forms.Form, name: str, *, required: bool) -> int | None:
+    """A credits amount typed by a person ("5000", "2.5"), as millicredits; errors added to the form."""
+    raw = (form.cleaned_data.get(name) or "").strip().replace(",", "")
+    if not raw:
+        if required:
+            form.add_error(name, "Enter a number of credits.")
+        return None
+    try:
+        amount = credits(raw)
+    except ValueError:
+        form.add_error(name, "Enter a number of credits, e.g. 5000 or 2.5.")
+        return None
+    if amount < 0 or (required and amount == 0):
+        form.add_error(name, "Enter a positive number of credits.")
+        return None
+    return amount
+
+
+class AutoTopUpForm(forms.Form):
+    enabled = forms.BooleanField(required=False, label="Turn on auto top-up")
+    threshold = forms.CharField(
+        label="When the balance falls below (credits)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "20000"}),
+    )
+    pack = forms.ChoiceField(label="Buy this pack", choices=())
+    monthly_limit = forms.IntegerField(label="At most this many times a month", min_value=1, max_value=31)
+
+    def __init__(self, *args, packs: list[tuple[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["pack"].choices = packs
+
+    def clean(self):
+        cleaned = super().clean()
+        cleaned["threshold_millicredits"] = _credits_field(self, "threshold", required=True)
+        return cleaned
+
+
+class BudgetForm(forms.Form):
+    budget = forms.CharField(
+        required=False,
+        label="Monthly budget (credits)",
+        help_text="Charges beyond this in a billing period are refused. Leave empty for no budget.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no budget"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        cleaned["budget_millicredits"] = _credits_field(self, "budget", required=False)
+        return cleaned

@@ -19,6 +19,7 @@ urlpatterns = [
     path("settings/billing/portal/", views.billing_portal, name="billing_portal"),
     path("settings/billing/<str:kind>/<slug:key>/", views.purchase, name="purchase"),
     path("settings/byok/", views.settings_byok, name="settings_byok"),
+    path("settings/spending/", views.settings_spending, name="settings_spending"),
     path("settings/members/", views.settings_members, name="settings_members"),
     path("settings/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),

@@ -33,8 +33,8 @@ from billing import selectors, services, stripe_gateway
 from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
 from billing.errors import BillingError, InvalidRequest
-from billing.forms import ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
-from billing.models import Invitation, LedgerEntry, Membership, Plan, TopUpPack, Workspace
+from billing.forms import AutoTopUpForm, BudgetForm, ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
+from billing.models import AutoTopUp, Invitation, LedgerEntry, Membership, Plan, Purchase, TopUpPack, Workspace
 
 SESSION_WORKSPACE = "workspace_id"
 
@@ -650,6 +650,86 @@ def settings_byok(request: HttpRequest) -> HttpResponse:
                 return redirect("billing:settings_byok")
     context = {"form": form, "can_manage": request.membership.can_manage_billing}
     return render(request, "billing/settings_byok.html", context, status=422 if form.errors else 200)
+
+
+# --- Settings → Auto top-up & budget -----------------------------------------------------------
+
+
+def _pack_choices() -> list[tuple[str, str]]:
+    return [
+        (
+            offer.pack.key,
+            f"{format_credits_short(offer.pack.amount)} credits for {format_cents(offer.pack.price_cents)}",
+        )
+        for offer in selectors.offers().packs
+    ]
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_view()
+def settings_spending(request: HttpRequest) -> HttpResponse:
+    """Auto top-up (buy a pack when the balance runs low) and the monthly spend guardrail."""
+    workspace = request.workspace
+    current = AutoTopUp.objects.select_related("pack").filter(workspace=workspace).first()
+    initial = (
+        {
+            "enabled": current.enabled,
+            "threshold": format_credits(current.threshold).replace(",", ""),
+            "pack": current.pack.key,
+            "monthly_limit": current.monthly_limit,
+        }
+        if current
+        else {"threshold": "20000", "pack": "100k", "monthly_limit": 3}
+    )
+    budget_initial = {
+        "budget": format_credits(workspace.monthly_budget).replace(",", "") if workspace.monthly_budget else ""
+    }
+    action = request.POST.get("action") if request.method == "POST" else None
+    auto_form = AutoTopUpForm(request.POST if action == "auto_top_up" else None, initial=initial, packs=_pack_choices())
+    budget_form = BudgetForm(request.POST if action == "budget" else None, initial=budget_initial)
+    if action:
+        if not request.membership.can_manage_billing:
+            raise PermissionDenied("Only the workspace's owners and admins can change auto top-up or the budget.")
+        try:
+            if action == "auto_top_up" and auto_form.is_valid():
+                data = auto_form.cleaned_data
+                services.auto_topup_set(
+                    workspace=workspace,
+                    actor=request.user,
+                    enabled=data["enabled"],
+                    threshold=data["threshold_millicredits"],
+                    pack_key=data["pack"],
+                    monthly_limit=data["monthly_limit"],
+                )
+                messages.success(request, "Auto top-up is on." if data["enabled"] else "Auto top-up is off.")
+                return redirect("billing:settings_spending")
+            if action == "budget" and budget_form.is_valid():
+                amount = budget_form.cleaned_data["budget_millicredits"]
+                services.budget_set(workspace=workspace, monthly_budget=amount, actor=request.user)
+                messages.success(
+                    request, "The monthly budget is removed." if amount is None else "The monthly budget is saved."
+                )
+                return redirect("billing:settings_spending")
+        except BillingError as refusal:
+            form = auto_form if action == "auto_top_up" else budget_form
+            field = refusal.details.get("field")
+            form.add_error(field if field in form.fields else None, refusal.message)
+    recent = list(
+        Purchase.objects.select_related("pack")
+        .filter(workspace=workspace, kind=Purchase.Kind.AUTO_TOP_UP)
+        .order_by("-id")[:5]
+    )
+    context = {
+        "auto": current,
+        "auto_form": auto_form,
+        "budget_form": budget_form,
+        "recent": recent,
+        "wallet": workspace.wallet,
+        "can_manage": request.membership.can_manage_billing,
+        "has_card": bool(workspace.stripe_customer_id),
+    }
+    status = 422 if auto_form.errors or budget_form.errors else 200
+    return render(request, "billing/settings_spending.html", context, status=status)
 
 
 # --- Settings → Members and → Activity --------------------------------------------------------

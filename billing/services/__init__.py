@@ -19,6 +19,7 @@ from billing.services.accounts import (
     invitation_revoke,
     membership_remove,
 )
+from billing.services.auto_topup import auto_topup_set
 from billing.services.byok import byok_key, byok_remove, byok_set
 from billing.services.caps import budget_set, cap_set
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
@@ -46,6 +47,7 @@ __all__ = [
     "UsageEvent",
     "account_signup",
     "activity_record",
+    "auto_topup_set",
     "budget_set",
     "byok_key",
     "byok_remove",

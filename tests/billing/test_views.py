@@ -45,6 +45,7 @@ READ_URLS = [
     "billing:usage",
     "billing:caps",
     "billing:settings_byok",
+    "billing:settings_spending",
     "billing:settings_members",
     "billing:settings_activity",
 ]
