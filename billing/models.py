@@ -201,6 +201,8 @@ class Workspace(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(seats__gte=1), name="workspace_seats_positive"),
         ]
+        # Staff with this see the admin's "Adjust credits" form (billing.services.adjustments).
+        permissions = [("adjust_credits", "Can adjust a workspace's credits")]
 
     def __str__(self) -> str:
         return self.name
@@ -310,6 +312,12 @@ class LedgerEntry(models.Model):
         ADJUSTMENT = "adjustment", "Adjustment"
         REFUND = "refund", "Refund"
 
+    class Bucket(models.TextChoices):
+        """The two balances an entry can move (staff adjust one at a time)."""
+
+        PLAN = "plan", "Plan bucket"
+        TOP_UP = "top_up", "Top-up credits"
+
     # Indexes cost every insert on the hot path, so only the ones queries need exist: the
     # composite indexes below cover the workspace, and actions, specialists and users are
     # deactivated, never deleted, so their foreign keys need no index of their own.
@@ -379,6 +387,9 @@ class LedgerEntry(models.Model):
             # rows are few, and a partial index leaves the usage inserts of the hot path untouched.
             models.Index(fields=["workspace", "kind", "-id"], name="ledger_ws_kind_recent", condition=~Q(kind="usage")),
             models.Index(fields=["external_ref"], name="ledger_external_ref", condition=~Q(external_ref="")),
+            # The staff admin's kind filter across all workspaces; partial like the one above, so
+            # the hot path's usage inserts never touch it.
+            models.Index(fields=["kind", "-id"], name="ledger_kind_recent", condition=~Q(kind="usage")),
         ]
 
     def __str__(self) -> str:
@@ -691,6 +702,7 @@ class StripeEvent(models.Model):
             models.Index(fields=["status"], name="stripe_event_failed", condition=Q(status="failed")),
             models.Index(fields=["workspace", "-received_at"], name="stripe_event_ws"),
         ]
+        permissions = [("retry_stripeevent", "Can re-run a failed Stripe event")]
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type} ({self.status})"
@@ -746,3 +758,37 @@ class AutoTopUp(models.Model):
 
     def __str__(self) -> str:
         return f"Auto top-up for {self.workspace} ({'on' if self.enabled else 'off'})"
+
+
+# --- Staff changes to the catalog ----------------------------------------------------------------
+
+
+class CatalogChange(models.Model):
+    """One field of a plan, pack or action changed by staff: who, when, old → new.
+
+    Written only by ``billing.services.catalog`` in the transaction that makes the change, and
+    read-only in the admin. Prices apply from the change on; ledger entries keep the unit price
+    they were charged at, so this table is how a price's history is told.
+    """
+
+    class Subject(models.TextChoices):
+        PLAN = "plan", "Plan"
+        PACK = "pack", "Top-up pack"
+        ACTION = "action", "Action"
+
+    subject = models.CharField(max_length=8, choices=Subject.choices)
+    subject_id = models.BigIntegerField()
+    subject_key = models.SlugField(max_length=64, db_index=False, help_text="The plan's, pack's or action's key.")
+    field = models.CharField(max_length=64)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["subject", "subject_id", "-id"], name="catalog_change_subject")]
+        constraints = [models.CheckConstraint(condition=~Q(field=""), name="catalog_change_names_field")]
+
+    def __str__(self) -> str:
+        return f"{self.get_subject_display()} {self.subject_key}: {self.field} {self.old_value!r} → {self.new_value!r}"
