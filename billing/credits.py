@@ -6,7 +6,7 @@ functions are the only place that turns them into text or parses text into them.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 MILLICREDITS_PER_CREDIT = 1_000
 
@@ -33,22 +33,21 @@ def format_credits(milli: int, *, signed: bool = False, places: int = 3) -> str:
     """``80000000 -> "80,000"``, ``700 -> "0.7"``, ``-1500 -> "-1.5"`` (``"+1.5"`` when signed).
 
     Whole credits show no decimals; fractions show at most ``places`` digits, rounded half
-    up, with trailing zeros dropped, so a 7-token Haiku call reads "0.7".
+    up (away from zero), with trailing zeros dropped, so a 7-token Haiku call reads "0.7".
     """
-    value = Decimal(milli) / MILLICREDITS_PER_CREDIT
-    quantum = Decimal(1).scaleb(-places)
-    value = value.quantize(quantum, rounding=ROUND_HALF_UP)
-    whole = value.to_integral_value(rounding="ROUND_DOWN")
-    if value == whole:
-        text = f"{abs(int(whole)):,}"
-    else:
-        fraction = f"{abs(value) % 1:.{places}f}"[1:].rstrip("0")
-        text = f"{abs(int(whole)):,}{fraction}"
-    if value < 0:
+    # Integer arithmetic only: a billing page formats a couple of hundred amounts, and Decimal
+    # quantizing cost several times more than the rest of each row.
+    magnitude = -milli if milli < 0 else milli
+    if places < 3:
+        step = 10 ** (3 - places)
+        magnitude = (magnitude + step // 2) // step * step
+    whole, fraction = divmod(magnitude, MILLICREDITS_PER_CREDIT)
+    text = f"{whole:,}.{fraction:03d}".rstrip("0") if fraction else f"{whole:,}"
+    if not magnitude:
+        return "0"
+    if milli < 0:
         return f"-{text}"
-    if signed and value > 0:
-        return f"+{text}"
-    return text
+    return f"+{text}" if signed else text
 
 
 def format_credits_short(milli: int) -> str:

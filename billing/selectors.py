@@ -14,7 +14,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 
-from billing.catalog import catalog, specialist_known
+from billing.catalog import Catalog, catalog, specialist_known
 from billing.models import (
     Action,
     Activity,
@@ -320,8 +320,26 @@ ORDER BY 1, 8, 9
 """
 
 
+_offers_cache: tuple[Catalog, Offers] | None = None  # (a catalog snapshot, the offers read with it)
+
+
 def offers() -> Offers:
-    """The active plans and packs as the billing page offers them (the fields it shows), in one query."""
+    """The active plans and packs as the billing page offers them, read again with each catalog snapshot.
+
+    So a price or pack change shows on the page when the catalog the engine validates by is
+    reloaded (``billing.catalog.TTL_SECONDS``, or at once in the process that made the change),
+    without a query on every page view.
+    """
+    global _offers_cache
+    snapshot = catalog()
+    cached = _offers_cache
+    if cached is None or cached[0] is not snapshot:
+        cached = _offers_cache = (snapshot, _offers_read())
+    return cached[1]
+
+
+def _offers_read() -> Offers:
+    """The active plans and packs (the fields the page shows), in one query."""
     plans, packs = [], []
     for kind, pk, key, name, price_cents, credits_, per_seat, sort_order, _ in _planned_rows(_OFFERS_SQL, []):
         if kind == "plan":
@@ -636,18 +654,23 @@ class UsageSummary:
 
 
 # One round trip for the usage region and the caps beside it, each row labelled: the period's day
-# counters ("used"); the follow-ups reply detection skipped and what they would have cost, as one
-# row ("refused"); and the workspace's daily caps, a few rows at most ("cap").
+# counters ("used"), one row per tool and specialist with its days (as offsets from the period's
+# first) and credits in two parallel arrays, so a month comes back as a dozen rows rather than a
+# few hundred (converting rows, not reading them, was most of this query's time); the follow-ups
+# reply detection skipped and what they would have cost, as one row ("refused"); and the
+# workspace's daily caps, a few rows at most ("cap").
 _USAGE_SQL = """
-SELECT 'used', day, action_id, specialist_id, credits, list_credits, quantity, events
+SELECT 'used', action_id, specialist_id, array_agg(day - %(start)s), array_agg(credits),
+       sum(list_credits)::bigint, sum(quantity)::bigint, sum(events)::bigint
 FROM billing_dailyusage
 WHERE workspace_id = %(workspace)s AND day >= %(start)s AND day <= %(until)s
+GROUP BY action_id, specialist_id
 UNION ALL
-SELECT 'refused', NULL, NULL, NULL, coalesce(sum(credits), 0)::bigint, 0, coalesce(sum(refusals), 0)::bigint, 0
+SELECT 'refused', NULL, NULL, NULL, NULL, coalesce(sum(credits), 0)::bigint, coalesce(sum(refusals), 0)::bigint, 0
 FROM billing_refusaltally
 WHERE workspace_id = %(workspace)s AND day >= %(start)s AND day <= %(today)s AND code = 'sequence_paused'
 UNION ALL
-SELECT 'cap', NULL, NULL, specialist_id, daily_cap, 0, 0, 0
+SELECT 'cap', NULL, specialist_id, NULL, NULL, daily_cap, 0, 0
 FROM billing_specialistcap
 WHERE workspace_id = %(workspace)s
 """
@@ -668,30 +691,36 @@ def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
         rows = cursor.fetchall()
     days = [start + timedelta(days=n) for n in range((min(today, end) - start).days + 1)]
     by_day: dict[date, dict[str, int]] = {day: {} for day in days}
+    dates = dict(enumerate(days))  # offset -> date, grown for days past the period's end
+    today_offset = (today - start).days
     tools: dict[int, list[int]] = {}  # action id: [credits, list credits, quantity, events]
     by_specialist: dict[str, int] = {}
     spent_today: dict[str, int] = {}
     daily_caps: dict[str, int] = {}
     followups_skipped = reply_saved = 0
-    names = tool_names(row[2] for row in rows)
-    for what, day, action, specialist, credits_, list_credits, quantity, events in rows:
+    names = tool_names(row[1] for row in rows)
+    for what, action, specialist, offsets, amounts, list_credits, quantity, events in rows:
         if what == "cap":
-            daily_caps[specialist] = credits_
+            daily_caps[specialist] = list_credits
             continue
         if what == "refused":
-            reply_saved, followups_skipped = credits_, quantity
+            reply_saved, followups_skipped = list_credits, quantity
             continue
         key = names[action].key
-        spent = by_day.setdefault(day, {})
-        spent[key] = spent.get(key, 0) + credits_
+        credits_ = 0
+        for offset, amount in zip(offsets, amounts, strict=True):
+            day = dates.get(offset) or dates.setdefault(offset, start + timedelta(days=offset))
+            spent = by_day.setdefault(day, {})
+            spent[key] = spent.get(key, 0) + amount
+            credits_ += amount
+            if offset == today_offset:
+                spent_today[specialist] = spent_today.get(specialist, 0) + amount
         sums = tools.setdefault(action, [0, 0, 0, 0])
         sums[0] += credits_
         sums[1] += list_credits
         sums[2] += quantity
         sums[3] += events
         by_specialist[specialist] = by_specialist.get(specialist, 0) + credits_
-        if day == today:
-            spent_today[specialist] = spent_today.get(specialist, 0) + credits_
     tool_list = sorted(
         (
             ToolUsage(names[action].key, names[action].label, *sums, unit=names[action].unit)

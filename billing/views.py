@@ -34,6 +34,7 @@ from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
 from billing.errors import BillingError, InvalidRequest
 from billing.forms import AutoTopUpForm, BudgetForm, ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
+from billing.links import link
 from billing.models import AutoTopUp, Invitation, LedgerEntry, Membership, Plan, Purchase, TopUpPack, Workspace
 
 SESSION_WORKSPACE = "workspace_id"
@@ -153,9 +154,9 @@ def _transactions_context(request: HttpRequest) -> dict:
         "filters": filters,
         # Each named once though the links use them twice ("load more" repeats the filter form's).
         "tx_urls": {
-            "page": reverse("billing:settings_billing"),
-            "fragment": reverse("billing:transactions"),
-            "csv": reverse("billing:transactions_csv"),
+            "page": link("billing:settings_billing"),
+            "fragment": link("billing:transactions"),
+            "csv": link("billing:transactions_csv"),
         },
         "query": urlencode(query),  # the export link's
         "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s

@@ -52,3 +52,24 @@ def test_credits_parses_exactly_and_refuses_what_it_cannot_hold():
 @given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_formatting_round_trips_every_millicredit_amount(milli):
     assert credits(format_credits(milli)) == milli
+
+
+def _format_by_decimal(milli: int, signed: bool, places: int) -> str:
+    """The reference: credits as Decimal, quantized half up (the definition format_credits must match)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    value = (Decimal(milli) / 1000).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{abs(value):,f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    if value < 0:
+        return f"-{text}"
+    return f"+{text}" if signed and value > 0 else text
+
+
+@given(
+    st.integers(min_value=-(10**15), max_value=10**15),
+    st.booleans(),
+    st.integers(min_value=0, max_value=3),
+)
+def test_format_credits_agrees_with_decimal_rounding(milli, signed, places):
+    assert format_credits(milli, signed=signed, places=places) == _format_by_decimal(milli, signed, places)

@@ -299,14 +299,15 @@ def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(clie
         return captured.captured_queries
 
     charge_batch(workspace=team["ws"], events=[{"action": "gmail-send", "idempotency_key": f"a{i}"} for i in range(5)])
+    queries()  # the process's first view reads the plans and packs on offer with the catalog snapshot
     small = queries()
     charge_batch(
         workspace=team["ws"],
         events=[{"action": a, "idempotency_key": f"b{i}"} for i, a in enumerate(["gmail-send", "social-publish"] * 20)],
     )
     large = queries()
-    # Session, user, memberships (with workspace, plan and wallet), a ledger page, usage with the caps, offers.
-    assert len(large) == len(small) <= 6
+    # Session, user, memberships (with workspace, plan and wallet), a ledger page, usage with the caps.
+    assert len(large) == len(small) <= 5
     ledger_reads = [q["sql"] for q in large if "billing_ledgerentry" in q["sql"]]
     assert all("LIMIT" in sql for sql in ledger_reads), ledger_reads  # a page, never the whole ledger
     assert not any("SUM(" in sql.upper() and "billing_ledgerentry" in sql for sql in ledger_reads)
@@ -513,6 +514,25 @@ def test_the_offers_read_matches_the_catalog_models(db):
         (o.pack.key, o.pack.amount, o.pack.price_cents, o.discount_percent) for o in pack_offers()
     ]
     assert found.packs[0].pack.key == "tiny" and "1m" not in [o.pack.key for o in found.packs]
+
+
+def test_the_offers_are_read_once_per_catalog_snapshot_and_follow_a_reload(db, monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing import catalog as catalog_module
+    from billing.models import TopUpPack
+    from billing.selectors import offers
+
+    first = offers()
+    with CaptureQueriesContext(connection) as captured:
+        assert offers() is first  # the same snapshot: no query
+    assert captured.captured_queries == []
+    TopUpPack.objects.filter(key="50k").update(price_cents=1_234)
+    assert offers() is first  # until the catalog is reloaded, the page shows what it has
+    # A reload (the TTL passing, or catalog_invalidate() in the process that made the change).
+    monkeypatch.setattr(catalog_module, "TTL_SECONDS", -1.0)
+    assert [o.pack.price_cents for o in offers().packs if o.pack.key == "50k"] == [1_234]
 
 
 def test_a_purchase_row_links_its_receipt_and_nothing_else_becomes_a_link(client, team):
