@@ -7,6 +7,8 @@ from billing.webhooks import stripe_webhook
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
+    path("api/v1/", include("api.urls")),
+    path("settings/api-keys/", include("api.settings_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", RedirectView.as_view(pattern_name="billing:settings_billing", permanent=False)),
     path("", include("billing.urls")),

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     # Local
     "billing",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -103,6 +104,17 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- HTTP API (/api/v1/) ---------------------------------------------------------------------------
+# A fixed-window rate limit per credential (0 turns it off), shared through Redis when a URL is
+# set (by default REDIS_URL), else counted per process. Bodies are refused (413) above these sizes,
+# from Content-Length, before they are read; a batch of 1,000 events with metadata fits in 5 MiB.
+
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 6_000)
+API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60)
+API_RATE_LIMIT_REDIS_URL = env_str("API_RATE_LIMIT_REDIS_URL", REDIS_URL or "")
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024)
+API_MAX_BATCH_BODY_BYTES = env_int("API_MAX_BATCH_BODY_BYTES", 5 * 1024 * 1024)
 
 # --- Payments (Stripe) --------------------------------------------------------------------------
 # With no key, buying is off (the pages say so) and nothing else changes. STRIPE_API_BASE points

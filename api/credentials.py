@@ -1,0 +1,191 @@
+"""Every write to API credentials, and the check every API request starts with.
+
+Tokens are ``sgs_…`` (service tokens) or ``sgk_…`` (workspace API keys) followed by 43
+url-safe random characters (256 bits). The first 12 characters are the public prefix:
+shown in lists, unique, and the index the check looks the credential up by; the rest is
+compared as a SHA-256 digest in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from api.models import ApiKey, ByokKeyRead, ServiceToken
+from billing.errors import InvalidRequest
+from billing.models import Workspace
+from billing.services import activity_record, byok_key
+
+logger = logging.getLogger("billing.api")
+
+SERVICE_TOKEN_KIND = "sgs"
+API_KEY_KIND = "sgk"
+PREFIX_LENGTH = 12  # "sgk_" and 8 random characters: 48 bits, unique by constraint
+TOKEN_LENGTH = 4 + 43
+LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per credential
+MAX_NAME_LENGTH = 120
+# Not in billing.models.Activity.Verb yet (a billing migration); shown as written until they are.
+VERB_API_KEY_CREATED = "api_key_created"
+VERB_API_KEY_REVOKED = "api_key_revoked"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token(kind: str) -> str:
+    return f"{kind}_{secrets.token_urlsafe(32)}"
+
+
+def _name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"Give it a name of 1–{MAX_NAME_LENGTH} characters.", field="name")
+    return name
+
+
+def _create(model: type[ServiceToken] | type[ApiKey], kind: str, **fields) -> tuple:
+    for _ in range(5):  # a prefix collision (48 random bits) is next to impossible; try again if it happens
+        token = _new_token(kind)
+        try:
+            with transaction.atomic():
+                credential = model.objects.create(prefix=token[:PREFIX_LENGTH], secret_hash=_digest(token), **fields)
+        except IntegrityError:
+            continue
+        return credential, token
+    raise RuntimeError("could not find a free credential prefix")
+
+
+@transaction.atomic
+def service_token_create(*, name: str, created_by: AbstractBaseUser | None) -> tuple[ServiceToken, str]:
+    """A new service token and its secret, which is shown once and never stored."""
+    token, secret = _create(ServiceToken, SERVICE_TOKEN_KIND, name=_name(name), created_by=created_by)
+    logger.info("service token created prefix=%s by=%s", token.prefix, getattr(created_by, "pk", None))
+    return token, secret
+
+
+def service_token_revoke(*, token: ServiceToken, actor: AbstractBaseUser | None) -> ServiceToken:
+    """Stop the token at once (every request checks it afresh)."""
+    now = timezone.now()
+    ServiceToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=actor)
+    token.refresh_from_db(fields=["revoked_at", "revoked_by"])
+    logger.info("service token revoked prefix=%s by=%s", token.prefix, getattr(actor, "pk", None))
+    return token
+
+
+@transaction.atomic
+def api_key_create(*, workspace: Workspace, name: str, actor: AbstractBaseUser | None) -> tuple[ApiKey, str]:
+    """A new key for the workspace's own tools and its secret, which is shown once and never stored."""
+    key, secret = _create(ApiKey, API_KEY_KIND, workspace=workspace, name=_name(name), created_by=actor)
+    activity_record(workspace=workspace, actor=actor, verb=VERB_API_KEY_CREATED, detail=f"{key.name} ({key.prefix}…)")
+    logger.info("api key created workspace=%s prefix=%s", workspace.pk, key.prefix)
+    return key, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey:
+    """Stop the key at once; revoking it twice changes nothing."""
+    changed = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=actor
+    )
+    api_key.refresh_from_db(fields=["revoked_at", "revoked_by"])
+    if changed:
+        activity_record(
+            workspace=api_key.workspace,
+            actor=actor,
+            verb=VERB_API_KEY_REVOKED,
+            detail=f"{api_key.name} ({api_key.prefix}…)",
+        )
+        logger.info("api key revoked workspace=%s prefix=%s", api_key.workspace_id, api_key.prefix)
+    return api_key
+
+
+# --- The check every request makes ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a service token or a workspace's API key, and the workspace it acts on."""
+
+    kind: str  # SERVICE_TOKEN_KIND or API_KEY_KIND
+    credential_id: int
+    prefix: str
+    workspace_id: int | None  # None: a service token that named no workspace
+    workspace_found: bool  # False: the named workspace does not exist, or is not this key's
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind == SERVICE_TOKEN_KIND
+
+    @property
+    def rate_key(self) -> str:
+        return f"{self.kind}:{self.credential_id}"
+
+
+# One round trip each, written once: the credential by its prefix and, for a service token,
+# whether the workspace it names exists (so resolving it costs no query of its own).
+_SERVICE_SQL = (
+    f"SELECT t.id, t.secret_hash, t.revoked_at IS NULL, t.last_used_at,"
+    f" EXISTS (SELECT 1 FROM {Workspace._meta.db_table} w WHERE w.id = %s)"
+    f" FROM {ServiceToken._meta.db_table} t WHERE t.prefix = %s"
+)
+_KEY_SQL = (
+    f"SELECT k.id, k.secret_hash, k.revoked_at IS NULL, k.last_used_at, k.workspace_id"
+    f" FROM {ApiKey._meta.db_table} k WHERE k.prefix = %s"
+)
+_TOUCH_SQL = "UPDATE {table} SET last_used_at = %s WHERE id = %s AND (last_used_at IS NULL OR last_used_at < %s)"
+
+
+def credential_authenticate(token: str, *, workspace_id: int | None, now: datetime | None = None) -> Caller | None:
+    """The caller a bearer token stands for, or None (unknown, malformed or revoked: all alike).
+
+    ``workspace_id`` is the workspace the request names, if any. A service token acts on it
+    when it exists; an API key acts on its own workspace and on no other (naming another,
+    existing or not, reads the same as naming one that does not exist).
+    """
+    if len(token) != TOKEN_LENGTH or token[3:4] != "_":
+        return None
+    kind, prefix = token[:3], token[:PREFIX_LENGTH]
+    with connection.cursor() as cursor:
+        if kind == SERVICE_TOKEN_KIND:
+            # bigint range: a larger id names no workspace (and would not bind).
+            probe = workspace_id if workspace_id is not None and workspace_id < 2**63 else 0
+            cursor.execute(_SERVICE_SQL, [probe, prefix])
+        elif kind == API_KEY_KIND:
+            cursor.execute(_KEY_SQL, [prefix])
+        else:
+            return None
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    credential_id, secret_hash, active, last_used_at, extra = row
+    if not hmac.compare_digest(secret_hash, _digest(token)) or not active:
+        return None
+    now = now or timezone.now()
+    if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
+        table = (ServiceToken if kind == SERVICE_TOKEN_KIND else ApiKey)._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(_TOUCH_SQL.format(table=table), [now, credential_id, now - LAST_USED_EVERY])
+    if kind == SERVICE_TOKEN_KIND:
+        return Caller(kind, credential_id, prefix, workspace_id, workspace_found=workspace_id is not None and extra)
+    own = extra
+    return Caller(kind, credential_id, prefix, own, workspace_found=workspace_id is None or workspace_id == own)
+
+
+def byok_key_read(*, caller: Caller, workspace: Workspace) -> str:
+    """The workspace's decrypted Anthropic key for a service token, each read recorded ("" when none is set)."""
+    if not caller.is_service:
+        raise PermissionError("only service tokens read BYOK keys")
+    ByokKeyRead.objects.create(
+        workspace=workspace, service_token_id=caller.credential_id, key_hint=workspace.byok_key_hint
+    )
+    logger.info("byok key read over the API workspace=%s token=%s", workspace.pk, caller.prefix)
+    return byok_key(workspace=workspace)

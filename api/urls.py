@@ -1,0 +1,20 @@
+"""/api/v1/: one route per operation (the holds endpoints join here, from their own module)."""
+
+from django.urls import path
+
+from api import docs, views
+
+app_name = "api"
+
+urlpatterns = [
+    path("openapi.json", docs.openapi_json, name="openapi"),
+    path("docs", docs.docs, name="docs"),
+    path("charges", views.charges, name="charges"),
+    path("charges/batch", views.charges_batch, name="charges_batch"),
+    path("balance", views.balance, name="balance"),
+    path("transactions", views.transactions, name="transactions"),
+    path("catalog", views.catalog, name="catalog"),
+    path("replies", views.replies, name="replies"),
+    path("replies/resume", views.replies_resume, name="replies_resume"),
+    path("byok-key", views.byok_key, name="byok_key"),
+]
