@@ -73,3 +73,31 @@ class MonthlyBudgetReached(BillingError):
     def __init__(self, message: str, *, resets_at: datetime, **details: Any) -> None:
         super().__init__(message, resets_at=resets_at.isoformat(), limit="monthly_budget", **details)
         self.resets_at = resets_at
+
+
+class HoldNotFound(BillingError):
+    """No hold with that id in this workspace (a hold of another workspace is not found either)."""
+
+    code = "hold_not_found"
+    http_status = 404
+
+
+class HoldSettled(BillingError):
+    """The hold was already settled: it cannot be released, or settled again with different usage."""
+
+    code = "hold_settled"
+    http_status = 409
+
+
+class HoldReleased(BillingError):
+    """The hold was released: there is nothing left to settle against."""
+
+    code = "hold_released"
+    http_status = 409
+
+
+class TooManyHolds(BillingError):
+    """The workspace already has as many active holds as it may (settle or release some first)."""
+
+    code = "too_many_holds"
+    http_status = 409

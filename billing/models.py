@@ -12,12 +12,13 @@ unique keys, an append-only ledger) it does, as constraints and a trigger.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from billing.credits import MILLICREDITS_PER_CREDIT, format_credits
@@ -275,6 +276,11 @@ class Wallet(models.Model):
     # Purchases paid by a delayed method (bank debit) still clearing: the balance region says
     # "payment processing" from this, with no query of its own on every poll.
     payments_processing = models.PositiveSmallIntegerField(default=0)
+    # The holds not yet settled or released, {hold id: [millicredits, expiry in epoch µs]}: on the
+    # locked row, like day_spend, so the charging statement subtracts what they reserve from the
+    # balance it checks and concurrent holds and charges cannot overcommit it. Expired ones count
+    # for nothing (lazy expiry: no job) and are pruned by the next hold placed. See services/holds.py.
+    holds = models.JSONField(default=dict, db_default=Value({}, models.JSONField()), blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -293,6 +299,19 @@ class Wallet(models.Model):
     @property
     def total(self) -> int:
         return self.plan_balance + self.topup_balance
+
+    def reserved_at(self, now: datetime) -> int:
+        """What the holds in ``holds`` reserve at ``now``: the unexpired ones' millicredits."""
+        now_us = epoch_us(now)
+        return sum(amount for amount, expires_us in self.holds.values() if expires_us > now_us)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(at: datetime) -> int:
+    """``at`` in whole microseconds since 1970, exactly: a hold's expiry in the wallet's map."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
 
 
 class LedgerEntry(models.Model):
@@ -403,6 +422,55 @@ class LedgerEntry(models.Model):
     @property
     def debited(self) -> int:
         return -self.amount if self.amount < 0 else 0
+
+
+class Hold(models.Model):
+    """Credits reserved for a long run before it starts, settled by its actual usage or released.
+
+    A hold moves no credits and writes no ledger entry: it lowers what is *available* to other
+    charges and holds (``available = plan + top-up − active holds``) until it is settled (one
+    usage entry, ``settled_entry``), released, or it expires. This row is the record; the
+    wallet's ``holds`` map is the copy the charging statement reads under the wallet's lock.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SETTLED = "settled", "Settled"
+        RELEASED = "released", "Released"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+", db_index=False)
+    amount = CreditsField(help_text="Millicredits reserved.")
+    idempotency_key = models.CharField(max_length=200)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    specialist = models.ForeignKey(
+        Specialist, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(help_text="After this the hold reserves nothing (it may still be settled).")
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="When it was settled or released.")
+    settled_entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "idempotency_key"], name="hold_unique_key_per_workspace"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="hold_amount_positive"),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("created_at")), name="hold_expires_after_created"),
+            models.CheckConstraint(
+                condition=Q(status="settled", settled_entry__isnull=False, closed_at__isnull=False)
+                | Q(status="released", settled_entry__isnull=True, closed_at__isnull=False)
+                | Q(status="active", settled_entry__isnull=True, closed_at__isnull=True),
+                name="hold_status_consistent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold #{self.pk} {format_credits(self.amount)} credits ({self.status})"
+
+    def is_expired(self, now) -> bool:
+        return self.status == self.Status.ACTIVE and now >= self.expires_at
 
 
 # --- What charging keeps beside the ledger ----------------------------------------------------

@@ -13,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 
 from billing.catalog import Catalog, catalog, specialist_known
 from billing.models import (
@@ -381,10 +382,16 @@ class BalanceSummary:
     period_start: datetime
     period_end: datetime
     revision: int
+    reserved: int = 0  # by active holds (running jobs): counted against what charges may use
 
     @property
     def total(self) -> int:
         return self.plan_balance + self.topup_balance
+
+    @property
+    def available(self) -> int:
+        """What a charge or a new hold may use now: the total less what holds reserve."""
+        return max(self.total - self.reserved, 0)
 
     @property
     def used(self) -> int:
@@ -418,6 +425,7 @@ def balance_of(wallet: Wallet) -> BalanceSummary:
         period_start=wallet.period_start,
         period_end=wallet.period_end,
         revision=wallet.revision,
+        reserved=wallet.reserved_at(timezone.now()) if wallet.holds else 0,
     )
 
 

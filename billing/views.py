@@ -194,6 +194,7 @@ class BalanceCard(TypedDict):
     renews_iso: SafeString
     renews: SafeString  # "Dec 5, 2026" on the reader's calendar
     level: SafeString  # "ok", "low" or "empty"
+    reserved: SafeString  # by running jobs' holds; "" when none
 
 
 def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard:
@@ -211,6 +212,7 @@ def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard
         renews_iso=SafeString(renews.isoformat()),
         renews=escape(_day(renews, year=True)),
         level=SafeString(balance.level),
+        reserved=_credits(balance.reserved) if balance.reserved else SafeString(""),
     )
 
 
@@ -402,7 +404,10 @@ def money_notices(workspace: Workspace, wallet, zone: tzinfo) -> dict:
 
 
 def _balance_etag(request: HttpRequest) -> str:
-    return f'"balance-{request.workspace.pk}-{request.workspace.wallet.revision}"'
+    wallet = request.workspace.wallet
+    # A hold expiring changes what is reserved without a new revision: then the figure tells.
+    held = f"-{wallet.reserved_at(timezone.now())}" if wallet.holds else ""
+    return f'"balance-{request.workspace.pk}-{wallet.revision}{held}"'
 
 
 @require_GET

@@ -23,6 +23,7 @@ from billing.services.auto_topup import auto_topup_set
 from billing.services.byok import byok_key, byok_remove, byok_set
 from billing.services.caps import budget_set, cap_set
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
+from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
 from billing.services.leads import record_reply, resume_lead
 from billing.services.payments import (
     checkout_fulfil,
@@ -38,6 +39,7 @@ from billing.services.workspaces import workspace_create
 __all__ = [
     "BillingError",
     "DailyCapReached",
+    "HoldSettlement",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidRequest",
@@ -60,6 +62,9 @@ __all__ = [
     "checkouts_reconcile",
     "entry_post",
     "entry_replay",
+    "hold_place",
+    "hold_release",
+    "hold_settle",
     "invitation_accept",
     "invitation_create",
     "invitation_lookup",

@@ -6,9 +6,9 @@ The hot path is **one SQL statement, one round trip** (DESIGN.md §4). The state
 2. finds entries already written under the idempotency key(s): a replay returns them;
 3. takes the wallet's row lock (``SELECT … FOR UPDATE``, which hands back the newest committed
    balances even after waiting for another charge) and, on those fresh values, checks the
-   balance, the specialist's daily cap (today's spend lives on the wallet row for exactly
-   this reason: the statement's other reads use the snapshot it started with), paused leads
-   and the workspace being open;
+   balance less what active holds reserve, the specialist's daily cap (today's spend and the
+   holds live on the wallet row for exactly this reason: the statement's other reads use the
+   snapshot it started with), paused leads and the workspace being open;
 4. only if every check passes: debits the wallet (plan bucket first, then top-ups), writes
    one ledger entry per event with its share of each bucket and the balances after it, and
    adds the event(s) to the day's usage counters;
@@ -91,6 +91,17 @@ def _workspace_id(workspace: Workspace | int) -> int:
     raise InvalidRequest("workspace must be a Workspace or a workspace id.", field="workspace")
 
 
+def key_checked(idempotency_key: object, *, field: str = "idempotency_key") -> str:
+    """An idempotency key, refused unless it is 1–200 printable characters without spaces."""
+    if not isinstance(idempotency_key, str) or not idempotency_key:
+        raise InvalidRequest("idempotency_key must be a non-empty string.", field=field)
+    if len(idempotency_key) > MAX_KEY_LENGTH or not _KEY_PATTERN.match(idempotency_key):
+        raise InvalidRequest(
+            f"idempotency_key must be 1–{MAX_KEY_LENGTH} printable characters without spaces.", field=field
+        )
+    return idempotency_key
+
+
 def usage_event(
     *,
     action: str,
@@ -102,13 +113,7 @@ def usage_event(
     prefix: str = "",
 ) -> UsageEvent:
     """Validate one event's fields; ``prefix`` names its place in a batch in error messages."""
-    if not isinstance(idempotency_key, str) or not idempotency_key:
-        raise InvalidRequest("idempotency_key must be a non-empty string.", field=f"{prefix}idempotency_key")
-    if len(idempotency_key) > MAX_KEY_LENGTH or not _KEY_PATTERN.match(idempotency_key):
-        raise InvalidRequest(
-            f"idempotency_key must be 1–{MAX_KEY_LENGTH} printable characters without spaces.",
-            field=f"{prefix}idempotency_key",
-        )
+    key_checked(idempotency_key, field=f"{prefix}idempotency_key")
     if not isinstance(action, str) or not action:
         raise InvalidRequest(
             "action must be the key of a catalog action, e.g. 'claude-haiku'.", field=f"{prefix}action"
@@ -135,21 +140,25 @@ def usage_event(
         lead = ""
     if not isinstance(lead, str) or len(lead) > MAX_LEAD_LENGTH:
         raise InvalidRequest(f"lead must be a string of at most {MAX_LEAD_LENGTH} characters.", field=f"{prefix}lead")
+    checked = metadata_checked(metadata, field=f"{prefix}metadata")
+    return UsageEvent(idempotency_key, found, quantity, who, lead, checked)
+
+
+def metadata_checked(metadata: Mapping[str, Any] | None, *, field: str = "metadata") -> dict[str, Any]:
+    """A caller's metadata as a dict, refused unless it is a small JSON object."""
     if metadata is None:
-        metadata = {}
+        return {}
     if not isinstance(metadata, Mapping):
-        raise InvalidRequest("metadata must be an object.", field=f"{prefix}metadata")
+        raise InvalidRequest("metadata must be an object.", field=field)
     try:
         encoded = json.dumps(dict(metadata), allow_nan=False)
     except (TypeError, ValueError):
         raise InvalidRequest(
-            "metadata must be JSON: strings, numbers, booleans, lists and objects.", field=f"{prefix}metadata"
+            "metadata must be JSON: strings, numbers, booleans, lists and objects.", field=field
         ) from None
     if len(encoded.encode()) > MAX_METADATA_BYTES:
-        raise InvalidRequest(
-            f"metadata must be at most {MAX_METADATA_BYTES:,} bytes of JSON.", field=f"{prefix}metadata"
-        )
-    return UsageEvent(idempotency_key, found, quantity, who, lead, dict(metadata))
+        raise InvalidRequest(f"metadata must be at most {MAX_METADATA_BYTES:,} bytes of JSON.", field=field)
+    return dict(metadata)
 
 
 # --- The statement --------------------------------------------------------------------------
@@ -159,6 +168,16 @@ _ENTRY_COLUMNS = ", ".join(f.column for f in _ENTRY_FIELDS)
 _ENTRY_ATTNAMES = [f.attname for f in _ENTRY_FIELDS]
 _NO_ENTRY = ", ".join("NULL" for _ in _ENTRY_FIELDS)
 _KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source, entry columns…, verdict
+
+# What the wallet's active holds reserve, from the LOCKED row's map {id: [millicredits, expiry µs]}:
+# the holds placed or settled while this statement waited for the lock are in it. Expired holds
+# count for nothing (lazy expiry). The map is nearly always empty, and a CASE evaluates its
+# subquery only when it is not, so a charge without holds pays for one comparison.
+# ``exclude`` names the hold a settling charge consumes ('' for none).
+_HELD = """CASE WHEN w.holds = '{{}}'::jsonb THEN 0::bigint ELSE coalesce((
+               SELECT sum((h.value ->> 0)::bigint) FROM jsonb_each(w.holds) h
+               WHERE (h.value ->> 1)::bigint > (extract(epoch FROM %(now)s::timestamptz) * 1000000)::bigint
+                 AND h.key <> {exclude}), 0)::bigint END"""
 
 # The single-event statement: the same rules as the batch one below, with scalar parameters
 # and no set machinery, which halves its server time (a charge is usually one event). The
@@ -185,6 +204,7 @@ locked AS (            -- the row lock; FOR UPDATE hands back the newest committ
     SELECT w.plan_balance, w.topup_balance, w.revision, w.period_spend, w.period_start, w.period_end, ask.*,
            CASE WHEN w.day = ask.today THEN coalesce((w.day_spend ->> %(specialist)s)::bigint, 0) ELSE 0 END AS spent,
            CASE WHEN w.day = ask.today THEN w.day_spend ELSE '{{}}'::jsonb END AS day_spend,
+           {_HELD.format(exclude="%(hold)s::text")} AS held,
            (SELECT c.daily_cap FROM billing_specialistcap c
             WHERE c.workspace_id = %(ws)s AND c.specialist_id = %(specialist)s) AS daily_cap,
            %(lead)s <> '' AND EXISTS (SELECT 1 FROM billing_leadstate s
@@ -200,11 +220,12 @@ debit AS (
         day = l.today,
         day_spend = l.day_spend || jsonb_build_object(%(specialist)s::text, l.spent + l.amount),
         period_spend = l.period_spend + l.amount,
+        holds = CASE WHEN %(hold)s::text = '' THEN w.holds ELSE w.holds - %(hold)s::text END,  -- settled: consumed
         revision = l.revision + 1,
         updated_at = %(now)s
     FROM locked l
     WHERE w.workspace_id = %(ws)s AND l.is_open AND l.catalog_ok AND NOT l.paused
-      AND l.plan_balance + l.topup_balance >= l.amount
+      AND (l.amount = 0 OR l.plan_balance + l.topup_balance - l.held >= l.amount)
       AND (l.daily_cap IS NULL OR l.spent + l.amount <= l.daily_cap)
       AND (l.budget IS NULL OR l.period_spend + l.amount <= l.budget)
     RETURNING l.*, least(l.plan_balance, l.amount) AS from_plan
@@ -271,7 +292,7 @@ totals AS (SELECT count(*) AS events, coalesce(sum(amount), 0)::bigint AS amount
 spend AS (SELECT specialist, sum(amount)::bigint AS amount FROM fresh GROUP BY specialist),
 locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
     SELECT w.plan_balance, w.topup_balance, w.day, w.day_spend, w.revision, w.period_spend, w.period_start,
-           w.period_end
+           w.period_end, {_HELD.format(exclude="''")} AS held
     FROM billing_wallet w
     WHERE w.workspace_id = %(ws)s AND (SELECT events FROM totals) > 0
     FOR UPDATE
@@ -289,7 +310,7 @@ paused AS (
 ),
 verdict AS (           -- every check, on the locked (fresh) balances
     SELECT l.*, t.amount AS total,
-           l.plan_balance + l.topup_balance >= t.amount AS enough,
+           t.amount = 0 OR l.plan_balance + l.topup_balance - l.held >= t.amount AS enough,
            NOT EXISTS (SELECT 1 FROM today_spend x
                        WHERE x.daily_cap IS NOT NULL AND x.spent + x.amount > x.daily_cap) AS within_caps,
            NOT EXISTS (SELECT 1 FROM paused) AS leads_open,
@@ -359,7 +380,7 @@ SELECT 'verdict', {_NO_ENTRY}, jsonb_build_object(
     'byok', ws.byok,
     'events', (SELECT events FROM totals), 'total', (SELECT amount FROM totals),
     'charged', EXISTS (SELECT 1 FROM debit), 'locked', v.revision IS NOT NULL,
-    'available', v.plan_balance + v.topup_balance,
+    'available', v.plan_balance + v.topup_balance - v.held, 'held', v.held,
     'enough', v.enough, 'within_caps', v.within_caps, 'leads_open', v.leads_open,
     'within_budget', v.within_budget, 'budget', v.budget, 'period_spend', v.period_spend,
     'period_start', v.period_start, 'period_end', v.period_end,
@@ -421,7 +442,8 @@ def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
     raise RuntimeError(f"charge for workspace {workspace_id} kept colliding with concurrent retries")
 
 
-def _charge_one(workspace_id: int, event: UsageEvent, now: datetime) -> LedgerEntry:
+def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: str = "") -> LedgerEntry:
+    """Charge one event; ``hold`` (an id) is the hold this charge settles: not counted, and consumed."""
     params = {
         "ws": workspace_id,
         "now": now,
@@ -431,6 +453,7 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime) -> LedgerEn
         "quantity": event.quantity,
         "lead": event.lead,
         "metadata": json.dumps(event.metadata),
+        "hold": hold,
     }
     rows = _run(workspace_id, SINGLE_SQL, params)
     if not rows:  # no workspace, or an action deleted from the catalog
@@ -450,7 +473,7 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime) -> LedgerEn
         return entry
     # Refused: restate the locked row's figures as the batch statement's verdict.
     figures = json.loads(figures) if isinstance(figures, str) else figures
-    available = figures["plan_balance"] + figures["topup_balance"]
+    available = figures["plan_balance"] + figures["topup_balance"] - figures["held"]
     cap = figures["daily_cap"]
     over_cap = cap is not None and figures["spent"] + figures["amount"] > cap
     verdict = {
@@ -464,7 +487,8 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime) -> LedgerEn
         "over_cap": [
             {"specialist": event.specialist, "cap": cap, "spent": figures["spent"], "amount": figures["amount"]}
         ],
-        "enough": available >= figures["amount"],
+        "enough": figures["amount"] == 0 or available >= figures["amount"],
+        "held": figures["held"],
         "within_budget": figures["budget"] is None or figures["period_spend"] + figures["amount"] <= figures["budget"],
         "budget": figures["budget"],
         "period_spend": figures["period_spend"],
@@ -569,11 +593,16 @@ def _refuse(workspace_id: int, events: Sequence[UsageEvent], verdict: dict[str, 
         refused = list(events)
         _budget_reached(workspace_id, verdict)
     elif not verdict["enough"]:
+        held = verdict.get("held") or 0
+        # Only a workspace with holds hears about them (and its API body carries "reserved").
+        reserved = {"reserved": held} if held else {}
         error = InsufficientCredits(
             f"Not enough credits: this needs {format_credits(verdict['total'])} and "
-            f"{format_credits(verdict['available'])} are left.",
+            f"{format_credits(max(verdict['available'], 0))} are left"
+            + (f" ({format_credits(held)} more are reserved by holds)." if held else "."),
             required=verdict["total"],
             available=verdict["available"],
+            **reserved,
         )
         refused = list(events)
     else:  # every check passed yet nothing was written: only a broken invariant gets here
@@ -726,3 +755,25 @@ def charge_batch(*, workspace: Workspace | int, events: Sequence[Mapping[str, An
                 raise InvalidRequest(f"{required} is required.", field=prefix + required)
         validated.append(usage_event(**raw, prefix=prefix))
     return usage_record(workspace=workspace, events=validated, now=timezone.now())
+
+
+def usage_settle_hold(*, workspace_id: int, hold_id: int, event: UsageEvent, now: datetime) -> LedgerEntry:
+    """Charge the usage that settles hold ``hold_id``, in the one charging statement.
+
+    The hold's own reservation is left out of what the statement sets aside for holds (it is
+    what pays for this), and the statement drops the hold from the wallet's map as it debits,
+    so the credits are consumed and the rest of the reservation freed at once. Only
+    ``billing.services.holds`` calls this, with the hold row locked.
+    """
+    entry = _charge_one(workspace_id, event, now, hold=str(hold_id))
+    logger.info(
+        "charge workspace=%s action=%s key=%s debited=%s entry=%s settles hold=%s%s",
+        workspace_id,
+        event.action.key,
+        entry.idempotency_key,
+        -entry.amount,
+        entry.pk,
+        hold_id,
+        " (replay)" if entry.replayed else "",
+    )
+    return entry
