@@ -19,9 +19,11 @@ from billing.services.accounts import (
     invitation_revoke,
     membership_remove,
 )
+from billing.services.adjustments import credits_adjust, credits_adjust_preview
 from billing.services.auto_topup import auto_topup_set
 from billing.services.byok import byok_key, byok_remove, byok_set
 from billing.services.caps import budget_set, cap_set
+from billing.services.catalog import action_update, catalog_changes_check, pack_update, plan_update
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
 from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
 from billing.services.leads import record_reply, resume_lead
@@ -48,6 +50,7 @@ __all__ = [
     "UnknownAction",
     "UsageEvent",
     "account_signup",
+    "action_update",
     "activity_record",
     "auto_topup_set",
     "budget_set",
@@ -55,11 +58,14 @@ __all__ = [
     "byok_remove",
     "byok_set",
     "cap_set",
+    "catalog_changes_check",
     "charge",
     "charge_batch",
     "checkout_fulfil",
     "checkout_return",
     "checkouts_reconcile",
+    "credits_adjust",
+    "credits_adjust_preview",
     "entry_post",
     "entry_replay",
     "hold_place",
@@ -70,7 +76,9 @@ __all__ = [
     "invitation_lookup",
     "invitation_revoke",
     "membership_remove",
+    "pack_update",
     "plan_checkout_start",
+    "plan_update",
     "portal_start",
     "record_reply",
     "resume_lead",

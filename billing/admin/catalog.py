@@ -1,0 +1,156 @@
+"""The catalog in the admin: plans, packs and actions edited through services, each change recorded.
+
+Saving a plan, pack or action never calls ``save()`` on the row: the changed fields go to
+``plan_update`` / ``pack_update`` / ``action_update``, which check the catalog's rules, lock
+the row, apply the change and record who changed what (old → new) in ``CatalogChange``, shown
+on the row's own page and in its own read-only list. Nothing is added or deleted here:
+retire a plan, pack or action by unticking "is active", so history keeps its rows.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+
+from billing.admin.forms import CatalogForm
+from billing.admin.paging import ReadOnlyAdmin
+from billing.admin.selectors import catalog_history
+from billing.credits import format_cents, format_credits
+from billing.models import Action, CatalogChange, Plan, Specialist, TopUpPack
+from billing.services import action_update, pack_update, plan_update
+from billing.services.catalog import EDITABLE
+
+Subject = CatalogChange.Subject
+
+
+class CatalogAdmin(admin.ModelAdmin):
+    """Shared by the three catalog admins: no add or delete, saves through the subject's service."""
+
+    subject: str = ""
+    history_limit = 50
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE[self.subject]}
+        if changes:
+            self.update(request, obj, changes)
+
+    def update(self, request, obj, changes) -> None:
+        raise NotImplementedError
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing related is edited here; the service wrote everything."""
+
+    @admin.display(description="changes (newest first)")
+    def history(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        changes = catalog_history(subject=self.subject, subject_id=obj.pk, limit=self.history_limit)
+        if not changes:
+            return "No changes recorded since the catalog was loaded."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td></tr>",
+            (
+                (
+                    f"{c.changed_at:%Y-%m-%d %H:%M:%S} UTC",
+                    c.changed_by.get_username(),
+                    c.field,
+                    c.old_value,
+                    c.new_value,
+                )
+                for c in changes
+            ),
+        )
+        return format_html("<table><tr><th>when</th><th>who</th><th>field</th><th>old → new</th></tr>{}</table>", rows)
+
+
+class PlanForm(CatalogForm):
+    subject = Subject.PLAN
+
+
+class PackForm(CatalogForm):
+    subject = Subject.PACK
+
+
+class ActionForm(CatalogForm):
+    subject = Subject.ACTION
+
+
+@admin.register(Plan)
+class PlanAdmin(CatalogAdmin):
+    subject = Subject.PLAN
+    form = PlanForm
+    list_display = ["name", "key", "price", "allowance_credits", "per_seat", "sort_order", "is_active"]
+    fields = ["key", "per_seat", *EDITABLE[Subject.PLAN], "history"]
+    readonly_fields = ["key", "per_seat", "history"]
+
+    def update(self, request, obj, changes) -> None:
+        plan_update(plan_id=obj.pk, actor=request.user, changes=changes)
+
+    @admin.display(description="Monthly price")
+    def price(self, plan: Plan) -> str:
+        return format_cents(plan.price_cents) + (" per seat" if plan.per_seat else "")
+
+    @admin.display(description="Monthly credits")
+    def allowance_credits(self, plan: Plan) -> str:
+        return format_credits(plan.allowance) + (" per seat" if plan.per_seat else "")
+
+
+@admin.register(TopUpPack)
+class TopUpPackAdmin(CatalogAdmin):
+    subject = Subject.PACK
+    form = PackForm
+    list_display = ["key", "credits", "price", "sort_order", "is_active"]
+    fields = ["key", *EDITABLE[Subject.PACK], "history"]
+    readonly_fields = ["key", "history"]
+
+    def update(self, request, obj, changes) -> None:
+        pack_update(pack_id=obj.pk, actor=request.user, changes=changes)
+
+    @admin.display(description="Credits")
+    def credits(self, pack: TopUpPack) -> str:
+        return format_credits(pack.amount)
+
+    @admin.display(description="Price")
+    def price(self, pack: TopUpPack) -> str:
+        return format_cents(pack.price_cents)
+
+
+@admin.register(Action)
+class ActionAdmin(CatalogAdmin):
+    subject = Subject.ACTION
+    form = ActionForm
+    list_display = ["key", "label", "category", "specialist", "unit", "price", "max_quantity", "is_active"]
+    list_filter = ["category", "specialist", "is_active"]
+    list_select_related = ["specialist"]
+    fields = ["key", "category", "specialist", "unit", *EDITABLE[Subject.ACTION], "history"]
+    readonly_fields = ["key", "category", "specialist", "unit", "history"]
+
+    def update(self, request, obj, changes) -> None:
+        action_update(action_id=obj.pk, actor=request.user, changes=changes)
+
+    @admin.display(description="Price (credits per unit)")
+    def price(self, action: Action) -> str:
+        return f"{format_credits(action.unit_price)} per {action.unit}"
+
+
+@admin.register(Specialist)
+class SpecialistAdmin(ReadOnlyAdmin):
+    list_display = ["label", "key", "sort_order"]
+
+
+@admin.register(CatalogChange)
+class CatalogChangeAdmin(ReadOnlyAdmin):
+    list_display = ["changed_at", "subject", "subject_key", "field", "old_value", "new_value", "changed_by"]
+    list_filter = ["subject", "field"]
+    list_select_related = ["changed_by"]
+    search_fields = ["=subject_key"]
+    search_help_text = "A plan's, pack's or action's exact key."
+    ordering = ["-id"]
+    show_facets = admin.ShowFacets.NEVER

@@ -1,0 +1,62 @@
+"""The admin's forms: they parse what staff type; the services decide and write."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django import forms
+
+from billing.credits import credits
+from billing.errors import InvalidRequest
+from billing.models import LedgerEntry
+from billing.services import catalog_changes_check
+from billing.services.adjustments import MAX_REASON_LENGTH
+
+
+def new_adjustment_token() -> str:
+    """The idempotency key one adjustment form carries from its first step to the confirmation."""
+    return secrets.token_hex(16)
+
+
+class AdjustCreditsForm(forms.Form):
+    amount = forms.CharField(
+        label="Amount (credits)",
+        max_length=32,
+        help_text="Positive adds, negative takes away: 500, -12.5, 1,000. Exact to a thousandth of a credit.",
+    )
+    bucket = forms.ChoiceField(choices=LedgerEntry.Bucket.choices, widget=forms.RadioSelect)
+    reason = forms.CharField(
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Required. Kept on the ledger entry with your name; the customer's support ticket helps.",
+    )
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
+
+    def clean_amount(self) -> int:
+        text = self.cleaned_data["amount"]
+        try:
+            return credits(text)
+        except ValueError:
+            raise forms.ValidationError(
+                f"{text!r} is not an amount of credits: write a number like 500 or -12.5 (at most three decimals)."
+            ) from None
+
+    def add_service_error(self, error: InvalidRequest) -> None:
+        """Show a refusal from the service beside the field it names."""
+        self.add_error(error.field if error.field in self.fields else None, error.message)
+
+
+class CatalogForm(forms.ModelForm):
+    """A plan, pack or action edit, checked against the catalog's rules before the service runs."""
+
+    subject: str = ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned}
+        try:
+            catalog_changes_check(subject=self.subject, row=self.instance, changes=changes)
+        except InvalidRequest as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned

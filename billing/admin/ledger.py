@@ -1,0 +1,257 @@
+"""The ledger in the admin: read-only for everyone, superusers included, and fast at any size.
+
+Every page is one LIMIT query newest first (billing/admin/paging.py: no COUNT), and every
+filter runs down an index or stops early along the primary key:
+- workspace: (workspace, -id), and with dates (workspace, created_at, id);
+- kind: the partial (kind, -id) and (workspace, kind, -id) indexes of the non-usage kinds;
+  usage is most of the table, so its rows are met at once walking the primary key;
+- tool, bucket and "today / past 7 days / this month / this year": the newest rows match, so
+  the walk down the primary key stops after a page;
+- search: the exact idempotency key (one probe per workspace) or Stripe id (external_ref).
+Filter choices come from the catalog table and from code, never from the ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import UTC
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
+from billing.admin.selectors import ledger_search_ids
+from billing.credits import format_credits
+from billing.models import Action, LedgerEntry, Workspace
+
+
+class IdFilter(admin.SimpleListFilter):
+    """Filters on one foreign key by id; a value that is not an id is a bad link, not a crash."""
+
+    field = ""
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"{self.parameter_name} must be an id, not {value!r}")
+        return queryset.filter(**{self.field: int(value)})
+
+
+class WorkspaceFilter(IdFilter):
+    """One workspace's entries; shown once chosen (the workspace's page links here), never listed."""
+
+    title = "workspace"
+    parameter_name = "workspace"
+    field = "workspace_id"
+
+    def lookups(self, request, model_admin):
+        value = self.value()
+        if not (value and value.isdigit()):
+            return []
+        return list(Workspace.objects.filter(pk=int(value)).values_list("pk", "name"))
+
+
+class ToolFilter(IdFilter):
+    """The action charged; its choices are the catalog's rows (a dozen), not the ledger's."""
+
+    title = "tool (action)"
+    parameter_name = "action"
+    field = "action_id"
+
+    def lookups(self, request, model_admin):
+        return list(Action.objects.order_by("sort_order", "key").values_list("pk", "label"))
+
+
+class BucketFilter(admin.SimpleListFilter):
+    """Entries that moved the plan bucket, or the top-up balance."""
+
+    title = "bucket"
+    parameter_name = "bucket"
+
+    def lookups(self, request, model_admin):
+        return LedgerEntry.Bucket.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == LedgerEntry.Bucket.PLAN:
+            return queryset.exclude(plan_delta=0)
+        if value == LedgerEntry.Bucket.TOP_UP:
+            return queryset.exclude(topup_delta=0)
+        if value is not None:
+            raise IncorrectLookupParameters(f"bucket must be plan or top_up, not {value!r}")
+        return queryset
+
+
+def _credits_text(milli: int | None, *, signed: bool = False) -> str:
+    return "" if milli is None else format_credits(milli, signed=signed).replace(",", "")
+
+
+def _csv_safe(text: str) -> str:
+    """Free text a spreadsheet would run as a formula (=, +, -, @) is kept as text."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = [
+    "id", "time (UTC)", "workspace id", "workspace", "kind", "tool", "specialist", "quantity", "unit price (mc)",
+    "plan bucket", "top-up", "plan balance after", "top-up balance after", "byok", "actor", "reason",
+    "idempotency key", "external ref",
+]  # fmt: skip
+_CSV_FIELDS = [
+    "id", "created_at", "workspace_id", "workspace__name", "kind", "action__key", "specialist_id", "quantity",
+    "unit_price", "plan_delta", "topup_delta", "plan_balance_after", "topup_balance_after", "byok", "actor__email",
+    "reason", "idempotency_key", "external_ref",
+]  # fmt: skip
+
+
+def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
+    for (
+        pk,
+        created_at,
+        workspace_id,
+        workspace_name,
+        kind,
+        action_key,
+        specialist,
+        quantity,
+        unit_price,
+        plan_delta,
+        topup_delta,
+        plan_after,
+        topup_after,
+        byok,
+        actor,
+        reason,
+        key,
+        ref,
+    ) in rows:
+        yield [
+            str(pk),
+            created_at.astimezone(UTC).isoformat(timespec="seconds"),
+            str(workspace_id),
+            _csv_safe(workspace_name),
+            kind,
+            action_key or "",
+            specialist or "",
+            "" if quantity is None else str(quantity),
+            "" if unit_price is None else str(unit_price),
+            _credits_text(plan_delta, signed=True),
+            _credits_text(topup_delta, signed=True),
+            _credits_text(plan_after),
+            _credits_text(topup_after),
+            "yes" if byok else "",
+            actor or "",
+            _csv_safe(reason),
+            _csv_safe(key),
+            ref,
+        ]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "workspace_link",
+        "kind",
+        "action",
+        "quantity",
+        "plan_change",
+        "topup_change",
+        "balances_after",
+        "actor",
+        "reason_short",
+        "idempotency_key",
+        "external_ref",
+    ]
+    list_select_related = ["workspace", "action", "actor"]
+    list_filter = [WorkspaceFilter, "kind", ToolFilter, BucketFilter, ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["idempotency_key", "external_ref"]  # exact matches only: see get_search_results
+    search_help_text = "An exact idempotency key or Stripe id (cs_…, in_…, ch_…, pi_…)."
+    ordering = ["-id"]
+    list_per_page = 50
+    actions = None  # no bulk delete, no selection
+    fields = [
+        "id",
+        "created_at",
+        "workspace",
+        "kind",
+        "plan_delta",
+        "topup_delta",
+        "plan_balance_after",
+        "topup_balance_after",
+        "action",
+        "specialist",
+        "quantity",
+        "unit_price",
+        "list_amount",
+        "byok",
+        "lead",
+        "idempotency_key",
+        "actor",
+        "reason",
+        "external_ref",
+        "metadata",
+    ]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        workspace = request.GET.get(WorkspaceFilter.parameter_name, "")
+        ids = ledger_search_ids(term=term, workspace_id=int(workspace) if workspace.isdigit() else None)
+        return queryset.filter(pk__in=ids), False
+
+    def get_urls(self):
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_csv),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_export",
+        )
+        return [export, *super().get_urls()]
+
+    def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
+        """The changelist's entries (its filters and search) as CSV, streamed in chunks at any size."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        changelist = self.get_changelist_instance(request)
+        rows = changelist.queryset.values_list(*_CSV_FIELDS).iterator(chunk_size=2_000)
+        writer = csv.writer(_Echo())
+        header = writer.writerow(CSV_COLUMNS)
+        lines = (writer.writerow(row) for row in _csv_rows(rows))
+        response = StreamingHttpResponse((line for part in ([header], lines) for line in part), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="sigora-ledger-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+        return response
+
+    @admin.display(description="workspace")
+    def workspace_link(self, entry: LedgerEntry) -> str:
+        url = reverse("admin:billing_workspace_change", args=[entry.workspace_id])
+        return format_html('<a href="{}">{}</a>', url, entry.workspace.name)
+
+    @admin.display(description="plan bucket")
+    def plan_change(self, entry: LedgerEntry) -> str:
+        return format_credits(entry.plan_delta, signed=True) if entry.plan_delta else ""
+
+    @admin.display(description="top-up")
+    def topup_change(self, entry: LedgerEntry) -> str:
+        return format_credits(entry.topup_delta, signed=True) if entry.topup_delta else ""
+
+    @admin.display(description="balances after (plan / top-up)")
+    def balances_after(self, entry: LedgerEntry) -> str:
+        return f"{format_credits(entry.plan_balance_after)} / {format_credits(entry.topup_balance_after)}"
+
+    @admin.display(description="reason")
+    def reason_short(self, entry: LedgerEntry) -> str:
+        return entry.reason if len(entry.reason) <= 60 else entry.reason[:59] + "…"

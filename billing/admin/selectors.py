@@ -1,0 +1,51 @@
+"""Reads the staff admin needs beyond a changelist's own queryset, each down an index."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from billing.models import CatalogChange, LedgerEntry, Workspace
+
+SEARCH_LIMIT = 1_000
+
+# An idempotency key is unique per workspace, and its only index is (workspace_id,
+# idempotency_key): one probe per workspace finds it everywhere. OFFSET 0 keeps the planner
+# from flattening the LATERAL subquery into a join it might answer with a scan of the ledger,
+# so the cost grows with the number of workspaces, never with the ledger. A Stripe id is
+# found through the partial index on external_ref.
+_SEARCH_SQL = f"""
+(SELECT found.id
+ FROM {Workspace._meta.db_table} w
+ CROSS JOIN LATERAL (
+     SELECT e.id FROM {LedgerEntry._meta.db_table} e
+     WHERE e.workspace_id = w.id AND e.idempotency_key = %(term)s
+     OFFSET 0
+ ) found
+ LIMIT %(limit)s)
+UNION ALL
+(SELECT e.id FROM {LedgerEntry._meta.db_table} e
+ WHERE e.external_ref = %(term)s AND e.external_ref <> ''
+ LIMIT %(limit)s)
+"""
+
+
+def ledger_search_ids(*, term: str, workspace_id: int | None = None) -> list[int]:
+    """Ids of the entries whose idempotency key or Stripe id (external_ref) is exactly ``term``."""
+    if workspace_id is not None:
+        by_key = LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=term).values_list(
+            "id", flat=True
+        )
+        by_ref = LedgerEntry.objects.filter(external_ref=term).exclude(external_ref="").values_list("id", flat=True)
+        return [*by_key, *by_ref[:SEARCH_LIMIT]]
+    with connection.cursor() as cursor:
+        cursor.execute(_SEARCH_SQL, {"term": term, "limit": SEARCH_LIMIT})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def catalog_history(*, subject: str, subject_id: int, limit: int = 50) -> list[CatalogChange]:
+    """A plan's, pack's or action's recorded changes, newest first (its change page shows them)."""
+    return list(
+        CatalogChange.objects.filter(subject=subject, subject_id=subject_id)
+        .select_related("changed_by")
+        .order_by("-id")[:limit]
+    )
