@@ -57,8 +57,8 @@ WITH owner AS (
     SELECT made.id, owner.id, 'owner', now() FROM made, owner
 ), wallets AS (
     INSERT INTO billing_wallet (workspace_id, plan_balance, topup_balance, period_start, period_end, period_allowance,
-                                period_anchor, revision, day_spend, payments_processing, updated_at)
-    SELECT id, 10000000, 0, created_at, created_at + interval '1 month', 10000000, created_at, 1, '{}', 0, created_at
+                                period_anchor, revision, day_spend, period_spend, payments_processing, updated_at)
+    SELECT id, 10000000, 0, created_at, created_at + interval '1 month', 10000000, created_at, 1, '{}', 0, 0, created_at
     FROM made
 )
 INSERT INTO billing_ledgerentry (workspace_id, kind, plan_delta, topup_delta, plan_balance_after, topup_balance_after,

@@ -63,8 +63,8 @@ SELECT v.ws, %(kind)s::varchar, v.delta, 0, v.after, v.topup, false, '', v.key,
        CASE WHEN %(kind)s::varchar = 'plan_grant' THEN p.name || ' plan: monthly credits'
             ELSE 'Unused plan credits expired at the end of the period' END,
        '', jsonb_build_object('plan', p.key, 'seats', v.seats, 'period_start', v.start_at), %(now)s
-FROM unnest(%(ws)s::bigint[], %(delta)s::bigint[], %(after)s::bigint[], %(topup)s::bigint[], %(key)s::text[],
-            %(plan)s::bigint[], %(seats)s::int[], %(start)s::timestamptz[])
+FROM unnest(%(ws)b::bigint[], %(delta)b::bigint[], %(after)b::bigint[], %(topup)b::bigint[], %(key)b::text[],
+            %(plan)b::bigint[], %(seats)b::int[], %(start)b::timestamptz[])
      AS v(ws, delta, after, topup, key, plan, seats, start_at)
 JOIN billing_plan p ON p.id = v.plan
 ORDER BY v.ws
@@ -76,14 +76,14 @@ _WALLETS_SQL = """
 UPDATE billing_wallet w
 SET plan_balance = v.allowance, period_start = v.start_at, period_end = v.end_at, period_allowance = v.allowance,
     period_anchor = v.anchor, period_spend = 0, revision = w.revision + 2, updated_at = %(now)s
-FROM unnest(%(ws)s::bigint[], %(allowance)s::bigint[], %(start)s::timestamptz[], %(end)s::timestamptz[],
-            %(anchor)s::timestamptz[]) AS v(ws, allowance, start_at, end_at, anchor)
+FROM unnest(%(ws)b::bigint[], %(allowance)b::bigint[], %(start)b::timestamptz[], %(end)b::timestamptz[],
+            %(anchor)b::timestamptz[]) AS v(ws, allowance, start_at, end_at, anchor)
 WHERE w.workspace_id = v.ws
 """
 
 _WORKSPACES_SQL = """
 UPDATE billing_workspace ws SET plan_id = v.plan, seats = v.seats
-FROM unnest(%(ws)s::bigint[], %(plan)s::bigint[], %(seats)s::int[]) AS v(ws, plan, seats)
+FROM unnest(%(ws)b::bigint[], %(plan)b::bigint[], %(seats)b::int[]) AS v(ws, plan, seats)
 WHERE ws.id = v.ws AND (ws.plan_id <> v.plan OR ws.seats <> v.seats)
 """
 
@@ -134,10 +134,12 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
     free = next(plan for plan in plans.values() if plan.key == "free")
     # A plain psycopg cursor binds server-side: the 1,000-element arrays travel as parameters,
     # not inlined into the text, so each batch's statement text is the same (psycopg remembers
-    # the last 100 distinct texts it ran, and inlined batches would each be a new one).
+    # the last 100 distinct texts it ran, and inlined batches would each be a new one). The
+    # arrays go in binary (%(name)b) and the due rows come back in binary: quoting and parsing
+    # them as text was a third of a batch's Python time.
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_DUE_SQL, {"now": now, "limit": limit, "only": only, "live": list(LIVE_STATUSES)})
+        cursor.execute(_DUE_SQL, {"now": now, "limit": limit, "only": only, "live": list(LIVE_STATUSES)}, binary=True)
         due = [_next_period(row, now, plans, free) for row in cursor.fetchall()]
         if not due:
             return []
