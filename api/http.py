@@ -43,7 +43,9 @@ _WORKSPACE_META = "HTTP_SIGORA_WORKSPACE"
 UNAUTHENTICATED_MESSAGE = "Missing or invalid credentials: send Authorization: Bearer <token> with a live token."
 NOT_FOUND_MESSAGE = "No such workspace for this credential."
 # Error details that are amounts of credits (millicredits in BillingError.details).
-_AMOUNT_DETAILS = frozenset({"required", "available", "daily_cap", "spent_today", "budget", "spent_this_period"})
+_AMOUNT_DETAILS = frozenset(
+    {"required", "available", "reserved", "daily_cap", "spent_today", "budget", "spent_this_period"}
+)
 
 
 # --- Amounts -------------------------------------------------------------------------------

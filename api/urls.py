@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from api import docs, views
+from api import docs, holds, views
 
 app_name = "api"
 
@@ -17,4 +17,7 @@ urlpatterns = [
     path("replies", views.replies, name="replies"),
     path("replies/resume", views.replies_resume, name="replies_resume"),
     path("byok-key", views.byok_key, name="byok_key"),
+    path("holds", holds.holds, name="holds"),
+    path("holds/<str:hold_id>/settle", holds.hold_settle, name="hold_settle"),
+    path("holds/<str:hold_id>/release", holds.hold_release, name="hold_release"),
 ]

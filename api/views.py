@@ -283,6 +283,8 @@ BALANCE_SUMMARY = schema.schema_component(
             "period_end",
             "level",
             "revision",
+            "reserved",
+            "available",
         ],
         "properties": {
             "workspace": {"type": "integer"},
@@ -300,6 +302,11 @@ BALANCE_SUMMARY = schema.schema_component(
             "period_end": {"type": "string", "format": "date-time", "description": "When the bucket renews."},
             "level": {"type": "string", "enum": ["ok", "low", "empty"]},
             "revision": {"type": "integer", "description": "Changes whenever the wallet does."},
+            "reserved": {"allOf": [AMOUNT], "description": "Held by active holds (running jobs)."},
+            "available": {
+                "allOf": [AMOUNT],
+                "description": "What a charge or a new hold may use now: the total less what holds reserve.",
+            },
         },
         "additionalProperties": False,
     },
@@ -329,6 +336,8 @@ def balance(request: HttpRequest) -> HttpResponse:
             "period_end": timestamp(summary.period_end),
             "level": summary.level,
             "revision": summary.revision,
+            "reserved": amount(summary.reserved),
+            "available": amount(summary.available),
         }
     )
 

@@ -95,7 +95,7 @@ class HoldSettlement:
 
 
 def _hold_id(hold_id: object) -> int:
-    if isinstance(hold_id, int) and not isinstance(hold_id, bool) and hold_id > 0:
+    if isinstance(hold_id, int) and not isinstance(hold_id, bool) and 0 < hold_id < 2**63:
         return hold_id
     raise InvalidRequest("hold_id must be a positive whole number.", field="hold_id")
 
@@ -172,7 +172,7 @@ def hold_place(
             raise TooManyHolds(
                 f"This workspace already has {len(active)} active holds, the most it may have: "
                 "settle or release one first.",
-                limit=MAX_ACTIVE_HOLDS,
+                max_active_holds=MAX_ACTIVE_HOLDS,
             )
         reserved = sum(entry[0] for entry in active.values())
         available = wallet.plan_balance + wallet.topup_balance - reserved
