@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +22,16 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from billing.models import LedgerEntry
+from billing.credits import credits
+from billing.models import BalanceAlert, LedgerEntry, Purchase
 from billing.selectors import ledger_audit
-from billing.services import workspace_create
+from billing.services import charge, workspace_create
+from billing.services.auto_topup import auto_topup_set
 from sigora.celery import app
+from tests.conftest import balances
 from tests.factories import UserFactory
+from tests.payments.conftest import API_KEY, WEBHOOK_SECRET
+from tests.payments.test_auto_topup import customer_with_card
 
 pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.slow]
 
@@ -71,15 +77,16 @@ def database_url() -> str:
     return f"postgres://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def start_worker(name: str, concurrency: int = 1) -> subprocess.Popen:
+def start_worker(name: str, concurrency: int = 1, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "sigora.settings.test",
+        "DJANGO_SETTINGS_MODULE": "tests.jobs.worker_settings",
         "DATABASE_URL": database_url(),
         "CELERY_EAGER": "0",
         "CELERY_BROKER_URL": BROKER,
         "CELERY_VISIBILITY_TIMEOUT": "2",
         "PYTHONPATH": str(ROOT),
+        **extra_env,
     }
     pool = ["-P", "solo"] if concurrency == 1 else ["-P", "threads", "-c", str(concurrency)]
     return subprocess.Popen(
@@ -181,4 +188,63 @@ def test_a_worker_killed_mid_task_hands_it_to_the_next_which_finishes_exactly_on
     assert grants(ids) == 60, second_output
     for workspace_id in ids:
         assert LedgerEntry.objects.filter(workspace_id=workspace_id, kind="plan_grant").count() == 2
+    assert books_balanced()
+
+
+def test_alerts_and_an_auto_top_up_through_a_real_worker_under_concurrent_charges(broker, stripe, client, tmp_path):
+    """Charges from four threads drain the bucket and the balance while the worker, two tasks at a time,
+    runs the alert and auto top-up jobs again and again: one "used up" email, one pack bought."""
+    owner, ws = customer_with_card(client, stripe)  # Free (10,000) + a 50K pack, the card saved
+    assert balances(ws) == (credits(10_000), credits(50_000))
+    auto_topup_set(workspace=ws, actor=owner, enabled=True, threshold=credits(55_000), pack_key="100k", monthly_limit=5)
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    worker = start_worker(
+        "money",
+        concurrency=2,
+        TEST_EMAIL_DIR=str(mail_dir),
+        STRIPE_SECRET_KEY=API_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        TEST_STRIPE_API_BASE=stripe.url,
+    )
+    jobs = ("billing.run_auto_topups", "billing.send_balance_alerts")
+    errors: list[BaseException] = []
+
+    def spend(thread: int) -> None:
+        try:
+            for n in range(30):  # 30 Gmail sends of 200 credits each
+                charge(workspace=ws.pk, action="gmail-send", idempotency_key=f"t{thread}-{n}")
+                if n % 10 == 9:
+                    for job in jobs:  # the beat firing while charges land
+                        send(job)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    try:
+        threads = [threading.Thread(target=spend, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for job in jobs:
+            send(job)
+
+        def settled() -> bool:
+            paid = Purchase.objects.filter(workspace=ws, kind="auto_top_up", status="paid").exists()
+            return paid and BalanceAlert.objects.filter(workspace=ws, kind="empty", recipients__gt=0).exists()
+
+        done = until(settled, "the worker to buy the pack and send the alert", fail=False)
+    finally:
+        output = stop(worker)  # a warm shutdown: the tasks running finish first
+    assert not errors, errors
+    assert done, f"the worker did not settle the auto top-up and the alert:\n{output}"
+    # 120 sends of 200 credits: the bucket used up, the total under the 55,000 threshold once.
+    assert Purchase.objects.filter(workspace=ws, kind="auto_top_up").count() == 1, output
+    assert balances(ws) == (0, credits(60_000 - 24_000 + 100_000))
+    assert list(BalanceAlert.objects.filter(workspace=ws).values_list("kind", flat=True)) == ["empty"]
+    lines = [line for path in mail_dir.iterdir() for line in path.read_text().splitlines()]
+    subjects = [line for line in lines if line.startswith("Subject:")]
+    assert subjects == [f"Subject: {ws.name}: your plan's credits are used up"], subjects
     assert books_balanced()
