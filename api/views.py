@@ -56,6 +56,10 @@ CHARGE_REQUEST = schema.schema_component(
         "required": ["action", "idempotency_key"],
         "properties": EVENT_FIELDS,
         "additionalProperties": False,
+        "examples": [
+            {"action": "claude-haiku", "quantity": 7, "idempotency_key": "run-81/step-3", "specialist": "outreach"},
+            {"action": "gmail-send", "idempotency_key": "mail-1", "lead": "lead-7", "metadata": {"campaign": "q3"}},
+        ],
     },
 )
 ENTRY = schema.schema_component(
@@ -147,7 +151,13 @@ LEAD_STATE = schema.schema_component(
 )
 LEAD_REQUEST = schema.schema_component(
     "LeadRequest",
-    {"type": "object", "required": ["lead"], "properties": {"lead": _LEAD}, "additionalProperties": False},
+    {
+        "type": "object",
+        "required": ["lead"],
+        "properties": {"lead": _LEAD},
+        "additionalProperties": False,
+        "examples": [{"lead": "lead-7"}],
+    },
 )
 
 
@@ -432,6 +442,9 @@ def _query(name: str, description: str, schema_: dict[str, Any]) -> dict[str, An
 )
 def transactions(request: HttpRequest) -> HttpResponse:
     query = request.GET
+    for name in query:
+        if query[name] == "":  # the page's form reads "" as "any"; the API names nothing it does not filter
+            raise ApiError(422, "invalid_request", f"{name} is empty: leave it out to not filter by it.", field=name)
     form = LedgerFilterForm({name: query.get(name, "") for name in LedgerFilterForm.base_fields})
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
@@ -472,7 +485,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
 
 def _int_param(query, name: str, *, low: int, high: int, default: int | None) -> int | None:
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise ApiError(422, "invalid_request", f"{name} must be a whole number from {low} to {high}.", field=name)

@@ -1,0 +1,161 @@
+"""Settings → API keys, the admin for service tokens, and the browsable docs."""
+
+import re
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from api.credentials import api_key_create
+from api.models import ApiKey, ServiceToken
+from billing.models import Membership
+from tests.api.conftest import Api
+from tests.factories import UserFactory, WorkspaceFactory
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/settings/api-keys/"
+
+
+@pytest.fixture
+def team(db):
+    owner = UserFactory(email="owner@example.test")
+    ws = WorkspaceFactory(owner=owner, name="Team")
+    admin, member = UserFactory(email="admin@example.test"), UserFactory(email="member@example.test")
+    Membership.objects.create(workspace=ws, user=admin, role="admin")
+    Membership.objects.create(workspace=ws, user=member, role="member")
+    return {"ws": ws, "owner": owner, "admin": admin, "member": member}
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_create_a_key_shown_once_then_listed_by_prefix(client, team, role):
+    client.force_login(team[role])
+    response = client.post(PAGE, {"name": "Zapier"})
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    secret = re.search(r'data-testid="secret">(sgk_[A-Za-z0-9_-]{43})<', response.content.decode()).group(1)
+    key = ApiKey.objects.get(workspace=team["ws"])
+    assert (key.name, key.prefix, key.created_by) == ("Zapier", secret[:12], team[role])
+    # It works at once, on this workspace.
+    assert Api(client, secret).get("balance").json()["workspace"] == team["ws"].pk
+    # Shown once: the list has the prefix, never the secret.
+    listed = client.get(PAGE).content.decode()
+    assert f"{key.prefix}…" in listed
+    assert secret not in listed
+    assert "Zapier" in listed
+
+
+def test_the_settings_menu_links_the_page_and_marks_it_current(client, team):
+    client.force_login(team["member"])
+    html = client.get(PAGE).content.decode()
+    assert re.search(r'<a href="/settings/api-keys/"\s+aria-current="page">API keys</a>', html)
+    assert html.count('aria-current="page"') == 1
+
+
+def test_members_see_keys_but_cannot_create_or_revoke(client, team):
+    key, _ = api_key_create(workspace=team["ws"], name="CI", actor=team["owner"])
+    client.force_login(team["member"])
+    page = client.get(PAGE)
+    assert page.status_code == 200
+    assert "CI" in page.content.decode()
+    assert "Create a key" not in page.content.decode()
+    assert client.post(PAGE, {"name": "mine"}).status_code == 403
+    assert client.post(reverse("api_keys:revoke", args=[key.pk])).status_code == 403
+    assert ApiKey.objects.filter(workspace=team["ws"]).count() == 1
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is None
+
+
+def test_a_key_needs_a_name(client, team):
+    client.force_login(team["owner"])
+    response = client.post(PAGE, {"name": "  "})
+    assert response.status_code == 422
+    assert "Give it a name" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_revoking_stops_the_key_and_says_so(client, team):
+    key, secret = api_key_create(workspace=team["ws"], name="CI", actor=team["owner"])
+    client.force_login(team["admin"])
+    response = client.post(reverse("api_keys:revoke", args=[key.pk]))
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"The key {key.prefix}… was revoked: it stops working at once."
+    ]
+    assert Api(client, secret).get("balance").status_code == 401
+    assert "revoked" in client.get(PAGE).content.decode()
+
+
+def test_another_workspaces_key_answers_404(client, team):
+    other = WorkspaceFactory()
+    theirs, _ = api_key_create(workspace=other, name="theirs", actor=None)
+    client.force_login(team["owner"])
+    assert client.post(reverse("api_keys:revoke", args=[theirs.pk])).status_code == 404
+    assert ApiKey.objects.get(pk=theirs.pk).revoked_at is None
+    assert "theirs" not in client.get(PAGE).content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client):
+    response = client.get(PAGE)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+# --- Admin ---------------------------------------------------------------------------------------
+
+
+def test_staff_create_a_service_token_in_the_admin_and_see_its_secret_once(client, staff, workspace):
+    client.force_login(staff)
+    response = client.post(reverse("admin:api_servicetoken_add"), {"name": "AI gateway"}, follow=True)
+    assert response.status_code == 200
+    token = ServiceToken.objects.get()
+    shown = [m for m in map(str, response.context["messages"]) if "not shown again" in m]
+    assert len(shown) == 1
+    secret = re.search(r"(sgs_[A-Za-z0-9_-]{43})", shown[0]).group(1)
+    assert secret[:12] == token.prefix
+    assert token.created_by == staff
+    assert Api(client, secret, workspace.pk).get("balance").status_code == 200
+    # The change page shows the prefix, never the secret.
+    change = client.get(reverse("admin:api_servicetoken_change", args=[token.pk])).content.decode()
+    assert token.prefix in change
+    assert secret not in change
+
+
+def test_staff_revoke_service_tokens_from_the_list_and_cannot_delete_them(client, staff, workspace, service_token):
+    client.force_login(staff)
+    token = ServiceToken.objects.get()
+    response = client.post(
+        reverse("admin:api_servicetoken_changelist"),
+        {"action": "revoke", "_selected_action": [token.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token.revoked_by == staff
+    assert Api(client, service_token, workspace.pk).get("balance").status_code == 401
+    assert client.get(reverse("admin:api_servicetoken_delete", args=[token.pk])).status_code == 403
+
+
+def test_the_admin_lists_api_keys_and_byok_reads_read_only(client, staff, workspace, api_key):
+    client.force_login(staff)
+    listing = client.get(reverse("admin:api_apikey_changelist"))
+    assert listing.status_code == 200
+    assert api_key[:12] in listing.content.decode()
+    assert client.get(reverse("admin:api_apikey_add")).status_code == 403
+    assert client.get(reverse("admin:api_byokkeyread_changelist")).status_code == 200
+
+
+def test_non_staff_cannot_reach_the_admin(client, team):
+    client.force_login(team["owner"])
+    assert client.get(reverse("admin:api_servicetoken_add")).status_code == 302
+
+
+# --- Docs ----------------------------------------------------------------------------------------
+
+
+def test_the_docs_page_lists_every_operation_with_its_errors_and_no_outside_assets(client):
+    html = client.get("/api/v1/docs").content.decode()
+    for operation in ["POST /api/v1/charges", "POST /api/v1/charges/batch", "GET /api/v1/transactions",
+                      "GET /api/v1/byok-key", "POST /api/v1/replies/resume"]:  # fmt: skip
+        assert operation in html
+    assert "insufficient_credits" in html and "rate_limited" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
