@@ -4,6 +4,7 @@ import pytest
 
 from api.credentials import api_key_create, service_token_create
 from api.ratelimit import rate_limit_reset
+from tests.billing.test_views import team  # noqa: F401  (owner, admin and member of one workspace: the settings tests' fixture)
 from tests.factories import UserFactory
 
 

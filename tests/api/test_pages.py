@@ -8,23 +8,12 @@ from django.urls import reverse
 
 from api.credentials import api_key_create
 from api.models import ApiKey, ServiceToken
-from billing.models import Membership
 from tests.api.conftest import Api
-from tests.factories import UserFactory, WorkspaceFactory
+from tests.factories import WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
 PAGE = "/settings/api-keys/"
-
-
-@pytest.fixture
-def team(db):
-    owner = UserFactory(email="owner@example.test")
-    ws = WorkspaceFactory(owner=owner, name="Team")
-    admin, member = UserFactory(email="admin@example.test"), UserFactory(email="member@example.test")
-    Membership.objects.create(workspace=ws, user=admin, role="admin")
-    Membership.objects.create(workspace=ws, user=member, role="member")
-    return {"ws": ws, "owner": owner, "admin": admin, "member": member}
 
 
 @pytest.mark.parametrize("role", ["owner", "admin"])
