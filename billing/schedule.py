@@ -1,7 +1,8 @@
 """The periodic jobs, declared once. Plain data (no Django imports): settings load it.
 
 django-celery-beat's DatabaseScheduler copies these into its tables when beat starts, where
-staff see each job in the admin.
+staff see each job in the admin (and can pause it: a restart keeps it paused). Its entries
+take a job's expiry from ``expire_seconds``; an ``expires`` option is dropped on the way in.
 """
 
 from __future__ import annotations
@@ -13,24 +14,24 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "reset-periods": {
         "task": "billing.reset_periods",
         "schedule": timedelta(minutes=5),
-        "options": {"expires": 4 * 60},
+        "options": {"expire_seconds": 4 * 60},
     },
     # Auto top-up: within a minute of the balance falling below the threshold.
     "run-auto-topups": {
         "task": "billing.run_auto_topups",
         "schedule": timedelta(minutes=1),
-        "options": {"expires": 50},
+        "options": {"expire_seconds": 50},
     },
     # Once per period per threshold (20 % left, bucket used up); a few minutes' delay is fine.
     "send-balance-alerts": {
         "task": "billing.send_balance_alerts",
         "schedule": timedelta(minutes=5),
-        "options": {"expires": 4 * 60},
+        "options": {"expire_seconds": 4 * 60},
     },
     # "Paid but no credits" cannot last: any paid Checkout Session no webhook fulfilled.
     "reconcile-payments": {
         "task": "billing.reconcile_payments",
         "schedule": timedelta(minutes=10),
-        "options": {"expires": 9 * 60},
+        "options": {"expire_seconds": 9 * 60},
     },
 }

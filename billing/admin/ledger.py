@@ -53,10 +53,15 @@ class WorkspaceFilter(IdFilter):
     field = "workspace_id"
 
     def lookups(self, request, model_admin):
+        # A filter with no choices is skipped altogether, so the chosen value is always one:
+        # an unknown id then lists nothing (not everything), and a non-id is refused.
         value = self.value()
-        if not (value and value.isdigit()):
+        if value is None:
             return []
-        return list(Workspace.objects.filter(pk=int(value)).values_list("pk", "name"))
+        name = (
+            Workspace.objects.filter(pk=int(value)).values_list("name", flat=True).first() if value.isdigit() else None
+        )
+        return [(value, name or f"{value} (no such workspace)")]
 
 
 class ToolFilter(IdFilter):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 
-from billing.models import LedgerEntry
-from billing.services import charge
+from billing.models import LedgerEntry, StripeEvent
+from billing.services import charge, stripe_events
+from billing.services.stripe_events import EventFailed, stripe_event_process, stripe_event_record
 from tests.conftest import fund
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -80,3 +81,35 @@ def busy_workspace(db):
         charge(workspace=ws, action="linkedin-dm", quantity=1, idempotency_key=f"dm-{n}")
     assert LedgerEntry.objects.filter(workspace=ws).count() == 5
     return ws
+
+
+class FlakyHandler:
+    """Fails until told to work; counts the runs that succeeded."""
+
+    def __init__(self):
+        self.broken = True
+        self.succeeded = 0
+
+    def __call__(self, obj, now):
+        if self.broken:
+            raise RuntimeError("Stripe could not be reached")
+        self.succeeded += 1
+
+
+@pytest.fixture
+def failed_event(monkeypatch):
+    handler = FlakyHandler()
+    monkeypatch.setitem(stripe_events.HANDLERS, "invoice.paid", handler)
+    ws = WorkspaceFactory(name="Flaky Co")
+    event = {
+        "id": "evt_flaky",
+        "type": "invoice.paid",
+        "created": 1_700_000_000,
+        "data": {"object": {"id": "in_1", "metadata": {"workspace_id": str(ws.pk)}}},
+    }
+    stripe_event_record(event=event)
+    with pytest.raises(EventFailed):
+        stripe_event_process(event_id="evt_flaky")
+    row = StripeEvent.objects.get(event_id="evt_flaky")
+    assert row.status == "failed" and "Stripe could not be reached" in row.error
+    return row, handler

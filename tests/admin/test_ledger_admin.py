@@ -1,0 +1,249 @@
+"""The ledger in the admin: nobody can change it, and its pages never count or scan it."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from billing.admin.paging import PeekPaginator
+from billing.credits import credits
+from billing.models import Action, LedgerEntry
+from billing.services import charge, credits_adjust, entry_post, wallet_lock
+from tests.admin.conftest import make_person
+from tests.conftest import fund
+from tests.factories import WorkspaceFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:billing_ledgerentry_changelist"
+
+
+def _entry(ws) -> LedgerEntry:
+    return LedgerEntry.objects.filter(workspace=ws).order_by("id").first()
+
+
+@pytest.mark.parametrize("role", ["staff", "staff_with_permission", "superuser"])
+def test_nobody_adds_changes_or_deletes_an_entry_through_the_admin(client, busy_workspace, role):
+    client.force_login(make_person(role))
+    entry = _entry(busy_workspace)
+    before = list(LedgerEntry.objects.order_by("id").values())
+    change = reverse("admin:billing_ledgerentry_change", args=[entry.pk])
+    delete = reverse("admin:billing_ledgerentry_delete", args=[entry.pk])
+    add = reverse("admin:billing_ledgerentry_add")
+
+    page = client.get(change)
+    assert page.status_code == 200  # a view, without a form to save
+    assert 'name="_save"' not in page.content.decode() and "Delete" not in page.content.decode()
+    assert client.post(change, {"reason": "rewritten", "plan_delta": "0", "kind": "refund"}).status_code == 403
+    assert client.get(delete).status_code == 403
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert client.get(add).status_code == 403
+    assert client.post(add, {"kind": "adjustment", "reason": "free money"}).status_code == 403
+
+    changelist = client.get(reverse(CHANGELIST))
+    assert changelist.status_code == 200
+    assert "delete_selected" not in changelist.content.decode() and 'name="action"' not in changelist.content.decode()
+    bulk = client.post(
+        reverse(CHANGELIST), {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"}
+    )
+    assert bulk.status_code in (200, 302)
+    assert list(LedgerEntry.objects.order_by("id").values()) == before
+
+
+def _changelist_sql(client, query: dict) -> tuple[object, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse(CHANGELIST), query)
+    assert response.status_code == 200, response
+    return response, [q["sql"] for q in queries.captured_queries]
+
+
+FILTERS = [
+    {},
+    {"kind": "adjustment"},
+    {"kind__exact": "usage"},
+    {"bucket": "plan"},
+    {"bucket": "top_up"},
+    {"created_at__gte": "2020-01-01T00:00:00+00:00", "created_at__lt": "2100-01-01T00:00:00+00:00"},
+    {"q": "dm-1"},
+    {"q": "cs_test_123"},
+]
+
+
+@pytest.mark.parametrize("query", FILTERS)
+def test_no_page_counts_the_ledger_or_reads_filter_choices_from_it(client, busy_workspace, query):
+    client.force_login(make_person("superuser"))
+    action = Action.objects.get(key="linkedin-dm")
+    for extra in ({}, {"workspace": str(busy_workspace.pk)}, {"action": str(action.pk)}):
+        _, sql = _changelist_sql(client, {**query, **extra})
+        ledger_reads = [s for s in sql if '"billing_ledgerentry"' in s or "billing_ledgerentry " in s]
+        assert not [s for s in sql if "COUNT(" in s.upper()], sql
+        assert not [s for s in ledger_reads if "DISTINCT" in s.upper()], ledger_reads
+        # One page of entries, with its rows' workspace, tool and actor joined in (no N+1).
+        # (A search that finds nothing needs no page at all.)
+        pages = [s for s in ledger_reads if 'ORDER BY "billing_ledgerentry"."id" DESC LIMIT' in s]
+        assert len(pages) <= 1 if "q" in query else len(pages) == 1, ledger_reads
+
+
+def test_the_page_costs_the_same_queries_for_5_or_60_entries(client, busy_workspace):
+    client.force_login(make_person("superuser"))
+    _, few = _changelist_sql(client, {})
+    fund(busy_workspace, topup=100_000)
+    for n in range(55):
+        charge(workspace=busy_workspace, action="gmail-send", quantity=1, idempotency_key=f"mail-{n}")
+    response, many = _changelist_sql(client, {})
+    assert len(many) == len(few)
+    assert len(response.context["cl"].result_list) == 50
+
+
+def test_pages_go_newer_and_older_without_counting(client):
+    ws = WorkspaceFactory()
+    fund(ws, topup=100_000)
+    for n in range(119):
+        charge(
+            workspace=ws, action="gmail-send", quantity=1, idempotency_key=f"mail-{n}"
+        )  # 121 with the grant and funding
+    client.force_login(make_person("superuser"))
+    seen = []
+    query = {"workspace": str(ws.pk)}
+    for page, (has_newer, has_older, rows) in enumerate([(False, True, 50), (True, True, 50), (True, False, 21)], 1):
+        response, sql = _changelist_sql(client, {**query, "p": page})
+        assert not [s for s in sql if "COUNT(" in s.upper()]
+        cl = response.context["cl"]
+        assert (bool(cl.newer_url), bool(cl.older_url), len(cl.result_list)) == (has_newer, has_older, rows)
+        seen += [entry.pk for entry in cl.result_list]
+    assert seen == list(LedgerEntry.objects.filter(workspace=ws).order_by("-id").values_list("id", flat=True))
+    # Past the end is a bad link, not a crash.
+    assert client.get(reverse(CHANGELIST), {**query, "p": 9}).status_code == 302
+
+
+def test_the_paginator_reads_one_row_past_the_page_once():
+    rows = list(range(7))
+    paginator = PeekPaginator(rows, 3, page_number=2)
+    page = paginator.page(2)
+    assert list(page.object_list) == [3, 4, 5] and page.has_next() and page.has_previous()
+    assert paginator.count == 7 and paginator.has_older
+    last = PeekPaginator(rows, 3, page_number=3)
+    assert list(last.page(3).object_list) == [6] and not last.has_older and not last.page(3).has_next()
+
+
+def test_filters_select_what_they_name(client, busy_workspace, billing_staff):
+    other = WorkspaceFactory()
+    adjustment = credits_adjust(
+        workspace_id=other.pk,
+        bucket="plan",
+        amount=credits(5),
+        reason="goodwill",
+        actor=billing_staff,
+        idempotency_key="t-1",
+    )
+    client.force_login(make_person("superuser"))
+
+    def ids(query):
+        return {entry.pk for entry in client.get(reverse(CHANGELIST), query).context["cl"].result_list}
+
+    everything = set(LedgerEntry.objects.values_list("id", flat=True))
+    assert ids({}) == everything
+    assert ids({"workspace": str(other.pk)}) == set(other.ledger_entries.values_list("id", flat=True))
+    assert ids({"kind__exact": "adjustment"}) == set(
+        LedgerEntry.objects.filter(kind="adjustment").values_list("id", flat=True)
+    )
+    assert adjustment.pk in ids({"kind__exact": "adjustment", "workspace": str(other.pk)})
+    dm = Action.objects.get(key="linkedin-dm")
+    assert ids({"action": str(dm.pk)}) == set(LedgerEntry.objects.filter(action=dm).values_list("id", flat=True))
+    assert ids({"bucket": "top_up"}) == set(LedgerEntry.objects.exclude(topup_delta=0).values_list("id", flat=True))
+    assert ids({"bucket": "plan"}) == set(LedgerEntry.objects.exclude(plan_delta=0).values_list("id", flat=True))
+    assert ids({"created_at__gte": "2000-01-01T00:00:00+00:00", "created_at__lt": "2001-01-01T00:00:00+00:00"}) == set()
+    # Search: the exact idempotency key, in every workspace or in the chosen one, and a Stripe id.
+    dm_1 = LedgerEntry.objects.get(workspace=busy_workspace, idempotency_key="dm-1").pk
+    assert ids({"q": "dm-1"}) == {dm_1}
+    assert ids({"q": "dm-1", "workspace": str(other.pk)}) == set()
+    assert ids({"q": "dm-"}) == set()  # exact only: a prefix would scan
+    assert ids({"q": "adjustment:t-1"}) == {adjustment.pk}
+    # Bad filter values are bad links, not crashes.
+    for bad in ({"workspace": "x"}, {"action": "1 OR 1=1"}, {"bucket": "both"}):
+        assert client.get(reverse(CHANGELIST), bad).status_code == 302
+    assert ids({"workspace": "999999"}) == set()  # an unknown workspace lists nothing, not everything
+
+
+def test_a_stripe_id_finds_its_entries(client, busy_workspace):
+    with transaction.atomic():
+        wallet = wallet_lock(workspace_id=busy_workspace.pk)
+        entry = entry_post(
+            wallet,
+            kind="top_up",
+            topup_delta=credits(100),
+            idempotency_key="purchase:cs_test_123",
+            external_ref="cs_test_123",
+            now=timezone.now(),
+        )
+    client.force_login(make_person("superuser"))
+    response = client.get(reverse(CHANGELIST), {"q": "cs_test_123"})
+    assert [e.pk for e in response.context["cl"].result_list] == [entry.pk]
+
+
+def test_the_workspace_links_to_its_ledger_and_stripe_events(client, busy_workspace):
+    client.force_login(make_person("staff"))
+    page = client.get(reverse("admin:billing_workspace_change", args=[busy_workspace.pk])).content.decode()
+    ledger = reverse(CHANGELIST) + f"?workspace={busy_workspace.pk}"
+    assert ledger in page
+    assert reverse("admin:billing_stripeevent_changelist") + f"?workspace={busy_workspace.pk}" in page
+    listed = client.get(ledger)
+    assert "Acme Growth" in listed.content.decode()  # the chosen workspace shows in the filter
+    assert len(listed.context["cl"].result_list) == 5
+
+
+def _export(client, query=None) -> list[list[str]]:
+    response = client.get(reverse("admin:billing_ledgerentry_export"), query or {})
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "text/csv"
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_the_csv_export_streams_the_filtered_entries(client, busy_workspace, billing_staff):
+    other = WorkspaceFactory()
+    credits_adjust(
+        workspace_id=other.pk,
+        bucket="top_up",
+        amount=credits("-0.5") + credits(1),
+        reason="=HYPERLINK(evil)",
+        actor=billing_staff,
+        idempotency_key="x",
+    )
+    client.force_login(make_person("staff"))
+    rows = _export(client)
+    assert rows[0][:5] == ["id", "time (UTC)", "workspace id", "workspace", "kind"]
+    assert len(rows) == 1 + LedgerEntry.objects.count()
+    assert [int(r[0]) for r in rows[1:]] == list(LedgerEntry.objects.order_by("-id").values_list("id", flat=True))
+
+    adjustments = _export(client, {"workspace": str(other.pk), "kind__exact": "adjustment"})
+    assert len(adjustments) == 2
+    row = dict(zip(adjustments[0], adjustments[1], strict=True))
+    assert (row["top-up"], row["actor"], row["reason"]) == ("+0.5", billing_staff.email, "'=HYPERLINK(evil)")
+
+    dms = _export(client, {"workspace": str(busy_workspace.pk), "q": "dm-2"})
+    assert [r[5] for r in dms[1:]] == ["linkedin-dm"]
+
+
+def test_only_those_who_may_view_the_ledger_export_it(client, busy_workspace):
+    url = reverse("admin:billing_ledgerentry_export")
+    assert client.get(url).status_code == 302  # the login page
+    client.force_login(make_person("member", workspace=busy_workspace))
+    assert client.get(url).status_code == 302
+    staff = make_person("staff_with_permission")
+    staff.user_permissions.clear()
+    client.force_login(staff)
+    assert client.get(url).status_code == 403
+
+
+def test_funding_helper_entries_appear_with_both_buckets(client):
+    ws = WorkspaceFactory()
+    fund(ws, plan=3, topup=7)
+    client.force_login(make_person("superuser"))
+    page = client.get(reverse(CHANGELIST), {"workspace": str(ws.pk)}).content.decode()
+    assert "3 / 7" in page
