@@ -7,10 +7,13 @@ assets from anywhere else.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
 from api.schema import openapi_document
@@ -28,6 +31,15 @@ def _resolve(document: dict[str, Any], node: Any) -> Any:
     return node
 
 
+# The order the page presents the operations in: what a caller needs first.
+TAG_ORDER = ["Charges", "Holds", "Reading", "Reply detection", "BYOK"]
+
+
+def prose(text: str) -> SafeString:
+    """The document's descriptions as HTML: escaped, with `backticks` as <code>."""
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text)))  # escaped first
+
+
 @require_GET
 def docs(request: HttpRequest) -> HttpResponse:
     document = openapi_document()
@@ -41,23 +53,30 @@ def docs(request: HttpRequest) -> HttpResponse:
                     "method": method.upper(),
                     "path": document["servers"][0]["url"] + path,
                     "summary": operation["summary"],
-                    "description": operation.get("description", ""),
+                    "description": prose(operation.get("description", "")),
                     "tag": operation["tags"][0],
-                    "parameters": [_resolve(document, p) for p in operation.get("parameters", [])],
-                    "body": json.dumps(body, indent=2) if body else "",
+                    "parameters": [
+                        {**parameter, "description": prose(parameter.get("description", ""))}
+                        for parameter in (_resolve(document, p) for p in operation.get("parameters", []))
+                    ],
+                    "body_shape": _shape(body),
+                    "body": json.dumps(body, indent=2) if body and not _shape(body) else "",
                     "responses": [
                         {
                             "status": status,
-                            "description": response["description"],
+                            "description": prose(response["description"]),
                             "codes": _codes(response),
+                            "shape": _shape(response.get("content", {}).get("application/json", {}).get("schema")),
                             "retry_after": "headers" in response,
                         }
                         for status, response in sorted(operation["responses"].items())
                     ],
                 }
             )
+    rank = {tag: n for n, tag in enumerate(TAG_ORDER)}
+    operations.sort(key=lambda op: (rank.get(op["tag"], len(rank)), op["path"]))
     context = {
-        "info": document["info"],
+        "info": {**document["info"], "description": prose(document["info"]["description"])},
         "operations": operations,
         "schemas": [
             {"name": name, "json": json.dumps(value, indent=2)}
@@ -65,6 +84,13 @@ def docs(request: HttpRequest) -> HttpResponse:
         ],
     }
     return render(request, "api/docs.html", context)
+
+
+def _shape(schema: dict[str, Any] | None) -> str:
+    """The component a schema is just a reference to ("ChargeRequest"), else ""."""
+    if isinstance(schema, dict) and set(schema) == {"$ref"}:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    return ""
 
 
 def _codes(response: dict[str, Any]) -> list[str]:
