@@ -171,9 +171,14 @@ def _body(request: HttpRequest, limit: int) -> dict[str, Any]:
         parsed = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", _TOO_DEEP) from None
     if not isinstance(parsed, dict):
         raise ApiError(422, "invalid_request", "The body must be a JSON object.", field="body")
     return parsed
+
+
+_TOO_DEEP = "The body's JSON is nested too deeply."
 
 
 def _no_constant(name: str) -> None:
@@ -320,7 +325,14 @@ def endpoint(
                         raise ApiError(404, "not_found", NOT_FOUND_MESSAGE)
                 body = _body(request, getattr(settings, max_body)) if has_body else None
                 request.api = ApiCall(caller, caller.workspace_id if workspace else None, body)
-                return view(request, *args, **kwargs)
+                try:
+                    return view(request, *args, **kwargs)
+                except RecursionError:
+                    if not has_body:
+                        raise
+                    # Parsed just under the interpreter's limit, the body can still be too deep
+                    # for the services to encode again (metadata is stored as JSON).
+                    raise ApiError(400, "invalid_json", _TOO_DEEP) from None
             except ApiError as error:
                 return error_json(error.status, error.code, error.message, error.headers, **error.details)
             except BillingError as error:

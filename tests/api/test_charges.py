@@ -206,3 +206,19 @@ def test_charges_match_what_the_service_writes(as_service, workspace):
     response = as_service.post("charges", {"action": "gmail-send", "idempotency_key": "from-python"})
     assert response.status_code == 200
     assert response.json()["entry"]["id"] == entry.pk
+
+
+def _nested_batch(depth: int, key: str) -> bytes:
+    metadata = '{"x": ' + "[" * depth + "]" * depth + "}"
+    event = '{"action": "gmail-send", "idempotency_key": "' + key + '", "metadata": ' + metadata + "}"
+    return ('{"events": [' + event + "]}").encode()
+
+
+def test_deeply_nested_json_is_400_not_a_server_error(as_service):
+    response = as_service.post("charges/batch", raw=_nested_batch(100_000, "deep"))
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_json")
+    # Around the interpreter's limit (where it falls depends on the stack the request runs on): too
+    # deep to parse, or parsed and too deep to store as metadata: 400 either way, or fine and charged.
+    for depth in range(700, 1_000, 15):
+        response = as_service.post("charges/batch", raw=_nested_batch(depth, f"k{depth}"))
+        assert response.status_code in (201, 400), (depth, response.status_code)
