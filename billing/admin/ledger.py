@@ -168,18 +168,15 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
 class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
     list_display = [
         "id",
-        "created_at",
+        "when",
         "workspace_link",
         "kind",
-        "action",
+        "tool",
         "quantity",
-        "plan_change",
-        "topup_change",
+        "credits_moved",
         "balances_after",
         "actor",
-        "reason_short",
-        "idempotency_key",
-        "external_ref",
+        "key",
     ]
     list_select_related = ["workspace", "action", "actor"]
     list_filter = [WorkspaceFilter, "kind", ToolFilter, BucketFilter, ("created_at", admin.DateFieldListFilter)]
@@ -240,23 +237,33 @@ class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
         response["Content-Disposition"] = f'attachment; filename="sigora-ledger-{timezone.now():%Y%m%d-%H%M%S}.csv"'
         return response
 
+    @admin.display(description="when")
+    def when(self, entry: LedgerEntry) -> str:
+        return f"{timezone.localtime(entry.created_at):%Y-%m-%d %H:%M:%S}"
+
     @admin.display(description="workspace")
     def workspace_link(self, entry: LedgerEntry) -> str:
         url = reverse("admin:billing_workspace_change", args=[entry.workspace_id])
         return format_html('<a href="{}">{}</a>', url, entry.workspace.name)
 
-    @admin.display(description="plan bucket")
-    def plan_change(self, entry: LedgerEntry) -> str:
-        return format_credits(entry.plan_delta, signed=True) if entry.plan_delta else ""
+    @admin.display(description="tool")
+    def tool(self, entry: LedgerEntry) -> str:
+        return entry.action.key if entry.action_id else ""
 
-    @admin.display(description="top-up")
-    def topup_change(self, entry: LedgerEntry) -> str:
-        return format_credits(entry.topup_delta, signed=True) if entry.topup_delta else ""
+    @admin.display(description="change")
+    def credits_moved(self, entry: LedgerEntry) -> str:
+        parts = [
+            f"{format_credits(delta, signed=True)} {bucket}"
+            for delta, bucket in ((entry.plan_delta, "plan"), (entry.topup_delta, "top-up"))
+            if delta
+        ]
+        return ", ".join(parts) or "0"
 
-    @admin.display(description="balances after (plan / top-up)")
+    @admin.display(description="idempotency key")
+    def key(self, entry: LedgerEntry) -> str:
+        key = entry.idempotency_key
+        return format_html('<span title="{}">{}</span>', key, key if len(key) <= 32 else key[:31] + "…")
+
+    @admin.display(description="after (plan / top-up)")
     def balances_after(self, entry: LedgerEntry) -> str:
         return f"{format_credits(entry.plan_balance_after)} / {format_credits(entry.topup_balance_after)}"
-
-    @admin.display(description="reason")
-    def reason_short(self, entry: LedgerEntry) -> str:
-        return entry.reason if len(entry.reason) <= 60 else entry.reason[:59] + "…"

@@ -42,8 +42,10 @@ _BIG_INT_MAX = 2**63 - 1
 def _whole(field: str, value: Any, *, minimum: int, maximum: int = _BIG_INT_MAX) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidRequest(f"{field} must be a whole number.", field=field)
-    if not minimum <= value <= maximum:
-        raise InvalidRequest(f"{field} must be between {minimum:,} and {maximum:,}.", field=field)
+    if value < minimum:
+        raise InvalidRequest(f"{field} must be at least {minimum:,}.", field=field)
+    if value > maximum:
+        raise InvalidRequest(f"{field} must be at most {maximum:,}.", field=field)
 
 
 def _text(field: str, value: Any, *, max_length: int, required: bool) -> None:
