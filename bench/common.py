@@ -60,3 +60,17 @@ def bench_database(original: dict[str, Any], bench_db: str) -> Iterator[None]:
             with admin_connect(original) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
         print(f"total {time.monotonic() - started:.0f} s")
+
+
+def books_verified() -> str:
+    """Run ``verify_ledger`` on the bench database: its summary, or exit naming what is wrong."""
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    try:
+        call_command("verify_ledger", stdout=out, no_color=True)
+    except CommandError as failed:
+        raise SystemExit(f"verify_ledger FAILED: {out.getvalue().strip()}\n{failed}") from None
+    return out.getvalue().strip()

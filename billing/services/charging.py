@@ -53,7 +53,7 @@ from billing.errors import (
     SequencePaused,
     UnknownAction,
 )
-from billing.models import LedgerEntry, Workspace
+from billing.models import LedgerEntry, Workspace, epoch_us
 
 logger = logging.getLogger(__name__)
 
@@ -164,9 +164,9 @@ def metadata_checked(metadata: Mapping[str, Any] | None, *, field: str = "metada
 # --- The statement --------------------------------------------------------------------------
 
 _ENTRY_FIELDS = list(LedgerEntry._meta.concrete_fields)
-_ENTRY_COLUMNS = ", ".join(f.column for f in _ENTRY_FIELDS)
+_ENTRY_COLUMNS = ",".join(f.column for f in _ENTRY_FIELDS)
 _ENTRY_ATTNAMES = [f.attname for f in _ENTRY_FIELDS]
-_NO_ENTRY = ", ".join("NULL" for _ in _ENTRY_FIELDS)
+_NO_ENTRY = ",".join("NULL" for _ in _ENTRY_FIELDS)
 _KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source, entry columns…, verdict
 
 # What the wallet's active holds reserve, from the LOCKED row's map {id: [millicredits, expiry µs]}:
@@ -174,10 +174,10 @@ _KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source
 # count for nothing (lazy expiry). The map is nearly always empty, and a CASE evaluates its
 # subquery only when it is not, so a charge without holds pays for one comparison.
 # ``exclude`` names the hold a settling charge consumes ('' for none).
-_HELD = """CASE WHEN w.holds = '{{}}'::jsonb THEN 0::bigint ELSE coalesce((
-               SELECT sum((h.value ->> 0)::bigint) FROM jsonb_each(w.holds) h
-               WHERE (h.value ->> 1)::bigint > (extract(epoch FROM %(now)s::timestamptz) * 1000000)::bigint
-                 AND h.key <> {exclude}), 0)::bigint END"""
+# Written tersely: SINGLE_SQL must stay under psycopg's 4 KiB parse cache (see _compact).
+# ``%(us)s`` is the statement's ``now`` in epoch microseconds, as the map's expiries are.
+_HELD = """CASE WHEN w.holds = '{{}}' THEN 0 ELSE (SELECT coalesce(sum((v->>0)::int8), 0)
+           FROM jsonb_each(w.holds) h(k, v) WHERE (v->>1)::int8 > %(us)s AND k <> {exclude}) END"""
 
 # The single-event statement: the same rules as the batch one below, with scalar parameters
 # and no set machinery, which halves its server time (a charge is usually one event). The
@@ -204,7 +204,7 @@ locked AS (            -- the row lock; FOR UPDATE hands back the newest committ
     SELECT w.plan_balance, w.topup_balance, w.revision, w.period_spend, w.period_start, w.period_end, ask.*,
            CASE WHEN w.day = ask.today THEN coalesce((w.day_spend ->> %(specialist)s)::bigint, 0) ELSE 0 END AS spent,
            CASE WHEN w.day = ask.today THEN w.day_spend ELSE '{{}}'::jsonb END AS day_spend,
-           {_HELD.format(exclude="%(hold)s::text")} AS held,
+           {_HELD.format(exclude="%(hold)s")} AS held,
            (SELECT c.daily_cap FROM billing_specialistcap c
             WHERE c.workspace_id = %(ws)s AND c.specialist_id = %(specialist)s) AS daily_cap,
            %(lead)s <> '' AND EXISTS (SELECT 1 FROM billing_leadstate s
@@ -220,7 +220,7 @@ debit AS (
         day = l.today,
         day_spend = l.day_spend || jsonb_build_object(%(specialist)s::text, l.spent + l.amount),
         period_spend = l.period_spend + l.amount,
-        holds = CASE WHEN %(hold)s::text = '' THEN w.holds ELSE w.holds - %(hold)s::text END,  -- settled: consumed
+        holds = w.holds - %(hold)s::text,  -- a settled hold is consumed ('' names none)
         revision = l.revision + 1,
         updated_at = %(now)s
     FROM locked l
@@ -395,8 +395,14 @@ FROM (SELECT 1) AS one LEFT JOIN ws ON true LEFT JOIN verdict v ON true
 
 
 def _compact(sql: str) -> str:
-    """Drop comments and runs of whitespace: psycopg caches the parsing of queries up to 4 KiB."""
-    return re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql)).strip()
+    """Drop comments, runs of whitespace and the spaces around commas and parentheses.
+
+    psycopg caches the parsing of queries up to 4 KiB (``MAX_CACHED_STATEMENT_LENGTH``); past
+    it, every charge pays for parsing SINGLE_SQL again. (The statements quote no text with a
+    comma or parenthesis in it, so no literal changes.)
+    """
+    sql = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql))
+    return re.sub(r" ?([,()]) ?", r"\1", sql).strip()
 
 
 SINGLE_SQL, BATCH_SQL = _compact(SINGLE_SQL), _compact(BATCH_SQL)
@@ -454,6 +460,7 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: st
         "lead": event.lead,
         "metadata": json.dumps(event.metadata),
         "hold": hold,
+        "us": epoch_us(now),
     }
     rows = _run(workspace_id, SINGLE_SQL, params)
     if not rows:  # no workspace, or an action deleted from the catalog
@@ -514,6 +521,7 @@ def _charge_many(workspace_id: int, events: Sequence[UsageEvent], now: datetime)
         "quantities": [e.quantity for e in events],
         "leads": [e.lead for e in events],
         "metadata": [json.dumps(e.metadata) for e in events],
+        "us": epoch_us(now),
     }
     rows = _run(workspace_id, BATCH_SQL, params)
     verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]

@@ -472,3 +472,12 @@ def test_the_balance_region_says_what_running_jobs_reserve_and_drops_it_when_the
         expired = client.get(reverse("billing:balance"), HTTP_IF_NONE_MATCH=held["ETag"])
     assert expired.status_code == 200
     assert "Reserved by running jobs" not in expired.content.decode()
+
+
+def test_the_single_charge_statement_stays_within_psycopgs_parse_cache():
+    """Holds made SINGLE_SQL longer; past 4 KiB psycopg would parse it again on every charge."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+
+    from billing.services.charging import SINGLE_SQL
+
+    assert len(SINGLE_SQL.encode()) <= MAX_CACHED_STATEMENT_LENGTH

@@ -1,0 +1,253 @@
+"""Charges over HTTP (gunicorn on loopback) against the same charges in-process, in the same run.
+
+What is measured, in a database of its own (``sigora_bench_api`` on the configured server,
+dropped and recreated each run):
+
+* charges/s and p50/p99 latency of ``POST /api/v1/charges`` from client processes, each on a
+  keep-alive connection, with 1 and 4 clients, on ONE hot workspace and on 50 workspaces
+  picked at random (a service token naming each in ``Sigora-Workspace``);
+* the same work in-process: ``charge()`` from as many writer processes, back to back with the
+  HTTP figure, so a noisy machine moves both together; HTTP / in-process is the share the HTTP
+  layer (gunicorn, Django's middleware, the credential check, JSON both ways) keeps;
+* events/s of ``POST /api/v1/charges/batch`` with 1,000 events per call against
+  ``charge_batch()`` of the same 1,000, from one client;
+* ``verify_ledger`` afterwards, and every accepted event in the ledger once.
+
+The clients are Python (``http.client``) on the same two cores as the server and PostgreSQL,
+so they take a share of the machine the in-process writers do not need; the ratio includes it.
+
+Env: BENCH_SECONDS (default 5 per measurement), BENCH_DB (default sigora_bench_api), BENCH_KEEP=1
+keeps the database, BENCH_WORKERS / BENCH_THREADS (gunicorn, default 2 × 4). Only 127.0.0.1 or a
+unix socket.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import admin_connect, bench_database, books_verified, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.server import database_url, gunicorn_serve  # noqa: E402
+
+os.environ["LOG_LEVEL"] = "WARNING"  # before django.setup(): billing logs each charge at INFO otherwise
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+BENCH_DB = os.environ.get("BENCH_DB", "sigora_bench_api")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+CLIENTS = (1, 4)
+MANY = 50
+HISTORY = 100
+BATCH = 1_000
+EVENT = {"action": "claude-haiku", "quantity": 7}  # 0.7 credits
+
+
+def django_setup() -> dict[str, Any]:
+    original = point_django_at(BENCH_DB)
+    import django
+
+    django.setup()
+    return original
+
+
+def prepare_database(original: dict[str, Any]) -> tuple[int, list[int], str]:
+    """Recreate the bench database; open and fund the hot and the many workspaces; a service token."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from api.credentials import service_token_create
+    from billing.services import charge_batch, entry_post, wallet_lock, workspace_create
+
+    with admin_connect(original) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    call_command("migrate", verbosity=0)
+    owner = get_user_model().objects.create_user(username="bench", password=None, is_staff=True)
+    workspaces = [workspace_create(name=f"bench {i}", owner=owner) for i in range(MANY + 1)]
+    for ws in workspaces:
+        with transaction.atomic():
+            wallet = wallet_lock(workspace_id=ws.pk)
+            entry_post(
+                wallet,
+                kind="adjustment",
+                plan_delta=-wallet.plan_balance,  # every debit from top-ups, as in bench/charge.py
+                topup_delta=10**15,
+                idempotency_key="bench-fund",
+                reason="benchmark funding",
+                now=timezone.now(),
+            )
+        # A history, then fresh statistics, so generic plans are chosen for a ledger with rows in it.
+        charge_batch(workspace=ws.pk, events=[{**EVENT, "idempotency_key": f"seed-{i}"} for i in range(HISTORY)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    _, token = service_token_create(name="bench", created_by=owner)
+    return workspaces[0].pk, [ws.pk for ws in workspaces[1:]], token
+
+
+# --- Callers: separate processes, spawned once and reused by every measurement ------------------
+
+
+def caller_init(ready: Any) -> None:
+    django_setup()
+    ready.wait()
+
+
+def caller_run(task: tuple[str, str, list[int], int, str, float, float]) -> tuple[int, int, list[float], float]:
+    """Call from ``start`` (monotonic, shared by the processes) for ``seconds``.
+
+    Returns (events charged, refusals or errors, each call's seconds, monotonic end).
+    """
+    mode, label, ws_ids, port, token, start, seconds = task
+    prefix = f"{label}-{os.getpid()}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60) if mode.startswith("http") else None
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    from billing.services import BillingError, charge, charge_batch
+
+    done = failed = calls = 0
+    took: list[float] = []
+    if conn is not None:  # open the connection before the clock starts, as a pooled client would have
+        conn.connect()
+    time.sleep(max(0.0, start - time.monotonic()))
+    deadline = start + seconds
+    while (began := time.monotonic()) < deadline:
+        ws = ws_ids[0] if len(ws_ids) == 1 else random.choice(ws_ids)
+        calls += 1
+        key = f"{prefix}-{calls}"
+        batch = [{**EVENT, "idempotency_key": f"{key}-{i}"} for i in range(BATCH)] if mode.endswith("batch") else None
+        try:
+            if conn is None:
+                if batch is None:
+                    charge(workspace=ws, **EVENT, idempotency_key=key)
+                    done += 1
+                else:
+                    done += len(charge_batch(workspace=ws, events=batch))
+            else:
+                body = json.dumps({"events": batch} if batch else {**EVENT, "idempotency_key": key})
+                path = "/api/v1/charges/batch" if batch else "/api/v1/charges"
+                conn.request("POST", path, body, {**headers, "Sigora-Workspace": str(ws)})
+                response = conn.getresponse()
+                answer = response.read()
+                if response.status == 201:
+                    done += BATCH if batch else 1
+                else:
+                    failed += 1
+                    if failed == 1:
+                        print(f"  ! {label}: HTTP {response.status} {answer[:200]!r}", flush=True)
+        except BillingError:
+            failed += 1
+        took.append(time.monotonic() - began)
+    if conn is not None:
+        conn.close()
+    return done, failed, took, time.monotonic()
+
+
+def measure(
+    pool: Any, mode: str, label: str, ws_ids: list[int], clients: int, port: int, token: str, seconds: float = SECONDS
+) -> dict:
+    start = time.monotonic() + 0.5  # time for every idle caller to pick its task up
+    results = pool.map(caller_run, [(mode, label, ws_ids, port, token, start, seconds)] * clients, chunksize=1)
+    done = sum(r[0] for r in results)
+    failed = sum(r[1] for r in results)
+    took = sorted(t for r in results for t in r[2])
+    if failed:
+        print(f"  ! {label}: {failed} calls refused or failed", flush=True)
+    return {
+        "rate": done / (max(r[3] for r in results) - start),
+        "p50": took[len(took) // 2] * 1000,
+        "p99": took[min(len(took) - 1, len(took) * 99 // 100)] * 1000,
+        "events": done,
+    }
+
+
+# --- The run ------------------------------------------------------------------------------------
+
+
+def run(original: dict[str, Any]) -> None:
+    from django.db import connection, connections
+
+    from billing.models import LedgerEntry
+
+    hot, many, token = prepare_database(original)
+    settings_dict = dict(connection.settings_dict)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('server_version')")
+        (version,) = cursor.fetchone()
+    print(f"PostgreSQL {version}; database {BENCH_DB}; {os.cpu_count()} CPUs")
+    print(f"gunicorn: {WORKERS} workers × {THREADS} threads (gthread, keep-alive, --preload); clients keep-alive")
+    connections.close_all()
+
+    env = {
+        "DATABASE_URL": database_url(settings_dict),
+        "DEBUG": "0",  # DEBUG would keep every query in memory
+        "LOG_LEVEL": "WARNING",
+        "API_RATE_LIMIT": "0",  # one credential at thousands a second: the guard would answer 429
+        "DB_CONN_MAX_AGE": "600",  # each worker thread keeps its connection and its prepared statements
+    }
+    rows = []
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Barrier(max(CLIENTS) + 1)
+    pool = spawn.Pool(max(CLIENTS), initializer=caller_init, initargs=(ready,))
+    try:
+        ready.wait(timeout=300)
+        with gunicorn_serve(env=env, workers=WORKERS, threads=THREADS, settings_module="sigora.settings.dev") as srv:
+            # Warm-up: every caller's and every server thread's statements prepared before anything counts.
+            warm = [
+                measure(pool, mode, f"warm-{mode}", [hot], max(CLIENTS), srv.port, token, seconds=2)
+                for mode in ("local", "http")
+            ]
+            plan = [("single", name, ids, n) for name, ids in (("hot", [hot]), ("many", many)) for n in CLIENTS]
+            plan.append(("batch", "hot", [hot], 1))
+            for kind, name, ids, n in plan:
+                label = f"{kind}-{name}-{n}"
+                local = measure(pool, "local" if kind == "single" else "local-batch", f"l{label}", ids, n, 0, "")
+                remote = measure(
+                    pool, "http" if kind == "single" else "http-batch", f"h{label}", ids, n, srv.port, token
+                )
+                rows.append((kind, name, n, local, remote))
+                print(
+                    f"  measured {label:<14} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s",
+                    flush=True,
+                )
+    finally:
+        pool.close()
+        pool.join()
+
+    print(f"\nHTTP (gunicorn on loopback) vs in-process, {SECONDS:g} s each; events/s, latency per call in ms")
+    head = f"{'what':<8} {'workspace':<9} {'callers':>7} {'in-proc/s':>10} {'p50':>6} {'p99':>6}"
+    print(f"{head} {'HTTP/s':>9} {'p50':>6} {'p99':>6} {'ratio':>6}")
+    for kind, name, n, local, remote in rows:
+        print(
+            f"{kind:<8} {name:<9} {n:>7} {local['rate']:>10,.0f} {local['p50']:>6.2f} {local['p99']:>6.2f}"
+            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f}"
+            f" {remote['rate'] / local['rate']:>6.2f}"
+        )
+    print(f"targets: single over HTTP ≥ 0.6 of in-process; batch ({BATCH:,} events) over HTTP ≥ 0.5")
+
+    charged = sum(local["events"] + remote["events"] for *_, local, remote in rows) + sum(w["events"] for w in warm)
+    usage = LedgerEntry.objects.filter(kind="usage").exclude(idempotency_key__startswith="seed-").count()
+    print(f"usage entries written while measuring: {usage:,} (accepted: {charged:,})")
+    if usage != charged:
+        raise SystemExit("the ledger does not hold exactly the accepted charges")
+    print(f"verify_ledger: {books_verified()}")
+
+
+def main() -> None:
+    original = django_setup()
+    with bench_database(original, BENCH_DB):
+        run(original)
+
+
+if __name__ == "__main__":
+    main()
