@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ SERVICE_TOKEN_KIND = "sgs"
 API_KEY_KIND = "sgk"
 PREFIX_LENGTH = 12  # "sgk_" and 8 random characters: 48 bits, unique by constraint
 TOKEN_LENGTH = 4 + 43
+_TOKEN_SHAPE = re.compile(r"sg[sk]_[A-Za-z0-9_-]{43}")
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per credential
 MAX_NAME_LENGTH = 120
 # Not in billing.models.Activity.Verb yet (a billing migration); shown as written until they are.
@@ -165,7 +167,7 @@ def credential_authenticate(token: str, *, workspace_id: int | None, now: dateti
     when it exists; an API key acts on its own workspace and on no other (naming another,
     existing or not, reads the same as naming one that does not exist).
     """
-    if len(token) != TOKEN_LENGTH or token[3:4] != "_":
+    if not _TOKEN_SHAPE.fullmatch(token):  # also keeps NULs and the like away from the database
         return None
     kind, prefix = token[:3], token[:PREFIX_LENGTH]
     if kind == SERVICE_TOKEN_KIND:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -175,10 +176,15 @@ def _body(request: HttpRequest, limit: int) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", _TOO_DEEP) from None
     if not isinstance(parsed, dict):
         raise ApiError(422, "invalid_request", "The body must be a JSON object.", field="body")
+    if _NUL_ESCAPE.search(raw):
+        raise ApiError(422, "invalid_request", "Text may not contain the NUL character (\\u0000).", field="body")
     return parsed
 
 
 _TOO_DEEP = "The body's JSON is nested too deeply."
+# A \u0000 escape that is not itself an escaped backslash's text. PostgreSQL stores no NUL in
+# text or jsonb, so such a string could only fail further down; one scan of the raw bytes in C.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def _no_constant(name: str) -> None:
@@ -304,6 +310,11 @@ def endpoint(
                     raise bad_header
                 if service_only and not caller.is_service:
                     raise ApiError(403, "forbidden", "Only Sigora's service tokens may do this.")
+                for name, values in request.GET.lists():
+                    if any(
+                        "\x00" in value for value in values
+                    ):  # PostgreSQL stores no NUL: refuse it here, not as a 500 below
+                        raise ApiError(422, "invalid_request", f"{name} may not contain NUL characters.", field=name)
                 wait = rate_limit_check(caller.rate_key)
                 if wait is not None:
                     raise ApiError(

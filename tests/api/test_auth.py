@@ -47,6 +47,7 @@ def test_credentials_are_stored_as_a_prefix_and_a_sha256_only(workspace, staff):
         "Bearer sgk_not-a-real-token",
         "Bearer sgk_" + "A" * 43,  # well-formed, unknown
         "Bearer sgx_" + "A" * 43,  # unknown kind
+        "Bearer sgk_" + "\x00" * 43,  # characters no token has (and the database could not look up)
     ],
 )
 def test_a_missing_or_wrong_credential_is_401_with_one_message(client, workspace, authorization):

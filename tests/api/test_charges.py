@@ -222,3 +222,23 @@ def test_deeply_nested_json_is_400_not_a_server_error(as_service):
     for depth in range(700, 1_000, 15):
         response = as_service.post("charges/batch", raw=_nested_batch(depth, f"k{depth}"))
         assert response.status_code in (201, 400), (depth, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "gmail-send", "idempotency_key": "k", "lead": "lead\x007"},
+        {"action": "gmail-send", "idempotency_key": "k", "metadata": {"note": "a\x00b"}},
+    ],
+)
+def test_a_nul_character_is_422_not_a_server_error(as_service, workspace, body):
+    """PostgreSQL stores no NUL in text or jsonb: refused at the door, naming the body."""
+    response = as_service.post("charges", body)
+    assert (response.status_code, response.json()["field"]) == (422, "body")
+    assert not LedgerEntry.objects.filter(workspace=workspace, idempotency_key="k").exists()
+
+
+def test_an_escaped_backslash_before_u0000_is_just_text(as_service, workspace):
+    response = as_service.post("charges", {"action": "gmail-send", "idempotency_key": "k", "lead": "C:\\u0000"})
+    assert response.status_code == 201
+    assert response.json()["entry"]["lead"] == "C:\\u0000"
