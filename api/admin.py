@@ -24,6 +24,9 @@ class ServiceTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at", "revoked_by"]
     actions = ["revoke"]
 
+    def get_fields(self, request: HttpRequest, obj: ServiceToken | None = None) -> list[str]:
+        return self.fields if obj is not None else ["name"]  # a new token is only named; the rest is made
+
     def save_model(self, request: HttpRequest, obj: ServiceToken, form, change: bool) -> None:
         if change:  # only the name can change
             obj.save(update_fields=["name"])

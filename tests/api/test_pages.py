@@ -133,6 +133,18 @@ def test_the_admin_lists_api_keys_and_byok_reads_read_only(client, staff, worksp
     assert client.get(reverse("admin:api_byokkeyread_changelist")).status_code == 200
 
 
+def test_staff_can_revoke_a_workspaces_api_key_from_the_admin(client, staff, workspace, api_key):
+    client.force_login(staff)
+    key = ApiKey.objects.get(workspace=workspace)
+    response = client.post(
+        reverse("admin:api_apikey_changelist"), {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    key.refresh_from_db()
+    assert key.revoked_by == staff
+    assert Api(client, api_key).get("balance").status_code == 401
+
+
 def test_non_staff_cannot_reach_the_admin(client, team):
     client.force_login(team["owner"])
     assert client.get(reverse("admin:api_servicetoken_add")).status_code == 302
