@@ -20,7 +20,7 @@ from datetime import UTC
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -224,11 +224,14 @@ class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
         )
         return [export, *super().get_urls()]
 
-    def export_csv(self, request: HttpRequest) -> StreamingHttpResponse:
+    def export_csv(self, request: HttpRequest) -> StreamingHttpResponse | HttpResponseRedirect:
         """The changelist's entries (its filters and search) as CSV, streamed in chunks at any size."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        changelist = self.get_changelist_instance(request)
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponseRedirect(reverse("admin:billing_ledgerentry_changelist") + "?e=1")
         rows = changelist.queryset.values_list(*_CSV_FIELDS).iterator(chunk_size=2_000)
         writer = csv.writer(_Echo())
         header = writer.writerow(CSV_COLUMNS)

@@ -247,3 +247,9 @@ def test_funding_helper_entries_appear_with_both_buckets(client):
     client.force_login(make_person("superuser"))
     page = client.get(reverse(CHANGELIST), {"workspace": str(ws.pk)}).content.decode()
     assert "3 / 7" in page
+
+
+def test_an_export_with_a_bad_filter_is_a_bad_link_not_a_crash(client, busy_workspace):
+    client.force_login(make_person("staff"))
+    response = client.get(reverse("admin:billing_ledgerentry_export"), {"workspace": "x"})
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
