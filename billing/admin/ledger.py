@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
-from billing.admin.selectors import ledger_search_ids
+from billing.admin.selectors import ledger_rows_newest_first, ledger_search_ids
 from billing.credits import format_credits
 from billing.models import Action, LedgerEntry, Workspace
 
@@ -232,7 +232,7 @@ class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponseRedirect(reverse("admin:billing_ledgerentry_changelist") + "?e=1")
-        rows = changelist.queryset.values_list(*_CSV_FIELDS).iterator(chunk_size=2_000)
+        rows = ledger_rows_newest_first(changelist.queryset, fields=_CSV_FIELDS)
         writer = csv.writer(_Echo())
         header = writer.writerow(CSV_COLUMNS)
         lines = (writer.writerow(row) for row in _csv_rows(rows))

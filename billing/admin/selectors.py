@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+
 from django.db import connection
+from django.db.models import QuerySet
 
 from billing.models import CatalogChange, LedgerEntry, Workspace
 
@@ -40,6 +43,24 @@ def ledger_search_ids(*, term: str, workspace_id: int | None = None) -> list[int
     with connection.cursor() as cursor:
         cursor.execute(_SEARCH_SQL, {"term": term, "limit": SEARCH_LIMIT})
         return [row[0] for row in cursor.fetchall()]
+
+
+def ledger_rows_newest_first(queryset: QuerySet, *, fields: Sequence[str], chunk: int = 2_000) -> Iterator[tuple]:
+    """Every entry of a newest-first ledger queryset as ``fields`` tuples, read a keyset chunk at a time.
+
+    Each chunk is its own short query (``id < last one seen``), so an export of millions of rows
+    holds no cursor or transaction open between chunks (PgBouncer-safe) and keeps memory flat.
+    """
+    if fields[0] != "id":
+        raise ValueError("the first field must be id: the chunks are keyed by it")
+    rows = queryset.order_by("-id").values_list(*fields)
+    before = None
+    while True:
+        batch = list((rows if before is None else rows.filter(id__lt=before))[:chunk])
+        yield from batch
+        if len(batch) < chunk:
+            return
+        before = batch[-1][0]
 
 
 def catalog_history(*, subject: str, subject_id: int, limit: int = 50) -> list[CatalogChange]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -102,7 +102,9 @@ class StripeEventAdmin(PeekPagedAdmin, ReadOnlyAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        event = get_object_or_404(StripeEvent, pk=object_id)
+        event = self.get_object(request, unquote(object_id))
+        if event is None:
+            raise Http404("No such Stripe event.")
         if event.status != StripeEvent.Status.FAILED:
             self.message_user(request, f"{event.event_id} has not failed ({event.status}): nothing was re-run.")
         else:

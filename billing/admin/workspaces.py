@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
@@ -206,7 +206,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
         """
         if not self.has_adjust_permission(request):
             raise PermissionDenied
-        workspace = get_object_or_404(Workspace.objects.select_related("plan", "wallet"), pk=object_id)
+        workspace = self.get_object(request, unquote(object_id))
+        if workspace is None:
+            raise Http404("No such workspace.")
         preview = None
         if request.method != "POST":
             form = AdjustCreditsForm(initial={"token": new_adjustment_token(), "bucket": LedgerEntry.Bucket.TOP_UP})

@@ -230,3 +230,9 @@ def test_the_entry_names_the_staff_user_in_the_admins_ledger(client, billing_sta
     page = client.get(reverse("admin:billing_ledgerentry_change", args=[entry.pk])).content.decode()
     assert "Refund for ticket #4411" in page and billing_staff.email in page
     assert Wallet.objects.get(workspace=ws).revision >= 2
+
+
+def test_an_unknown_workspace_is_not_found(client, billing_staff):
+    client.force_login(billing_staff)
+    assert client.get(reverse("admin:billing_workspace_adjust", args=["999999"])).status_code == 404
+    assert client.get(reverse("admin:billing_workspace_adjust", args=["abc"])).status_code == 404

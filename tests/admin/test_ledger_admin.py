@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.admin.paging import PeekPaginator
+from billing.admin.selectors import ledger_rows_newest_first
 from billing.credits import credits
 from billing.models import Action, LedgerEntry
 from billing.services import charge, credits_adjust, entry_post, wallet_lock
@@ -253,3 +254,22 @@ def test_an_export_with_a_bad_filter_is_a_bad_link_not_a_crash(client, busy_work
     client.force_login(make_person("staff"))
     response = client.get(reverse("admin:billing_ledgerentry_export"), {"workspace": "x"})
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+def test_a_column_sort_in_the_link_is_ignored_the_order_stays_newest_first(client, busy_workspace):
+    client.force_login(make_person("superuser"))
+    response, sql = _changelist_sql(client, {"o": "4.-3.1"})
+    ids = [entry.pk for entry in response.context["cl"].result_list]
+    assert ids == sorted(ids, reverse=True)
+    page = [s for s in sql if 'ORDER BY "billing_ledgerentry"."id" DESC LIMIT' in s]
+    assert len(page) == 1
+
+
+def test_the_export_reads_keyset_chunks_newest_first(busy_workspace):
+    queryset = LedgerEntry.objects.filter(workspace=busy_workspace)
+    with CaptureQueriesContext(connection) as captured:
+        rows = list(ledger_rows_newest_first(queryset, fields=["id", "kind"], chunk=2))
+    expected = list(queryset.order_by("-id").values_list("id", "kind"))
+    assert rows == expected and len(expected) == 5
+    assert len(captured) == 3  # 2 + 2 + 1
+    assert all('"billing_ledgerentry"."id" <' in q["sql"] for q in captured.captured_queries[1:])

@@ -99,3 +99,9 @@ def test_the_workspace_filter_lists_its_events_only(client, failed_event):
     mine = client.get(reverse(CHANGELIST), {"workspace": str(row.workspace_id)}).context["cl"].result_list
     theirs = client.get(reverse(CHANGELIST), {"workspace": str(other.pk)}).context["cl"].result_list
     assert [e.pk for e in mine] == [row.pk] and list(theirs) == []
+
+
+def test_re_running_an_unknown_event_is_not_found(client, billing_staff):
+    client.force_login(billing_staff)
+    assert client.post(reverse("admin:billing_stripeevent_retry", args=["abc"])).status_code == 404
+    assert client.post(reverse("admin:billing_stripeevent_retry", args=["999999"])).status_code == 404
