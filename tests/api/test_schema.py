@@ -69,6 +69,7 @@ def test_the_document_is_openapi_3_1_and_lists_every_route(client):
     document = client.get("/api/v1/openapi.json").json()
     assert document == openapi_document()
     assert document["openapi"] == "3.1.0"
+    schema.validate()  # against the OpenAPI 3.1 meta-schema (raises when it does not conform)
     assert set(document["paths"]) >= {
         "/charges", "/charges/batch", "/balance", "/transactions", "/catalog", "/replies", "/replies/resume",
         "/byok-key",
