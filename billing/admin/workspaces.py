@@ -259,6 +259,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
                 messages.INFO,
             )
         else:
+            # The ledger entry is the record; the workspace's History page points at it too.
+            self.log_change(request, workspace, f"Adjusted credits: ledger entry #{entry.pk}.")
             self.message_user(
                 request,
                 f"Adjusted {workspace.name}: {format_credits(entry.amount, signed=True)} credits "

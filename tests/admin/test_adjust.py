@@ -179,6 +179,8 @@ def test_the_form_then_the_confirmation_then_one_entry_and_a_double_submit_adjus
 
     entries = LedgerEntry.objects.filter(workspace=ws, kind="adjustment", actor=billing_staff)
     assert [(e.topup_delta, e.reason) for e in entries] == [(credits("-12.5"), "Duplicate charge, ticket #77")]
+    history = client.get(reverse("admin:billing_workspace_history", args=[ws.pk])).content.decode()
+    assert f"Adjusted credits: ledger entry #{entries[0].pk}." in history
     assert balances(ws) == (credits(100), credits("27.5"))
     assert _audit_problems() == []
 
