@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from api.credentials import api_key_create, api_key_revoke
 from billing.models import Invitation, Membership, Workspace
 from billing.services import byok_set
 from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS_DIR
@@ -28,6 +29,7 @@ SIGNED_IN = {
     "billing": "/settings/billing/",
     "byok": "/settings/byok/",
     "members": "/settings/members/",
+    "api-keys": "/settings/api-keys/",
     "activity": "/settings/activity/",
 }
 SIGNED_OUT = {"login": "/accounts/login/", "signup": "/accounts/signup/", "pricing": "/"}
@@ -84,6 +86,9 @@ def test_screenshots_of_every_page_at_desktop_and_phone_widths(browsers):
         expires_at=timezone.now() + timezone.timedelta(days=7),
     )
     UserFactory(email="someone@example.test")
+    api_key_create(workspace=workspace, name="Zapier (marketing automations)", actor=owner)
+    retired, _ = api_key_create(workspace=workspace, name="Old CI runner", actor=owner)
+    api_key_revoke(api_key=retired, actor=owner)
     SCREENSHOTS_DIR.mkdir(exist_ok=True)
     report = []
     for size_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
