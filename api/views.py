@@ -7,6 +7,7 @@ the shapes they answer with are the schema components defined here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -449,6 +450,8 @@ def transactions(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
         raise ApiError(422, "invalid_request", " ".join(messages), field=field if field != "__all__" else None)
+    if form.cleaned_data.get("date_to") == date.max:  # the range ends the day after: past what a date can hold
+        raise ApiError(422, "invalid_request", "date_to must be before 9999-12-31.", field="date_to")
     cursor = _int_param(query, "cursor", low=1, high=2**63 - 1, default=None)
     limit = _int_param(query, "limit", low=1, high=MAX_PAGE, default=50)
     workspace_id = request.api.workspace_id

@@ -80,6 +80,7 @@ def test_transactions_filter_by_specialist_tool_kind_and_the_workspaces_days(as_
         ({"limit": "0"}, "limit"),
         ({"limit": "201"}, "limit"),
         ({"action": "claude\x00haiku"}, "action"),
+        ({"date_to": "9999-12-31"}, "date_to"),
     ],
 )
 def test_bad_transaction_filters_are_422_naming_the_parameter(as_service, params, field):
