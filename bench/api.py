@@ -16,9 +16,9 @@ dropped and recreated each run):
 The clients are Python (``http.client``) on the same two cores as the server and PostgreSQL,
 so they take a share of the machine the in-process writers do not need; the ratio includes it.
 
-Env: BENCH_SECONDS (default 5 per measurement), BENCH_DB (default sigora_bench_api), BENCH_KEEP=1
-keeps the database, BENCH_WORKERS / BENCH_THREADS (gunicorn, default 2 × 4). Only 127.0.0.1 or a
-unix socket.
+Env: BENCH_SECONDS (default 3 per measurement), BENCH_ROUNDS (pairs per figure, default 3),
+BENCH_DB (default sigora_bench_api), BENCH_KEEP=1 keeps the database, BENCH_WORKERS / BENCH_THREADS
+(gunicorn, default 2 × 4). Only 127.0.0.1 or a unix socket.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ from bench.server import database_url, gunicorn_serve  # noqa: E402
 os.environ["LOG_LEVEL"] = "WARNING"  # before django.setup(): billing logs each charge at INFO otherwise
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BENCH_DB = os.environ.get("BENCH_DB", "sigora_bench_api")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
@@ -160,14 +162,19 @@ def measure(
     results = pool.map(caller_run, [(mode, label, ws_ids, port, token, start, seconds)] * clients, chunksize=1)
     done = sum(r[0] for r in results)
     failed = sum(r[1] for r in results)
-    took = sorted(t for r in results for t in r[2])
     if failed:
         print(f"  ! {label}: {failed} calls refused or failed", flush=True)
+    rate = done / (max(r[3] for r in results) - start)
+    return {"rate": rate, "took": [t for r in results for t in r[2]], "events": done}
+
+
+def _pooled(measured: list[dict]) -> dict:
+    """The median rate of several measurements, and latency percentiles over all their calls."""
+    took = sorted(t for m in measured for t in m["took"])
     return {
-        "rate": done / (max(r[3] for r in results) - start),
+        "rate": statistics.median(m["rate"] for m in measured),
         "p50": took[len(took) // 2] * 1000,
         "p99": took[min(len(took) - 1, len(took) * 99 // 100)] * 1000,
-        "events": done,
     }
 
 
@@ -210,32 +217,41 @@ def run(original: dict[str, Any]) -> None:
             plan = [("single", name, ids, n) for name, ids in (("hot", [hot]), ("many", many)) for n in CLIENTS]
             plan.append(("batch", "hot", [hot], 1))
             for kind, name, ids, n in plan:
-                label = f"{kind}-{name}-{n}"
-                local = measure(pool, "local" if kind == "single" else "local-batch", f"l{label}", ids, n, 0, "")
-                remote = measure(
-                    pool, "http" if kind == "single" else "http-batch", f"h{label}", ids, n, srv.port, token
-                )
-                rows.append((kind, name, n, local, remote))
-                print(
-                    f"  measured {label:<14} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s",
-                    flush=True,
-                )
+                # Pairs back to back, ROUNDS times: another job on the machine moves both of a pair,
+                # and the median of the pairs' ratios is what one burst of it cannot move.
+                pairs = []
+                for round_ in range(ROUNDS):
+                    label = f"{kind}-{name}-{n}-{round_}"
+                    local = measure(pool, "local" if kind == "single" else "local-batch", f"l{label}", ids, n, 0, "")
+                    remote = measure(
+                        pool, "http" if kind == "single" else "http-batch", f"h{label}", ids, n, srv.port, token
+                    )
+                    pairs.append((local, remote))
+                    print(
+                        f"  measured {label:<16} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s",
+                        flush=True,
+                    )
+                rows.append((kind, name, n, pairs))
     finally:
         pool.close()
         pool.join()
 
-    print(f"\nHTTP (gunicorn on loopback) vs in-process, {SECONDS:g} s each; events/s, latency per call in ms")
+    print(
+        f"\nHTTP (gunicorn on loopback) vs in-process: medians of {ROUNDS} back-to-back pairs of {SECONDS:g} s;"
+        " events/s, latency per call in ms (all rounds)"
+    )
     head = f"{'what':<8} {'workspace':<9} {'callers':>7} {'in-proc/s':>10} {'p50':>6} {'p99':>6}"
     print(f"{head} {'HTTP/s':>9} {'p50':>6} {'p99':>6} {'ratio':>6}")
-    for kind, name, n, local, remote in rows:
+    for kind, name, n, pairs in rows:
+        local, remote = (_pooled([pair[i] for pair in pairs]) for i in (0, 1))
+        ratio = statistics.median(r["rate"] / loc["rate"] for loc, r in pairs)
         print(
             f"{kind:<8} {name:<9} {n:>7} {local['rate']:>10,.0f} {local['p50']:>6.2f} {local['p99']:>6.2f}"
-            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f}"
-            f" {remote['rate'] / local['rate']:>6.2f}"
+            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f} {ratio:>6.2f}"
         )
     print(f"targets: single over HTTP ≥ 0.6 of in-process; batch ({BATCH:,} events) over HTTP ≥ 0.5")
 
-    charged = sum(local["events"] + remote["events"] for *_, local, remote in rows) + sum(w["events"] for w in warm)
+    charged = sum(m["events"] for *_, pairs in rows for pair in pairs for m in pair) + sum(w["events"] for w in warm)
     usage = LedgerEntry.objects.filter(kind="usage").exclude(idempotency_key__startswith="seed-").count()
     print(f"usage entries written while measuring: {usage:,} (accepted: {charged:,})")
     if usage != charged:

@@ -284,6 +284,23 @@ def test_settling_applies_byok_like_any_charge(funded):
 
 
 @pytest.mark.django_db
+def test_a_daily_cap_still_applies_when_settling_and_a_refusal_leaves_the_hold(funded):
+    """A hold reserves credits, not cap room: the owner's cap is the last word (documented)."""
+    from billing.services import DailyCapReached, cap_set
+
+    cap_set(workspace=funded, specialist="sourcing", daily_cap=credits(1_000))
+    hold = hold_place(workspace=funded, amount=credits(3_000), idempotency_key="run", specialist="sourcing")
+    before = untouched(funded)
+    with pytest.raises(DailyCapReached):
+        hold_settle(workspace=funded, hold_id=hold.pk, action="claude-opus", quantity=1_000)  # 1,500
+    assert untouched(funded) == before
+    hold.refresh_from_db()
+    assert hold.status == "active"
+    hold_settle(workspace=funded, hold_id=hold.pk, action="claude-opus", quantity=600)  # 900 fits the cap
+    assert Wallet.objects.get(workspace=funded).holds == {}
+
+
+@pytest.mark.django_db
 def test_a_hold_of_another_workspace_is_not_found(funded):
     hold = hold_place(workspace=funded, amount=credits(1_000), idempotency_key="run")
     stranger = WorkspaceFactory()
