@@ -249,14 +249,13 @@ def endpoint(
             codes[status].append(code)
 
     add(401, "unauthenticated")
+    add(422, "invalid_request")  # every endpoint refuses query parameters it does not declare
     add(429, "rate_limited")
     if has_body:
         add(400, "invalid_json")
         add(413, "payload_too_large")
-        add(422, "invalid_request")
     if workspace:
         add(404, "not_found")
-        add(422, "invalid_request")
     if service_only:
         add(403, "forbidden")
     descriptions = {
@@ -290,6 +289,7 @@ def endpoint(
     if request_body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": request_body}}}
     schema.operation_register(path, method.lower(), operation)
+    query_names = frozenset(p["name"] for p in parameters or () if p.get("in") == "query")
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @csrf_exempt  # token-authenticated JSON: no cookies are read, so no cross-site request forgery
@@ -311,9 +311,10 @@ def endpoint(
                 if service_only and not caller.is_service:
                     raise ApiError(403, "forbidden", "Only Sigora's service tokens may do this.")
                 for name, values in request.GET.lists():
-                    if any(
-                        "\x00" in value for value in values
-                    ):  # PostgreSQL stores no NUL: refuse it here, not as a 500 below
+                    if name not in query_names:  # a misspelt filter must not read as "no filter"
+                        raise ApiError(422, "invalid_request", f"Unknown query parameter {name!r}.", field=name)
+                    # PostgreSQL stores no NUL: refuse it here, not as a 500 below.
+                    if any("\x00" in value for value in values):
                         raise ApiError(422, "invalid_request", f"{name} may not contain NUL characters.", field=name)
                 wait = rate_limit_check(caller.rate_key)
                 if wait is not None:

@@ -136,3 +136,13 @@ def test_a_reply_needs_a_lead(as_service, body):
     response = as_service.post("replies", body)
     assert response.status_code == 422
     assert response.json()["field"] in {"lead", "b"}
+
+
+@pytest.mark.parametrize(
+    ("path", "params"), [("transactions", {"kinds": "usage"}), ("balance", {"x": "1"}), ("catalog", {"": "false"})]
+)
+def test_an_undeclared_query_parameter_is_422_not_ignored(as_service, path, params):
+    """A misspelt filter (`kinds`) must not silently list everything."""
+    response = as_service.get(path, params)
+    assert response.status_code == 422
+    assert response.json()["field"] == next(iter(params))
