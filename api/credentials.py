@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from api.models import ApiKey, ByokKeyRead, ServiceToken
 from billing.errors import InvalidRequest
-from billing.models import Workspace
+from billing.models import Activity, Workspace
 from billing.services import activity_record, byok_key
 
 logger = logging.getLogger("billing.api")
@@ -35,9 +35,8 @@ TOKEN_LENGTH = 4 + 43
 _TOKEN_SHAPE = re.compile(r"sg[sk]_[A-Za-z0-9_-]{43}")
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per credential
 MAX_NAME_LENGTH = 120
-# Not in billing.models.Activity.Verb yet (a billing migration); shown as written until they are.
-VERB_API_KEY_CREATED = "api_key_created"
-VERB_API_KEY_REVOKED = "api_key_revoked"
+VERB_API_KEY_CREATED = Activity.Verb.API_KEY_CREATED
+VERB_API_KEY_REVOKED = Activity.Verb.API_KEY_REVOKED
 
 
 def _digest(token: str) -> str:

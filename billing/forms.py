@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from html import escape
 
 from django import forms
@@ -127,6 +128,9 @@ class CapForm(forms.Form):
         }
 
 
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # the transaction filter's date range
+
+
 class LedgerFilterForm(forms.Form):
     specialist = forms.ChoiceField(
         choices=_specialist_choices, required=False, error_messages={"invalid_choice": INVALID_CHOICE}
@@ -141,6 +145,11 @@ class LedgerFilterForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        # The range becomes the reader's midnights; year 1 or 9999 would overflow on the way.
+        for name, day in (("date_from", start), ("date_to", end)):
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                self.add_error(name, f"Enter a date between {FIRST_DAY:%Y} and {LAST_DAY:%Y}.")
+                start = end = None
         if start and end and start > end:
             self.add_error("date_to", "The end date is before the start date.")
         return cleaned

@@ -619,6 +619,8 @@ class Activity(models.Model):
         PLAN_CHANGED = "plan_changed", "changed the plan"
         AUTO_TOP_UP = "auto_top_up", "changed auto top-up"
         BUDGET_CHANGED = "budget_changed", "changed the monthly budget"
+        API_KEY_CREATED = "api_key_created", "created an API key"
+        API_KEY_REVOKED = "api_key_revoked", "revoked an API key"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="activities", db_index=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")

@@ -102,6 +102,17 @@ def key_checked(idempotency_key: object, *, field: str = "idempotency_key") -> s
     return idempotency_key
 
 
+def _holds_nul(value: Any) -> bool:
+    """Whether a NUL character is in any string of a JSON-like value (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def usage_event(
     *,
     action: str,
@@ -140,6 +151,8 @@ def usage_event(
         lead = ""
     if not isinstance(lead, str) or len(lead) > MAX_LEAD_LENGTH:
         raise InvalidRequest(f"lead must be a string of at most {MAX_LEAD_LENGTH} characters.", field=f"{prefix}lead")
+    if "\x00" in lead:  # PostgreSQL text cannot hold NUL: refused here rather than failing the statement
+        raise InvalidRequest("lead must not contain NUL characters.", field=f"{prefix}lead")
     checked = metadata_checked(metadata, field=f"{prefix}metadata")
     return UsageEvent(idempotency_key, found, quantity, who, lead, checked)
 
@@ -156,6 +169,8 @@ def metadata_checked(metadata: Mapping[str, Any] | None, *, field: str = "metada
         raise InvalidRequest(
             "metadata must be JSON: strings, numbers, booleans, lists and objects.", field=field
         ) from None
+    if "\\u0000" in encoded and _holds_nul(metadata):  # jsonb cannot hold NUL either
+        raise InvalidRequest("metadata must not contain NUL characters.", field=field)
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidRequest(f"metadata must be at most {MAX_METADATA_BYTES:,} bytes of JSON.", field=field)
     return dict(metadata)

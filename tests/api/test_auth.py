@@ -176,6 +176,8 @@ def test_creating_and_revoking_a_key_is_in_the_workspaces_activity(workspace):
         ("api_key_created", f"Zapier ({key.prefix}…)"),
         ("api_key_revoked", f"Zapier ({key.prefix}…)"),
     ]
+    last = Activity.objects.filter(workspace=workspace).order_by("id").last()
+    assert last.get_verb_display() == "revoked an API key"  # what Settings → Activity says
 
 
 def test_the_database_refuses_a_credential_of_the_wrong_kind(workspace):

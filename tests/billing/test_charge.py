@@ -240,6 +240,10 @@ def test_a_retry_of_a_step_charged_before_the_reply_still_returns_its_entry(work
         ({"idempotency_key": 42}, InvalidRequest, "idempotency_key"),
         ({"specialist": "finance"}, InvalidRequest, "specialist"),
         ({"lead": 7}, InvalidRequest, "lead"),
+        ({"lead": "lead\x00one"}, InvalidRequest, "lead"),  # text and jsonb cannot hold NUL
+        ({"metadata": {"note": "a\x00b"}}, InvalidRequest, "metadata"),
+        ({"metadata": {"a\x00": 1}}, InvalidRequest, "metadata"),
+        ({"metadata": {"deep": [{"x": "\x00"}]}}, InvalidRequest, "metadata"),
         ({"metadata": ["a"]}, InvalidRequest, "metadata"),
         ({"metadata": {"x": float("nan")}}, InvalidRequest, "metadata"),
         ({"metadata": {"blob": "x" * 5_000}}, InvalidRequest, "metadata"),
@@ -252,6 +256,12 @@ def test_bad_input_is_refused_naming_the_field_and_writes_nothing(workspace, kwa
     assert refusal.value.details["field"] == field
     assert refusal.value.message
     assert snapshot(workspace) == before
+
+
+def test_metadata_that_only_looks_like_an_escaped_nul_is_kept(workspace):
+    entry = charge(workspace=workspace, action="gmail-send", idempotency_key="k", metadata={"text": "\\u0000"})
+    entry.refresh_from_db()
+    assert entry.metadata == {"text": "\\u0000"}
 
 
 def test_per_call_actions_carry_one_call_and_searches_their_pages(workspace):

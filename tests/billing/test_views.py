@@ -164,6 +164,9 @@ def test_transactions_filter_page_by_keyset_and_export(client, team):
     assert kinds.count("<tr data-entry=") == 1 and "Plan credits granted" in kinds
     bad = owner.get(url, {"date_from": "2027-02-01", "date_to": "2027-01-01"}, HTTP_HX_REQUEST="true").content.decode()
     assert "The end date is before the start date." in bad
+    for far in ({"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}):  # midnights there overflow
+        answer = owner.get(url, far, HTTP_HX_REQUEST="true")
+        assert answer.status_code == 200 and "Enter a date between 2000 and 2999." in answer.content.decode()
 
 
 def test_the_usage_region_shows_tools_specialists_savings_and_a_forecast(client, team):
