@@ -98,6 +98,8 @@ def json_response(payload: Any, *, status: int = 200, headers: Mapping[str, str]
         json.dumps(payload, separators=(",", ":"), ensure_ascii=False), content_type="application/json", status=status
     )
     response["Cache-Control"] = "no-store"
+    # Known length: gunicorn then sends the body as it is, not chunked (fewer writes per answer).
+    response["Content-Length"] = str(len(response.content))
     for name, value in (headers or {}).items():
         response[name] = value
     return response

@@ -235,7 +235,9 @@ debit AS (
         day = l.today,
         day_spend = l.day_spend || jsonb_build_object(%(specialist)s::text, l.spent + l.amount),
         period_spend = l.period_spend + l.amount,
-        holds = w.holds - %(hold)s::text,  -- a settled hold is consumed ('' names none)
+        -- A settled hold is consumed; otherwise the map is left as it is (a large one is stored
+        -- out of line, and rewriting it would write it anew on every charge).
+        holds = CASE WHEN %(hold)s = '' THEN w.holds ELSE w.holds - %(hold)s::text END,
         revision = l.revision + 1,
         updated_at = %(now)s
     FROM locked l
