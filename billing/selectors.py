@@ -28,6 +28,7 @@ from billing.models import (
     TopUpPack,
     Wallet,
     Workspace,
+    epoch_us,
 )
 
 
@@ -175,6 +176,48 @@ def ledger_audit(*, chunk_size: int = 5_000, workspace_ids: list[int] | None = N
         ]
         yield AuditChunk(checked=len(rows), entries=sum(row[5] for row in rows), problems=problems)
         low = high
+
+
+# The holds beside the ledger: the wallet's map (what charges read under the lock) must be the
+# active Hold rows. An active row may be missing from the map once it has expired (the next hold
+# placed prunes it); anything else is a hold reserving too much, too little, or nothing.
+_HOLDS_AUDIT_SQL = """
+WITH mapped AS (
+    SELECT w.workspace_id, h.key AS hold, (h.value ->> 0)::bigint AS amount, (h.value ->> 1)::bigint AS expires_us
+    FROM billing_wallet w CROSS JOIN jsonb_each(w.holds) h
+    WHERE w.holds <> '{}'::jsonb
+), active AS (
+    SELECT workspace_id, id::text AS hold, amount, (extract(epoch FROM expires_at) * 1000000)::bigint AS expires_us
+    FROM billing_hold WHERE status = 'active'
+)
+SELECT ws.id, ws.name, coalesce(m.hold, a.hold), m.amount, a.amount, m.expires_us, a.expires_us
+FROM mapped m FULL JOIN active a ON a.workspace_id = m.workspace_id AND a.hold = m.hold
+JOIN billing_workspace ws ON ws.id = coalesce(m.workspace_id, a.workspace_id)
+WHERE (a.hold IS NULL OR (m.hold IS NULL AND a.expires_us > %(now_us)s)
+       OR m.amount <> a.amount OR m.expires_us <> a.expires_us)
+  AND (%(ids)s::bigint[] IS NULL OR ws.id = ANY(%(ids)s::bigint[]))
+ORDER BY ws.id, 3
+"""
+
+
+def holds_audit(*, now: datetime, workspace_ids: list[int] | None = None) -> list[LedgerProblem]:
+    """Wallets whose map of holds disagrees with their active holds (see services/holds.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HOLDS_AUDIT_SQL, {"now_us": epoch_us(now), "ids": workspace_ids})
+        rows = cursor.fetchall()
+    problems = []
+    for workspace_id, name, hold, mapped, active, mapped_until, active_until in rows:
+        if active is None:
+            problem = f"hold #{hold} reserves {mapped} mc on the wallet but is not active"
+        elif mapped is None:
+            problem = f"active hold #{hold} ({active} mc, not expired) is missing from the wallet's holds"
+        else:
+            problem = (
+                f"hold #{hold}: the wallet reserves {mapped} mc until {mapped_until} µs, "
+                f"its row {active} mc until {active_until} µs"
+            )
+        problems.append(LedgerProblem(workspace_id=workspace_id, workspace_name=name, problem=problem))
+    return problems
 
 
 # --- Reads every settings request makes ----------------------------------------------------------

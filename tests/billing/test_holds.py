@@ -8,7 +8,7 @@ from io import StringIO
 
 import pytest
 import time_machine
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from billing.credits import credits
@@ -359,6 +359,27 @@ def test_an_expired_hold_reserves_nothing_and_settles_as_a_plain_charge(funded):
         hold_settle(workspace=funded, hold_id=late.pk, action="crustdata-enrich", quantity=1)
     assert Hold.objects.get(idempotency_key="late").status == "active"
     assert_books_balance()
+
+
+@pytest.mark.django_db
+def test_verify_ledger_checks_the_wallets_map_against_the_active_holds(funded):
+    kept = hold_place(workspace=funded, amount=credits(100), idempotency_key="kept", expires_in=60)
+    gone = hold_place(workspace=funded, amount=credits(200), idempotency_key="gone", expires_in=600)
+    with time_machine.travel(kept.expires_at, tick=False):
+        hold_place(workspace=funded, amount=credits(1), idempotency_key="prunes")  # drops the expired one
+        assert_books_balance()  # an expired hold missing from the map is as it should be
+        # Break it as a bug would: one hold's reservation lost, one released row still reserving.
+        holds = dict(Wallet.objects.get(workspace=funded).holds)
+        holds.pop(str(gone.pk))
+        holds["999999"] = [credits(5), holds[next(iter(holds))][1]]
+        Wallet.objects.filter(workspace=funded).update(holds=holds)
+        out, err = StringIO(), StringIO()
+        with pytest.raises(CommandError):
+            call_command("verify_ledger", stdout=out, stderr=err)
+    report = out.getvalue()
+    assert f"active hold #{gone.pk} (200000 mc, not expired) is missing from the wallet's holds" in report
+    assert "hold #999999 reserves 5000 mc on the wallet but is not active" in report
+    assert f"hold #{kept.pk}" not in report
 
 
 @pytest.mark.django_db

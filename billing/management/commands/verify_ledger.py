@@ -1,9 +1,10 @@
 """Check that every wallet equals the sum of its ledger and nothing is negative."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from billing.models import Workspace
-from billing.selectors import ledger_audit
+from billing.selectors import holds_audit, ledger_audit
 
 
 class Command(BaseCommand):
@@ -25,6 +26,7 @@ class Command(BaseCommand):
             problems.extend(chunk.problems)
             if total > chunk_size:
                 self.stderr.write(f"  checked {checked:,} / {total:,} workspaces ({entries:,} entries)")
+        problems.extend(holds_audit(now=timezone.now(), workspace_ids=workspaces))
         for problem in problems:
             self.stdout.write(
                 self.style.ERROR(f"workspace {problem.workspace_id} ({problem.workspace_name}): {problem.problem}")
