@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql.base import ServerBindingCursor
@@ -290,47 +292,81 @@ def _planned_rows(sql: str, params: list, db: BaseDatabaseWrapper | None = None)
         return cursor.fetchall()
 
 
-@functools.cache
-def _memberships_statement() -> str:
-    models_ = (Membership, Workspace, Plan, Wallet, Subscription)
-    table = {model: connection.ops.quote_name(model._meta.db_table) for model in models_}
-    select = [*_columns(Membership, "m").select, *_columns(Workspace, "w").select]
-    select += [*_columns(Plan, "p").select, *_columns(Wallet, "wl").select, *_columns(Subscription, "s").select]
+_MEMBERSHIP_MODELS = (Membership, Workspace, Plan, Wallet, Subscription)
+
+
+def _membership_joins() -> str:
+    table = {model: connection.ops.quote_name(model._meta.db_table) for model in _MEMBERSHIP_MODELS}
     return (
-        f"SELECT {', '.join(select)}"
-        f" FROM {table[Membership]} m"
         f" JOIN {table[Workspace]} w ON w.id = m.workspace_id"
         f" JOIN {table[Plan]} p ON p.id = w.plan_id"
         f" LEFT JOIN {table[Wallet]} wl ON wl.workspace_id = w.id"
         f" LEFT JOIN {table[Subscription]} s ON s.workspace_id = w.id"  # the past-due banner, the portal button
+    )
+
+
+def _membership_layout() -> list[_Columns]:
+    return [_columns(model, alias) for model, alias in zip(_MEMBERSHIP_MODELS, ("m", "w", "p", "wl", "s"), strict=True)]
+
+
+@functools.cache
+def _memberships_statement() -> str:
+    select = [column for columns in _membership_layout() for column in columns.select]
+    table = connection.ops.quote_name(Membership._meta.db_table)
+    return (
+        f"SELECT {', '.join(select)} FROM {table} m{_membership_joins()}"
         " WHERE m.user_id = %s ORDER BY m.created_at, m.id"
     )
 
 
+def _membership(row: tuple, start: int, db: BaseDatabaseWrapper) -> Membership | None:
+    """The membership whose columns begin at ``start``, its workspace, plan, wallet and subscription attached."""
+    instances = []
+    for columns in _membership_layout():
+        instances.append(columns.instance(row, start, db))
+        start += len(columns.attnames)
+    membership, workspace, plan, wallet, subscription = instances
+    if membership is None:  # the user's row alone: no memberships
+        return None
+    # A subscription Stripe ended is history: only a running one changes what the page offers.
+    workspace.live_subscription = subscription if subscription is not None and subscription.is_live else None
+    Membership._meta.get_field("workspace").set_cached_value(membership, workspace)
+    Workspace._meta.get_field("plan").set_cached_value(workspace, plan)
+    wallet_workspace = Wallet._meta.get_field("workspace")
+    wallet_workspace.remote_field.set_cached_value(workspace, wallet)
+    if wallet is not None:
+        wallet_workspace.set_cached_value(wallet, workspace)
+    return membership
+
+
 def memberships_of(*, user_id: int) -> list[Membership]:
     """The user's memberships, oldest first, each with its workspace, plan and wallet loaded (one query)."""
-    layout = [_columns(Membership, "m"), _columns(Workspace, "w"), _columns(Plan, "p"), _columns(Wallet, "wl")]
-    layout.append(_columns(Subscription, "s"))
-    workspace_plan = Workspace._meta.get_field("plan")
-    membership_workspace = Membership._meta.get_field("workspace")
-    wallet_workspace = Wallet._meta.get_field("workspace")
     db = connections[DEFAULT_DB_ALIAS]  # the connection proxy looks it up on every attribute otherwise
-    found = []
-    for row in _planned_rows(_memberships_statement(), [user_id], db):
-        instances, start = [], 0
-        for columns in layout:
-            instances.append(columns.instance(row, start, db))
-            start += len(columns.attnames)
-        membership, workspace, plan, wallet, subscription = instances
-        # A subscription Stripe ended is history: only a running one changes what the page offers.
-        workspace.live_subscription = subscription if subscription is not None and subscription.is_live else None
-        membership_workspace.set_cached_value(membership, workspace)
-        workspace_plan.set_cached_value(workspace, plan)
-        wallet_workspace.remote_field.set_cached_value(workspace, wallet)
-        if wallet is not None:
-            wallet_workspace.set_cached_value(wallet, workspace)
-        found.append(membership)
-    return found
+    return [_membership(row, 0, db) for row in _planned_rows(_memberships_statement(), [user_id], db)]
+
+
+@functools.cache
+def _user_statement() -> str:
+    user_model = get_user_model()
+    select = [*_columns(user_model, "u").select]
+    select += [column for columns in _membership_layout() for column in columns.select]
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {', '.join(select)} FROM {quote(user_model._meta.db_table)} u"
+        f" LEFT JOIN ({quote(Membership._meta.db_table)} m{_membership_joins()}) ON m.user_id = u.id"
+        " WHERE u.id = %s ORDER BY m.created_at, m.id"
+    )
+
+
+def user_with_memberships(*, user_id: int) -> tuple[AbstractBaseUser | None, list[Membership]]:
+    """The user and their memberships as ``memberships_of`` gives them, in one round trip (None: no such user)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    user_columns = _columns(get_user_model(), "u")
+    rows = _planned_rows(_user_statement(), [user_id], db)
+    if not rows:
+        return None, []
+    memberships = [_membership(row, len(user_columns.attnames), db) for row in rows]
+    return user_columns.instance(rows[0], 0, db), [m for m in memberships if m is not None]
 
 
 def _active(model: type[models.Model]) -> list:

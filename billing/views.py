@@ -52,7 +52,8 @@ def pricing(request: HttpRequest) -> HttpResponse:
 def user_memberships(request: HttpRequest) -> list[Membership]:
     """All the user's memberships (one query), the current workspace's first."""
     # The wallet comes along: the balance region (polled every few seconds) then needs no query of its own.
-    memberships = selectors.memberships_of(user_id=request.user.pk)
+    read = getattr(request.user, "billing_memberships", None)  # read with the user (billing.auth)
+    memberships = list(read) if read is not None else selectors.memberships_of(user_id=request.user.pk)
     chosen = request.session.get(SESSION_WORKSPACE)
     memberships.sort(key=lambda m: m.workspace_id != chosen)
     return memberships
@@ -841,7 +842,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             field = refusal.details.get("field")
             form.add_error(field if field in form.fields else None, refusal.message)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user)
             if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
                 return redirect(next_url)
             return redirect("billing:settings_billing")

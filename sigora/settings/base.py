@@ -146,6 +146,9 @@ CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 
 # --- Auth -------------------------------------------------------------------------------------
 
+# ModelBackend, whose per-request user read also brings the user's memberships (billing/auth.py).
+AUTHENTICATION_BACKENDS = ["billing.auth.MembershipsBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -309,8 +309,8 @@ def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(clie
         events=[{"action": a, "idempotency_key": f"b{i}"} for i, a in enumerate(["gmail-send", "social-publish"] * 20)],
     )
     large = queries()
-    # Session, user, memberships (with workspace, plan and wallet), a ledger page, usage with the caps.
-    assert len(large) == len(small) <= 5
+    # Session, the user with their memberships (workspace, plan and wallet), a ledger page, usage with the caps.
+    assert len(large) == len(small) <= 4
     ledger_reads = [q["sql"] for q in large if "billing_ledgerentry" in q["sql"]]
     assert all("LIMIT" in sql for sql in ledger_reads), ledger_reads  # a page, never the whole ledger
     assert not any("SUM(" in sql.upper() and "billing_ledgerentry" in sql for sql in ledger_reads)
@@ -409,6 +409,37 @@ def test_memberships_come_with_workspace_plan_and_wallet_as_the_orm_reads_them(t
         assert fields(wallet) == fields(orm.workspace.wallet)
         assert back is workspace
     assert loaded[0][3].day_spend == {"outreach": credits(1_500)}
+
+
+def test_the_signed_in_user_comes_with_the_same_memberships_in_one_query(team, django_assert_num_queries):
+    from django.contrib.auth import get_user_model
+
+    from billing.auth import MembershipsBackend
+    from billing.selectors import memberships_of
+
+    Membership.objects.create(workspace=team["other"], user=team["owner"], role="member")
+    backend = MembershipsBackend()
+    with django_assert_num_queries(1):
+        user = backend.get_user(team["owner"].pk)
+        read = [
+            (m.pk, m.role, m.workspace.name, m.workspace.plan.key, m.workspace.wallet.plan_balance)
+            for m in user.billing_memberships
+        ]
+    orm = get_user_model().objects.get(pk=team["owner"].pk)
+    assert {f.attname: getattr(user, f.attname) for f in orm._meta.concrete_fields} == {
+        f.attname: getattr(orm, f.attname) for f in orm._meta.concrete_fields
+    }
+    assert read == [
+        (m.pk, m.role, m.workspace.name, m.workspace.plan.key, m.workspace.wallet.plan_balance)
+        for m in memberships_of(user_id=orm.pk)
+    ]
+    assert len(read) == 2
+    loner = UserFactory()
+    assert backend.get_user(loner.pk).billing_memberships == []  # signed in, in no workspace
+    assert backend.get_user(10**9) is None and backend.get_user("not-an-id") is None
+    loner.is_active = False
+    loner.save()
+    assert backend.get_user(loner.pk) is None  # deactivated: signed out, as ModelBackend does
 
 
 def _rows(html):

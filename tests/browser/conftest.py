@@ -115,7 +115,7 @@ class Contexts:
         """Sign ``user`` in without the form: a server-side session, as django.test.Client.force_login makes."""
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.save()
         return {"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": self.base_url}
