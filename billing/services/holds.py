@@ -85,6 +85,7 @@ MAX_EXPIRES_IN = 24 * 60 * 60
 MAX_ACTIVE_HOLDS = 100  # per workspace: bounds the map every charge of the workspace may sum
 MAX_HOLD_AMOUNT = 10**15  # millicredits (a trillion credits); 100 of them still sum far inside a bigint
 
+
 @dataclass(frozen=True)
 class HoldSettlement:
     """A settled hold and the usage entry that settled it; ``replayed`` when it was settled before."""
