@@ -47,6 +47,9 @@ MIDDLEWARE = [
     "billing.middleware.ReaderTimeZoneMiddleware",
 ]
 
+# /api/ under gunicorn (sigora/wsgi.py): token-authenticated JSON uses no session, cookie or CSRF.
+API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+
 ROOT_URLCONF = "sigora.urls"
 WSGI_APPLICATION = "sigora.wsgi.application"
 
