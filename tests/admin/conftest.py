@@ -23,6 +23,7 @@ VIEW_PERMISSIONS = [
     "billing.view_action",
     "billing.view_specialist",
     "billing.view_catalogchange",
+    "billing.view_hold",
 ]
 # What billing staff get on top: the dedicated permissions of the staff actions.
 ACTION_PERMISSIONS = [
