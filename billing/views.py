@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import date, tzinfo
 from html import escape as html_escape
@@ -405,10 +406,32 @@ def money_notices(workspace: Workspace, wallet, zone: tzinfo) -> dict:
 
 
 def _balance_etag(request: HttpRequest) -> str:
-    wallet = request.workspace.wallet
-    # A hold expiring changes what is reserved without a new revision: then the figure tells.
-    held = f"-{wallet.reserved_at(timezone.now())}" if wallet.holds else ""
-    return f'"balance-{request.workspace.pk}-{wallet.revision}{held}"'
+    """What the balance region shows depends on: the wallet's revision moves with every balance change.
+
+    The rest of what it shows moves without the wallet: a hold expiring (what is reserved), the
+    subscription (past due, a cancellation or a change scheduled), the plan and seats, the
+    budget, the reader's role and clock. They are all read with the membership, so the tag
+    costs no query; a change to any of them answers 200 with the new region, never a stale 304.
+    """
+    workspace, wallet = request.workspace, request.workspace.wallet
+    subscription = getattr(workspace, "live_subscription", None)
+    state = (
+        wallet.reserved_at(timezone.now()) if wallet.holds else 0,
+        workspace.plan_id,
+        workspace.seats,
+        workspace.monthly_budget,
+        request.membership.role,
+        timezone.get_current_timezone_name(),
+        subscription
+        and (
+            subscription.plan_id,
+            subscription.seats,
+            subscription.past_due_since,
+            subscription.cancel_at_period_end,
+            subscription.current_period_end,
+        ),
+    )
+    return f'"balance-{workspace.pk}-{wallet.revision}-{zlib.crc32(repr(state).encode()):08x}"'
 
 
 @require_GET

@@ -141,6 +141,44 @@ def test_an_unchanged_balance_answers_304(client, team):
     assert changed.status_code == 200 and changed["ETag"] != first["ETag"]
 
 
+def test_the_balance_is_not_304_when_what_it_shows_changed_beside_the_wallet(client, team):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.models import Plan, Subscription
+
+    ws, owner = team["ws"], client_for(client, team["owner"])
+
+    def poll(etag: str):
+        return owner.get(reverse("billing:balance"), HTTP_HX_REQUEST="true", HTTP_IF_NONE_MATCH=etag)
+
+    etag = poll("")["ETag"]
+    now = timezone.now()
+    subscription = Subscription.objects.create(
+        workspace=ws,
+        stripe_subscription_id="sub_etag",
+        status="active",
+        plan=Plan.objects.get(key="pro"),
+        current_period_start=now,
+        current_period_end=now + timedelta(days=30),
+    )
+    changed = poll(etag)  # a subscription started (the portal button, the plan)
+    assert changed.status_code == 200
+    assert poll(changed["ETag"]).status_code == 304
+    # A renewal failed (the webhook moves the subscription, not the wallet): the banner must show.
+    Subscription.objects.filter(pk=subscription.pk).update(status="past_due", past_due_since=now)
+    banner = poll(changed["ETag"])
+    assert banner.status_code == 200 and 'data-testid="past-due"' in banner.content.decode()
+    Subscription.objects.filter(pk=subscription.pk).update(cancel_at_period_end=True)
+    cancelled = poll(banner["ETag"])
+    assert cancelled.status_code == 200 and "Cancelled: back to Free" in cancelled.content.decode()
+    Workspace.objects.filter(pk=ws.pk).update(monthly_budget=credits(500))
+    budget = poll(cancelled["ETag"])
+    assert budget.status_code == 200 and 'data-testid="budget"' in budget.content.decode()
+    assert poll(budget["ETag"]).status_code == 304
+
+
 def test_transactions_filter_page_by_keyset_and_export(client, team):
     ws = team["ws"]
     events = [{"action": "claude-haiku", "quantity": 7, "idempotency_key": f"h{i}"} for i in range(40)]
