@@ -21,10 +21,13 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.dates import MONTHS_3
+from django.utils.functional import SimpleLazyObject
 from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
@@ -87,10 +90,18 @@ def _today(workspace: Workspace) -> date:
     return timezone.now().astimezone(workspace.zone).date()
 
 
+def _region_context(request: HttpRequest) -> dict:
+    """What a region's template takes from the request: the CSRF token for its forms, made only if a form asks."""
+    return {"request": request, "csrf_token": SimpleLazyObject(lambda: get_token(request))}
+
+
 def _region(request: HttpRequest, partial: str, context: Callable[[], dict]) -> HttpResponse:
     """An htmx request gets the region alone; a plain one (no JS) the whole billing page."""
     if request.htmx and not request.htmx.boosted:
-        return render(request, f"billing/settings_billing.html#{partial}", context())
+        # The region alone, rendered without the context processors: it names what it uses, and the
+        # balance region is polled every few seconds by every open page.
+        html = render_to_string(f"billing/settings_billing.html#{partial}", {**context(), **_region_context(request)})
+        return HttpResponse(html)
     return render(request, "billing/settings_billing.html", _billing_context(request))
 
 
