@@ -33,12 +33,14 @@ class ApiHandler(WSGIHandler):
 class PathDispatch:
     """Send each request to the API's handler or the pages' by its path."""
 
-    def __init__(self, *, pages, api, api_prefix: str = "/api/") -> None:
-        self.pages, self.api, self.api_prefix = pages, api, api_prefix
+    def __init__(self, *, pages, api, api_prefix: str = "/api/", pages_under_api: tuple[str, ...] = ()) -> None:
+        self.pages, self.api, self.api_prefix, self.pages_under_api = pages, api, api_prefix, pages_under_api
 
     def __call__(self, environ, start_response):
-        handler = self.api if environ.get("PATH_INFO", "").startswith(self.api_prefix) else self.pages
-        return handler(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        api = path.startswith(self.api_prefix) and not path.startswith(self.pages_under_api)
+        return (self.api if api else self.pages)(environ, start_response)
 
 
-application = PathDispatch(pages=get_wsgi_application(), api=ApiHandler())
+# The API's docs are a page for people (the site's header knows who is signed in).
+application = PathDispatch(pages=get_wsgi_application(), api=ApiHandler(), pages_under_api=("/api/v1/docs",))

@@ -59,5 +59,7 @@ def test_the_pages_keep_their_middleware(db):
     status, headers, _ = call("/settings/billing/")
     assert status == 302 and headers["Location"].startswith("/accounts/login/")
     assert headers["X-Frame-Options"] == "DENY"
+    status, headers, _ = call("/api/v1/docs")  # a page for people, under /api/
+    assert status == 200 and headers["X-Frame-Options"] == "DENY"
     status, headers, content = call("/accounts/login/")
     assert status == 200 and b"csrfmiddlewaretoken" in content and "csrftoken" in headers.get("Set-Cookie", "")
