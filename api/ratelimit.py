@@ -1,10 +1,18 @@
-"""A per-credential rate limit: a fixed window of ``API_RATE_WINDOW_SECONDS``.
+"""A per-credential rate limit: ``API_RATE_LIMIT`` requests per ``API_RATE_WINDOW_SECONDS``.
 
-With a Redis URL (``API_RATE_LIMIT_REDIS_URL``, by default ``REDIS_URL``) the count is
-shared by every process: one pipelined INCR + EXPIRE per request. Without one, each process
-counts for itself (the limit is then per process). ``API_RATE_LIMIT = 0`` turns it off.
-A Redis that cannot be reached lets requests through (logged): metering must not stop
-because its guard did.
+A token bucket in its timer-free form (GCRA, the "generic cell rate algorithm"): each
+credential has a theoretical arrival time (TAT) that every accepted request pushes one
+interval (window / limit) further, and a request is refused while the TAT is more than a
+full bucket ahead of now. So a credential may burst up to the limit at once, then goes at
+the steady rate; a refused caller is told to come back when the next request fits, which at
+the default rate (6,000 a minute: one every 10 ms) is the shortest ``Retry-After`` HTTP
+allows, 1 second, instead of waiting for a fixed window to end.
+
+With a Redis URL (``API_RATE_LIMIT_REDIS_URL``, by default ``REDIS_URL``) the TAT is shared
+by every process: one script call per request, which reads, decides and writes atomically.
+Without one, each process keeps its own (the limit is then per process). ``API_RATE_LIMIT =
+0`` turns it off. A Redis that cannot be reached lets requests through (logged): metering
+must not stop because its guard did.
 """
 
 from __future__ import annotations
@@ -19,55 +27,68 @@ from django.conf import settings
 
 logger = logging.getLogger("billing.api")
 
+MICROSECONDS = 1_000_000
+
+# KEYS[1]: the credential's TAT (µs). ARGV: now, interval, burst tolerance (all µs).
+# Answers 0 (accepted, TAT moved on) or the µs to wait (refused, nothing changed).
+_GCRA = """
+local now, interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait > 0 then return wait end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil((next_tat - now) / 1000) + 1000)
+return 0
+"""
+
 _clients: dict[str, redis.Redis] = {}
-_local: dict[str, tuple[int, int]] = {}  # credential: (window number, requests counted in it)
+_scripts: dict[str, object] = {}
+_local: dict[str, int] = {}  # credential: TAT in µs
 _local_lock = threading.Lock()
 
 
-def _redis(url: str) -> redis.Redis:
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return client
+def _script(url: str):
+    script = _scripts.get(url)
+    if script is None:
+        client = _clients.setdefault(url, redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5))
+        script = _scripts[url] = client.register_script(_GCRA)
+    return script
 
 
-def _count(credential: str, window: int, seconds: int) -> int:
+def _wait(credential: str, now: int, interval: int, tolerance: int) -> int:
+    """Microseconds until ``credential`` may make a request (0: now, and it is counted)."""
     url = settings.API_RATE_LIMIT_REDIS_URL
     if url:
-        key = f"sigora:api:rate:{credential}:{window}"
         try:
-            pipe = _redis(url).pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, seconds + 1)  # the window's key outlives it by a second, then goes
-            count, _ = pipe.execute()
-            return int(count)
+            return int(_script(url)(keys=[f"sigora:api:gcra:{credential}"], args=[now, interval, tolerance]))
         except redis.RedisError as error:
             logger.warning("rate limit not applied: redis unavailable (%s)", error)
             return 0
     with _local_lock:
-        seen_window, count = _local.get(credential, (window, 0))
-        count = count + 1 if seen_window == window else 1
-        _local[credential] = (window, count)
-        if len(_local) > 100_000:  # many credentials seen once: forget the windows that have ended
-            for stale in [k for k, (w, _) in _local.items() if w != window]:
-                del _local[stale]
-    return count
+        tat = max(_local.get(credential, 0), now)
+        wait = tat - tolerance - now
+        if wait > 0:
+            return wait
+        _local[credential] = tat + interval
+        if len(_local) > 100_000:  # many credentials seen once: forget those whose bucket is full again
+            for idle in [key for key, seen in _local.items() if seen <= now]:
+                del _local[idle]
+    return 0
 
 
 def rate_limit_check(credential: str) -> int | None:
-    """Count one request; the seconds to wait when it is over the limit, else None."""
+    """Count one request; the whole seconds to wait when it is over the limit, else None."""
     limit = settings.API_RATE_LIMIT
     if not limit:
         return None
-    seconds = settings.API_RATE_WINDOW_SECONDS
-    now = time.time()
-    window = int(now // seconds)
-    if _count(credential, window, seconds) <= limit:
-        return None
-    return max(1, math.ceil((window + 1) * seconds - now))
+    interval = settings.API_RATE_WINDOW_SECONDS * MICROSECONDS // limit
+    tolerance = interval * (limit - 1)  # a full bucket: `limit` requests at once
+    wait = _wait(credential, int(time.time() * MICROSECONDS), interval, tolerance)
+    return max(1, math.ceil(wait / MICROSECONDS)) if wait > 0 else None
 
 
 def rate_limit_reset() -> None:
-    """Forget the in-process counts (tests)."""
+    """Forget the in-process buckets (tests)."""
     with _local_lock:
         _local.clear()

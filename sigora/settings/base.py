@@ -109,8 +109,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- HTTP API (/api/v1/) ---------------------------------------------------------------------------
-# A fixed-window rate limit per credential (0 turns it off), shared through Redis when a URL is
-# set (by default REDIS_URL), else counted per process. Bodies are refused (413) above these sizes,
+# A token-bucket rate limit per credential (api/ratelimit.py; 0 turns it off), shared through
+# Redis when a URL is set (by default REDIS_URL), else kept per process. Bodies are refused (413) above these sizes,
 # from Content-Length, before they are read; a batch of 1,000 events with metadata fits in 5 MiB.
 
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 6_000)

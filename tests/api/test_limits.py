@@ -58,20 +58,37 @@ def test_the_batch_endpoint_takes_1000_events_with_their_metadata(as_service, se
 @override_settings(API_RATE_LIMIT=3, API_RATE_WINDOW_SECONDS=60)
 def test_a_credential_over_its_rate_limit_gets_429_with_a_short_retry_after(client, workspace, api_key):
     api = Api(client, api_key)
-    start = datetime(2027, 1, 1, 12, 0, 15, tzinfo=UTC)  # 15 s into a minute window
+    start = datetime(2027, 1, 1, 12, 0, 15, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
-        assert [api.get("balance").status_code for _ in range(3)] == [200, 200, 200]
+        assert [api.get("balance").status_code for _ in range(3)] == [200, 200, 200]  # a full bucket at once
         refused = api.post("charges", {"action": "gmail-send", "idempotency_key": "k"})
         assert refused.status_code == 429
-        assert refused["Retry-After"] == "45"
+        # Three a minute is one every 20 s: the next fits 20 s on, not at the end of a window.
+        assert refused["Retry-After"] == "20"
         assert refused.json()["code"] == "rate_limited"
-        assert refused.json()["retry_after"] == 45
+        assert refused.json()["retry_after"] == 20
         assert not LedgerEntry.objects.filter(idempotency_key="k").exists()
-        # Another credential has its own count.
+        # Another credential has its own bucket.
         _, other = api_key_create(workspace=workspace, name="second", actor=None)
         assert Api(client, other).get("balance").status_code == 200
-    with time_machine.travel(start + timedelta(seconds=45), tick=False):  # the next window
-        assert api.get("balance").status_code == 200
+    with time_machine.travel(start + timedelta(seconds=19), tick=False):
+        assert api.get("balance").status_code == 429
+    with time_machine.travel(start + timedelta(seconds=20), tick=False):  # one more fits, and only one
+        assert [api.get("balance").status_code for _ in range(2)] == [200, 429]
+    with time_machine.travel(start + timedelta(seconds=200), tick=False):  # idle long enough: a full bucket again
+        assert [api.get("balance").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+@override_settings(API_RATE_LIMIT=6_000, API_RATE_WINDOW_SECONDS=60)
+def test_at_the_default_rate_a_refused_caller_waits_a_second_not_the_rest_of_a_minute(client, api_key):
+    from api.ratelimit import rate_limit_check
+
+    start = datetime(2027, 1, 1, 12, 0, 1, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        assert all(rate_limit_check("burst") is None for _ in range(6_000))
+        assert rate_limit_check("burst") == 1  # 10 ms to the next slot, rounded up to HTTP's whole second
+    with time_machine.travel(start + timedelta(milliseconds=10), tick=False):
+        assert rate_limit_check("burst") is None
 
 
 @override_settings(API_RATE_LIMIT=2)
@@ -95,23 +112,24 @@ def redis_db13(settings):
 
 
 @override_settings(API_RATE_LIMIT=2, API_RATE_WINDOW_SECONDS=10)
-def test_through_redis_the_count_is_shared_and_expires_with_its_window(client, api_key, redis_db13):
+def test_through_redis_the_bucket_is_shared_and_expires(client, api_key, redis_db13):
     from api.ratelimit import rate_limit_reset
 
     api = Api(client, api_key)
     start = datetime(2027, 1, 1, 12, 0, 3, tzinfo=UTC)
     with time_machine.travel(start, tick=False):
         assert api.get("balance").status_code == 200
-        rate_limit_reset()  # the in-process counts play no part: a second process would see the same
+        rate_limit_reset()  # the in-process buckets play no part: a second process would see the same
         assert api.get("balance").status_code == 200
         refused = api.get("balance")
-        assert (refused.status_code, refused["Retry-After"]) == (429, "7")
-    keys = redis_db13.keys("sigora:api:rate:*")
+        assert (refused.status_code, refused["Retry-After"]) == (429, "5")  # two per 10 s: one every 5 s
+    keys = redis_db13.keys("sigora:api:gcra:*")
     assert len(keys) == 1
-    assert int(redis_db13.get(keys[0])) == 3
-    assert 0 < redis_db13.ttl(keys[0]) <= 11
-    with time_machine.travel(start + timedelta(seconds=7), tick=False):
-        assert api.get("balance").status_code == 200
+    micros = int(start.timestamp()) * 1_000_000
+    assert int(float(redis_db13.get(keys[0]))) == micros + 2 * 5_000_000  # two accepted, the refusal not counted
+    assert 0 < redis_db13.pttl(keys[0]) <= 11_000  # gone once the bucket is full again
+    with time_machine.travel(start + timedelta(seconds=5), tick=False):
+        assert [api.get("balance").status_code for _ in range(2)] == [200, 429]
 
 
 @override_settings(API_RATE_LIMIT=1, API_RATE_LIMIT_REDIS_URL="redis://127.0.0.1:1/13")
