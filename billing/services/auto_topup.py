@@ -29,6 +29,7 @@ from billing.errors import BillingError, InvalidRequest
 from billing.models import Activity, AutoTopUp, Membership, Purchase, TopUpPack, Wallet, Workspace
 from billing.services.accounts import activity_record
 from billing.services.payments import payment_intent_settled
+from billing.services.wallets import wallet_lock
 
 logger = logging.getLogger(__name__)
 
@@ -89,17 +90,18 @@ def _due() -> list[AutoTopUp]:
         .filter(enabled=True, workspace__closed_at__isnull=True, workspace__stripe_customer_id__isnull=False)
         .filter(threshold__gt=F("workspace__wallet__plan_balance") + F("workspace__wallet__topup_balance"))
     )
-    due = []
-    for setting in candidates:
-        wallet: Wallet = setting.workspace.wallet
-        bought = Purchase.objects.filter(
-            workspace_id=setting.workspace_id,
-            kind=Purchase.Kind.AUTO_TOP_UP,
-            created_at__gte=wallet.period_start,
-        ).exclude(status__in=(Purchase.Status.FAILED, Purchase.Status.EXPIRED))
-        if bought.count() < setting.monthly_limit:
-            due.append(setting)
-    return due
+    return [s for s in candidates if _bought(s.workspace_id, s.workspace.wallet) < s.monthly_limit]
+
+
+def _bought(workspace_id: int, wallet: Wallet) -> int:
+    """Auto top-ups this period that did not fail: what counts against the monthly limit."""
+    return (
+        Purchase.objects.filter(
+            workspace_id=workspace_id, kind=Purchase.Kind.AUTO_TOP_UP, created_at__gte=wallet.period_start
+        )
+        .exclude(status__in=(Purchase.Status.FAILED, Purchase.Status.EXPIRED))
+        .count()
+    )
 
 
 def auto_topups_run(*, now: datetime | None = None) -> AutoTopUpSummary:
@@ -117,19 +119,36 @@ def auto_topups_run(*, now: datetime | None = None) -> AutoTopUpSummary:
 
 
 def _start(setting: AutoTopUp, now: datetime) -> Purchase | None:
-    try:
-        with transaction.atomic():
-            return Purchase.objects.create(
-                workspace_id=setting.workspace_id,
-                kind=Purchase.Kind.AUTO_TOP_UP,
-                pack=setting.pack,
-                amount_cents=setting.pack.price_cents,
-                currency=settings.STRIPE_CURRENCY,
-                credits=setting.pack.amount,
-                created_at=now,
-            )
-    except IntegrityError:
-        return None  # another run started this workspace's top-up a moment ago
+    """The purchase for this run, or None when another run got there first.
+
+    ``_due`` read the balance without a lock: by now another run may have bought and credited
+    the pack (nothing in flight any more, so the one-in-flight index would not stop a second).
+    So every condition is checked again under the wallet's row lock, the lock crediting a pack
+    takes too: another run's top-up is then either still in flight (the index refuses this
+    one) or credited (the balance says so), never between the two.
+    """
+    with transaction.atomic():
+        wallet = wallet_lock(workspace_id=setting.workspace_id)
+        locked = AutoTopUp.objects.filter(pk=setting.pk, enabled=True).first()
+        if locked is None:
+            return None  # turned off meanwhile (a decline in another run, or its owner)
+        if wallet.plan_balance + wallet.topup_balance >= locked.threshold:
+            return None
+        if _bought(setting.workspace_id, wallet) >= locked.monthly_limit:
+            return None
+        try:
+            with transaction.atomic():
+                return Purchase.objects.create(
+                    workspace_id=setting.workspace_id,
+                    kind=Purchase.Kind.AUTO_TOP_UP,
+                    pack=setting.pack,
+                    amount_cents=setting.pack.price_cents,
+                    currency=settings.STRIPE_CURRENCY,
+                    credits=setting.pack.amount,
+                    created_at=now,
+                )
+        except IntegrityError:
+            return None  # another run's top-up is still in flight
 
 
 def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
