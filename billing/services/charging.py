@@ -147,14 +147,19 @@ def usage_event(
         raise InvalidRequest(f"specialist must be one of: {known}.", field=f"{prefix}specialist")
     # Infrastructure belongs to the catalog's specialist; an AI call names its own.
     who = (specialist or DEFAULT_AI_SPECIALIST) if found.is_ai else found.specialist
-    if lead is None:
-        lead = ""
-    if not isinstance(lead, str) or len(lead) > MAX_LEAD_LENGTH:
-        raise InvalidRequest(f"lead must be a string of at most {MAX_LEAD_LENGTH} characters.", field=f"{prefix}lead")
-    if "\x00" in lead:  # PostgreSQL text cannot hold NUL: refused here rather than failing the statement
-        raise InvalidRequest("lead must not contain NUL characters.", field=f"{prefix}lead")
+    lead = lead_checked("" if lead is None else lead, field=f"{prefix}lead")
     checked = metadata_checked(metadata, field=f"{prefix}metadata")
     return UsageEvent(idempotency_key, found, quantity, who, lead, checked)
+
+
+def lead_checked(lead: object, *, field: str = "lead", required: bool = False) -> str:
+    """A lead's id, refused unless it is a string of at most 200 characters (non-empty when ``required``)."""
+    if not isinstance(lead, str) or len(lead) > MAX_LEAD_LENGTH or (required and not lead):
+        wanted = "a non-empty string" if required else "a string"
+        raise InvalidRequest(f"lead must be {wanted} of at most {MAX_LEAD_LENGTH} characters.", field=field)
+    if "\x00" in lead:  # PostgreSQL text cannot hold NUL: refused here rather than failing the statement
+        raise InvalidRequest("lead must not contain NUL characters.", field=field)
+    return lead
 
 
 def metadata_checked(metadata: Mapping[str, Any] | None, *, field: str = "metadata") -> dict[str, Any]:

@@ -9,15 +9,9 @@ from django.utils import timezone
 
 from billing.errors import InvalidRequest
 from billing.models import LeadState, Workspace
-from billing.services.charging import MAX_LEAD_LENGTH, _workspace_id
+from billing.services.charging import _workspace_id, lead_checked
 
 logger = logging.getLogger(__name__)
-
-
-def _lead(lead: str) -> str:
-    if not isinstance(lead, str) or not lead or len(lead) > MAX_LEAD_LENGTH:
-        raise InvalidRequest(f"lead must be a non-empty string of at most {MAX_LEAD_LENGTH} characters.", field="lead")
-    return lead
 
 
 def _existing_workspace(workspace: Workspace | int) -> int:
@@ -33,7 +27,7 @@ def record_reply(workspace: Workspace | int, lead: str, *, now: datetime | None 
     now = now or timezone.now()
     state, _ = LeadState.objects.update_or_create(
         workspace_id=workspace_id,
-        lead=_lead(lead),
+        lead=lead_checked(lead, required=True),
         defaults={"paused": True, "replied_at": now, "resumed_at": None},
     )
     logger.info("lead replied workspace=%s lead=%s: sequence paused", workspace_id, lead)
@@ -46,7 +40,7 @@ def resume_lead(workspace: Workspace | int, lead: str, *, now: datetime | None =
     now = now or timezone.now()
     state, _ = LeadState.objects.update_or_create(
         workspace_id=workspace_id,
-        lead=_lead(lead),
+        lead=lead_checked(lead, required=True),
         defaults={"paused": False, "resumed_at": now},
     )
     logger.info("lead resumed workspace=%s lead=%s", workspace_id, lead)

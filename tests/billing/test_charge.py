@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.credits import credits
-from billing.models import Action, DailyUsage, LedgerEntry, RefusalTally, Wallet
+from billing.models import Action, DailyUsage, LeadState, LedgerEntry, RefusalTally, Wallet
 from billing.services import (
     BillingError,
     DailyCapReached,
@@ -256,6 +256,16 @@ def test_bad_input_is_refused_naming_the_field_and_writes_nothing(workspace, kwa
     assert refusal.value.details["field"] == field
     assert refusal.value.message
     assert snapshot(workspace) == before
+
+
+def test_reply_detection_refuses_a_lead_it_cannot_store(workspace):
+    for bad in ("", "x" * 201, "lead\x00one", 7):
+        with pytest.raises(InvalidRequest) as refusal:
+            record_reply(workspace, bad)
+        assert refusal.value.details["field"] == "lead"
+        with pytest.raises(InvalidRequest):
+            resume_lead(workspace, bad)
+    assert not LeadState.objects.filter(workspace=workspace).exists()
 
 
 def test_metadata_that_only_looks_like_an_escaped_nul_is_kept(workspace):
