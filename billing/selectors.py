@@ -305,8 +305,10 @@ def _membership_joins() -> str:
     )
 
 
-def _membership_layout() -> list[_Columns]:
-    return [_columns(model, alias) for model, alias in zip(_MEMBERSHIP_MODELS, ("m", "w", "p", "wl", "s"), strict=True)]
+@functools.cache
+def _membership_layout() -> tuple[_Columns, ...]:
+    aliases = ("m", "w", "p", "wl", "s")
+    return tuple(_columns(model, alias) for model, alias in zip(_MEMBERSHIP_MODELS, aliases, strict=True))
 
 
 @functools.cache

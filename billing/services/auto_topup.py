@@ -129,10 +129,10 @@ def _start(setting: AutoTopUp, now: datetime) -> Purchase | None:
     """
     with transaction.atomic():
         wallet = wallet_lock(workspace_id=setting.workspace_id)
-        locked = AutoTopUp.objects.filter(pk=setting.pk, enabled=True).first()
+        locked = AutoTopUp.objects.select_related("pack").filter(pk=setting.pk, enabled=True).first()
         if locked is None:
             return None  # turned off meanwhile (a decline in another run, or its owner)
-        if wallet.plan_balance + wallet.topup_balance >= locked.threshold:
+        if wallet.total >= locked.threshold:
             return None
         if _bought(setting.workspace_id, wallet) >= locked.monthly_limit:
             return None
@@ -141,10 +141,10 @@ def _start(setting: AutoTopUp, now: datetime) -> Purchase | None:
                 return Purchase.objects.create(
                     workspace_id=setting.workspace_id,
                     kind=Purchase.Kind.AUTO_TOP_UP,
-                    pack=setting.pack,
-                    amount_cents=setting.pack.price_cents,
+                    pack=locked.pack,
+                    amount_cents=locked.pack.price_cents,
                     currency=settings.STRIPE_CURRENCY,
-                    credits=setting.pack.amount,
+                    credits=locked.pack.amount,
                     created_at=now,
                 )
         except IntegrityError:
@@ -158,7 +158,7 @@ def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
             customer=workspace.stripe_customer_id or "",
             amount_cents=purchase.amount_cents,
             currency=purchase.currency,
-            description=f"Sigora auto top-up: {setting.pack} credits",
+            description=f"Sigora auto top-up: {purchase.pack} credits",
             metadata={"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "kind": "auto_top_up"},
             idempotency_key=f"sigora-auto-top-up-{purchase.pk}",
         )
