@@ -22,7 +22,10 @@ while the server runs it.
 
 A retry that races the first request (same key, both past step 2 before either commits)
 trips the unique index on (workspace, idempotency_key); the statement then fails as a
-whole, writing nothing, and is run again, when it finds the first request's entry.
+whole, writing nothing, and is run again, when it finds the first request's entry. When the
+first request's charge is what leaves too few credits (or fills a cap), the retry is refused
+before it reaches the index; a refusal therefore looks for its keys once more in a new
+statement and, finding them, runs again as a replay.
 """
 
 from __future__ import annotations
@@ -470,6 +473,20 @@ def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
     raise RuntimeError(f"charge for workspace {workspace_id} kept colliding with concurrent retries")
 
 
+# A refused statement's own read of the keys used the snapshot it started with, before it
+# queued for the wallet's lock. A twin with the same key that held the lock and committed in
+# between is invisible to it; and when the twin's charge is what left too few credits (or
+# filled the cap), the refusal is all this statement sees. So a refusal asks again, in a new
+# statement (a new snapshot): a key written meanwhile makes the request a replay, not a 402.
+_KEYS_WRITTEN_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM billing_ledgerentry WHERE workspace_id = %(ws)s AND idempotency_key = ANY(%(keys)s))"
+)
+
+
+def _written_meanwhile(workspace_id: int, keys: list[str]) -> bool:
+    return bool(_execute(_KEYS_WRITTEN_SQL, {"ws": workspace_id, "keys": keys})[0][0])
+
+
 def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: str = "") -> LedgerEntry:
     """Charge one event; ``hold`` (an id) is the hold this charge settles: not counted, and consumed."""
     params = {
@@ -489,6 +506,8 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: st
         if not Workspace.objects.filter(pk=workspace_id).exists():
             _refuse(workspace_id, [event], {"workspace": False}, now)
         _revalidate([event])
+    if rows[0][0] == "verdict" and _written_meanwhile(workspace_id, [event.idempotency_key]):
+        rows = _run(workspace_id, SINGLE_SQL, params)  # now a replay (or a conflict)
     source, *_, figures = rows[0]
     if source != "verdict":
         entry = _entry(rows[0])
@@ -547,6 +566,9 @@ def _charge_many(workspace_id: int, events: Sequence[UsageEvent], now: datetime)
     }
     rows = _run(workspace_id, BATCH_SQL, params)
     verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
+    if verdict.get("locked") and not verdict["charged"] and _written_meanwhile(workspace_id, params["keys"]):
+        rows = _run(workspace_id, BATCH_SQL, params)  # the twin's entries are replays now
+        verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
     # Refused: an unknown workspace, a key reused for another request, or fresh events that
     # were not charged. (A retry of a charge already made returns it, even in a closed workspace.)
     if not verdict["workspace"] or verdict["conflicts"] or (verdict["events"] and not verdict["charged"]):

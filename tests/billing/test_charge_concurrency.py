@@ -7,7 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from billing.credits import credits
 from billing.models import DailyUsage, LedgerEntry, Wallet
@@ -148,3 +148,101 @@ def test_batches_and_single_charges_interleave_exactly():
     assert wallet.total == credits(10_000) + credits(1_000_000) - events * 700
     assert DailyUsage.objects.get(workspace=workspace).events == events
     assert_books_balance()
+
+
+def _while_holding_the_twin_open(first, retry):
+    """Run ``first()`` in an open transaction, then ``retry()`` in a thread until it queues for
+    the wallet's lock behind it; commit ``first`` and return what ``retry`` answered (or raised).
+
+    This is the order the load test met by chance: a client's answer is lost, its retry's
+    statement starts before the first request commits and waits for the lock that request holds.
+    """
+    outcome = {}
+    started = threading.Event()
+
+    def run_retry():
+        try:
+            connection.ensure_connection()
+            outcome["pid"] = connection.connection.info.backend_pid
+            started.set()
+            outcome["result"] = retry()
+        except Exception as error:  # handed back to the test to assert on
+            outcome["error"] = error
+        finally:
+            started.set()
+            connection.close()
+
+    with transaction.atomic():
+        first_result = first()
+        thread = threading.Thread(target=run_retry)
+        thread.start()
+        assert started.wait(10)
+        with connection.cursor() as cursor:
+            for _ in range(100_000):  # until the retry's statement is queued on the wallet's row lock
+                cursor.execute(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [outcome["pid"]]
+                )
+                if cursor.fetchone()[0]:
+                    break
+            else:
+                raise AssertionError("the retry never queued for the lock")
+    thread.join(10)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        raise outcome["error"]
+    return first_result, outcome["result"]
+
+
+def test_a_retry_queued_behind_its_twin_that_spent_the_last_credits_is_a_replay_not_a_refusal():
+    workspace = WorkspaceFactory()
+    fund(workspace, plan=0, topup=500)  # one search, no more
+
+    def search():
+        return charge(workspace=workspace.pk, action="crustdata-search", idempotency_key="lost-answer")
+
+    first, retry = _while_holding_the_twin_open(search, search)
+    assert (retry.pk, retry.replayed) == (first.pk, True)
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == 1
+    assert Wallet.objects.get(workspace=workspace).total == 0
+    assert_books_balance()
+
+
+def test_a_retry_queued_behind_its_twin_that_filled_the_cap_is_a_replay_not_a_refusal():
+    workspace = WorkspaceFactory()
+    cap_set(workspace=workspace, specialist="outreach", daily_cap=credits(200))  # one email a day
+
+    def send():
+        return charge(workspace=workspace.pk, action="gmail-send", idempotency_key="lost-answer")
+
+    first, retry = _while_holding_the_twin_open(send, send)
+    assert (retry.pk, retry.replayed) == (first.pk, True)
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == 1
+    assert_books_balance()
+
+
+def test_a_batch_retried_behind_its_twin_that_spent_the_last_credits_is_replayed_whole():
+    workspace = WorkspaceFactory()
+    fund(workspace, plan=0, topup=1_000)  # exactly the two searches
+    events = [{"action": "crustdata-search", "idempotency_key": f"lost-{n}"} for n in range(2)]
+
+    def batch():
+        return charge_batch(workspace=workspace.pk, events=events)
+
+    first, retry = _while_holding_the_twin_open(batch, batch)
+    assert [(e.pk, e.replayed) for e in retry] == [(e.pk, True) for e in first]
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == 2
+    assert_books_balance()
+
+
+def test_a_fresh_key_queued_behind_the_charge_that_spent_the_last_credits_is_still_refused():
+    workspace = WorkspaceFactory()
+    fund(workspace, plan=0, topup=500)
+
+    with pytest.raises(InsufficientCredits):
+        _while_holding_the_twin_open(
+            lambda: charge(workspace=workspace.pk, action="crustdata-search", idempotency_key="first"),
+            lambda: charge(workspace=workspace.pk, action="crustdata-search", idempotency_key="second"),
+        )
+    assert list(
+        LedgerEntry.objects.filter(workspace=workspace, kind="usage").values_list("idempotency_key", flat=True)
+    ) == ["first"]
