@@ -12,6 +12,9 @@ dropped and recreated each run):
   layer (gunicorn, Django's middleware, the credential check, JSON both ways) keeps;
 * events/s of ``POST /api/v1/charges/batch`` with 1,000 events per call against
   ``charge_batch()`` of the same 1,000, from one client;
+* the ceiling for single calls: the same ``charge()`` behind gunicorn with nothing else
+  (``bench/bare_wsgi.py``: no Django request or routing, no middleware, no credential), one
+  client on the hot workspace, against in-process in the same pairs;
 * ``verify_ledger`` afterwards, and every accepted event in the ledger once.
 
 The clients are Python on the same two cores as the server and PostgreSQL, so they take a share
@@ -177,7 +180,10 @@ def caller_run(task: tuple[str, str, list[int], int, str, float, float]) -> tupl
                     done += len(charge_batch(workspace=ws, events=batch))
             else:
                 body = json.dumps({"events": batch} if batch else {**EVENT, "idempotency_key": key}).encode()
-                status, answer = conn.post("/api/v1/charges/batch" if batch else "/api/v1/charges", ws, body)
+                path = (
+                    "/api/v1/charges/batch" if batch else "/bare/charges" if mode == "http-bare" else "/api/v1/charges"
+                )
+                status, answer = conn.post(path, ws, body)
                 if status == 201:
                     done += BATCH if batch else 1
                 else:
@@ -245,14 +251,25 @@ def run(original: dict[str, Any]) -> None:
     pool = spawn.Pool(max(CLIENTS), initializer=caller_init, initargs=(ready,))
     try:
         ready.wait(timeout=300)
-        with gunicorn_serve(env=env, workers=WORKERS, threads=THREADS, settings_module="sigora.settings.dev") as srv:
+        with (
+            gunicorn_serve(env=env, workers=WORKERS, threads=THREADS, settings_module="sigora.settings.dev") as srv,
+            # The ceiling: the same single charges behind gunicorn with no Django around them (bench/bare_wsgi.py).
+            gunicorn_serve(
+                env=env,
+                workers=WORKERS,
+                threads=THREADS,
+                settings_module="sigora.settings.dev",
+                app="bench.bare_wsgi:application",
+            ) as bare,
+        ):
             # Warm-up: every caller's and every server thread's statements prepared before anything counts.
             warm = [
-                measure(pool, mode, f"warm-{mode}", [hot], max(CLIENTS), srv.port, token, seconds=2)
-                for mode in ("local", "http")
+                measure(pool, mode, f"warm-{mode}", [hot], max(CLIENTS), port, token, seconds=2)
+                for mode, port in (("local", 0), ("http", srv.port), ("http-bare", bare.port))
             ]
             plan = [("single", name, ids, n) for name, ids in (("hot", [hot]), ("many", many)) for n in CLIENTS]
             plan.append(("batch", "hot", [hot], 1))
+            bare_pairs = []
             for kind, name, ids, n in plan:
                 # Pairs back to back, ROUNDS times: another job on the machine moves both of a pair,
                 # and the median of the pairs' ratios is what one burst of it cannot move.
@@ -264,11 +281,16 @@ def run(original: dict[str, Any]) -> None:
                         pool, "http" if kind == "single" else "http-batch", f"h{label}", ids, n, srv.port, token
                     )
                     pairs.append((local, remote))
-                    print(
-                        f"  measured {label:<16} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s",
-                        flush=True,
+                    line = (
+                        f"  measured {label:<16} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s"
                     )
+                    if (kind, name, n) == ("single", "hot", 1):  # the ceiling, measured beside the same pair
+                        ceiling = measure(pool, "http-bare", f"b{label}", ids, n, bare.port, token)
+                        bare_pairs.append((local, ceiling))
+                        line += f"   bare {ceiling['rate']:>8,.0f}/s"
+                    print(line, flush=True)
                 rows.append((kind, name, n, pairs))
+            rows.append(("bare", "hot", 1, bare_pairs))
     finally:
         pool.close()
         pool.join()
@@ -287,8 +309,14 @@ def run(original: dict[str, Any]) -> None:
             f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f} {ratio:>6.2f}"
         )
     print(f"targets: single over HTTP ≥ 0.6 of in-process; batch ({BATCH:,} events) over HTTP ≥ 0.5")
+    print(
+        "bare: charge() behind gunicorn alone (bench/bare_wsgi.py: no Django request, routing, middleware or"
+        " credential), the ceiling for any endpoint's single calls"
+    )
 
-    charged = sum(m["events"] for *_, pairs in rows for pair in pairs for m in pair) + sum(w["events"] for w in warm)
+    # Each pair's events once: the ceiling's pairs share their in-process half with single-hot-1's.
+    measured = {id(m): m for *_, pairs in rows for pair in pairs for m in pair}
+    charged = sum(m["events"] for m in measured.values()) + sum(w["events"] for w in warm)
     usage = LedgerEntry.objects.filter(kind="usage").exclude(idempotency_key__startswith="seed-").count()
     print(f"usage entries written while measuring: {usage:,} (accepted: {charged:,})")
     if usage != charged:

@@ -54,9 +54,15 @@ def database_url(settings_dict: Mapping[str, object]) -> str:
 
 @contextmanager
 def gunicorn_serve(
-    *, env: Mapping[str, str], workers: int, threads: int, settings_module: str, keep_alive: int = 75
+    *,
+    env: Mapping[str, str],
+    workers: int,
+    threads: int,
+    settings_module: str,
+    keep_alive: int = 75,
+    app: str = "sigora.wsgi:application",
 ) -> Iterator[Server]:
-    """Serve ``sigora.wsgi`` on 127.0.0.1 until the block ends.
+    """Serve ``app`` (the product's WSGI application unless told otherwise) on 127.0.0.1 until the block ends.
 
     ``--preload``: the master imports the app once and then listens, so "Listening at" in its
     log means every request from then on is answered (the workers fork from it). Threads mean
@@ -67,7 +73,7 @@ def gunicorn_serve(
         sys.executable,
         "-m",
         "gunicorn",
-        "sigora.wsgi:application",
+        app,
         f"--bind=127.0.0.1:{port}",
         f"--workers={workers}",
         f"--threads={threads}",
