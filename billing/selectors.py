@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
@@ -32,6 +32,8 @@ from billing.models import (
     Workspace,
     epoch_us,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,44 @@ def _planned_cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
     db.validate_thread_sharing()
     with db.wrap_database_errors:
         return db.make_cursor(ServerBindingCursor(db.connection))
+
+
+@dataclass(frozen=True)
+class Read(Generic[T]):
+    """A selector's query and what makes its answer of the rows: run alone, or with others in one round trip.
+
+    A page that shows several regions reads them all before rendering; each query is small, so
+    the round trip between the app and PostgreSQL is a good share of its cost.
+    """
+
+    sql: str
+    params: Sequence[object] | Mapping[str, object]
+    parse: Callable[[list[tuple]], T]
+
+    def run(self) -> T:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            return self.parse(cursor.fetchall())
+
+
+def reads_run(*reads: Read) -> list:
+    """The answers of several reads, in order, from one round trip.
+
+    The statements are bound here, client-side, as Django binds every query, and sent as one
+    string: PostgreSQL runs them one after the other and sends each one's rows back, which the
+    cursor hands over one result set at a time.
+    """
+    if len(reads) == 1:
+        return [reads[0].run()]
+    sql = ";\n".join(connection.ops.compose_sql(read.sql, read.params) for read in reads)
+    answers = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        for n, read in enumerate(reads):
+            if n and not cursor.nextset():
+                raise RuntimeError(f"{len(reads)} queries were sent and {n} answered")
+            answers.append(read.parse(cursor.fetchall()))
+    return answers
 
 
 def _planned_rows(sql: str, params: list, db: BaseDatabaseWrapper | None = None) -> list[tuple]:
@@ -661,9 +701,9 @@ class LedgerPage:
     next_cursor: int | None
 
 
-def ledger_page(
+def ledger_read(
     *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, before: int | None = None, limit: int = 25
-) -> LedgerPage:
+) -> Read[LedgerPage]:
     """Newest first, ``limit`` at a time; the cursor is the last id shown (keyset, never OFFSET).
 
     Without dates the list runs down the ids. With a date range it runs down the times, so
@@ -684,19 +724,27 @@ def ledger_page(
             params.append(before)
     order = "created_at DESC, id DESC" if by_time else "id DESC"
     sql = f"SELECT {_LEDGER_COLUMNS} FROM {_LEDGER_TABLE} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit + 1])
-        found = cursor.fetchall()
-    more = len(found) > limit
-    found = found[:limit]
-    tools, specialists = tool_names(row[4] for row in found), specialist_names()
-    rows = [
-        LedgerRow(
-            pk, at.replace(tzinfo=UTC), kind, _specialist_label(specialist, specialists), tools.get(action), *rest
-        )
-        for pk, at, kind, specialist, action, *rest in found
-    ]
-    return LedgerPage(entries=rows, next_cursor=rows[-1].pk if more and rows else None)
+
+    def page(found: list[tuple]) -> LedgerPage:
+        more = len(found) > limit
+        found = found[:limit]
+        tools, specialists = tool_names(row[4] for row in found), specialist_names()
+        rows = [
+            LedgerRow(
+                pk, at.replace(tzinfo=UTC), kind, _specialist_label(specialist, specialists), tools.get(action), *rest
+            )
+            for pk, at, kind, specialist, action, *rest in found
+        ]
+        return LedgerPage(entries=rows, next_cursor=rows[-1].pk if more and rows else None)
+
+    return Read(sql, [*params, limit + 1], page)
+
+
+def ledger_page(
+    *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, before: int | None = None, limit: int = 25
+) -> LedgerPage:
+    """One page of the ledger (see ``ledger_read``)."""
+    return ledger_read(workspace_id=workspace_id, filters=filters, zone=zone, before=before, limit=limit).run()
 
 
 def ledger_export(
@@ -765,7 +813,7 @@ WHERE workspace_id = %(workspace)s
 """
 
 
-def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
+def usage_read(*, wallet: Wallet, today: date) -> Read[UsageSummary]:
     """The current period's usage from the day counters (never the ledger), and the forecast.
 
     ``wallet`` comes with its workspace, as the membership read loads them.
@@ -773,11 +821,16 @@ def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
     zone = wallet.workspace.zone
     start = wallet.period_start.astimezone(zone).date()
     end = wallet.period_end.astimezone(zone).date()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _USAGE_SQL, {"workspace": wallet.workspace_id, "start": start, "until": max(today, start), "today": today}
-        )
-        rows = cursor.fetchall()
+    params = {"workspace": wallet.workspace_id, "start": start, "until": max(today, start), "today": today}
+    return Read(_USAGE_SQL, params, functools.partial(_usage, wallet=wallet, today=today, start=start, end=end))
+
+
+def usage_summary(*, wallet: Wallet, today: date) -> UsageSummary:
+    """The period's usage (see ``usage_read``)."""
+    return usage_read(wallet=wallet, today=today).run()
+
+
+def _usage(rows: list[tuple], *, wallet: Wallet, today: date, start: date, end: date) -> UsageSummary:
     days = [start + timedelta(days=n) for n in range((min(today, end) - start).days + 1)]
     by_day: dict[date, dict[str, int]] = {day: {} for day in days}
     dates = dict(enumerate(days))  # offset -> date, grown for days past the period's end

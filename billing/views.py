@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import secrets
 import zlib
 from collections.abc import Callable, Iterable
 from datetime import date, tzinfo
@@ -24,7 +25,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone, translation
 from django.utils.dates import MONTHS_3
 from django.utils.functional import SimpleLazyObject
@@ -119,7 +120,11 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
-    usage = selectors.usage_summary(wallet=workspace.wallet, today=today)
+    # The usage region's read and the transactions' first page, in one round trip.
+    form_filters = _ledger_filters(request)
+    usage, page = selectors.reads_run(
+        selectors.usage_read(wallet=workspace.wallet, today=today), _transactions_read(request, form_filters[1])
+    )
     # The usage read brings the caps, and today's spend per specialist when today is in the period.
     spent_today = usage.spent_today if usage.start <= today else None
     can_manage = request.membership.can_manage_billing
@@ -127,11 +132,11 @@ def _billing_context(request: HttpRequest) -> dict:
         workspace_id=workspace.pk, today=today, spent_today=spent_today, daily_caps=usage.daily_caps
     )
     return {
-        **_transactions_context(request),
+        **_transactions_context(request, form_filters, page),
         **_cap_form_context(CapForm()),
         **_balance_context(request),
         **_usage_context(usage),
-        "offers": offer_cards(selectors.offers(), workspace, can_manage),
+        "offers_markup": offers_markup(request),
         "caps": cap_rows(caps),
         "can_manage": can_manage,
     }
@@ -156,10 +161,21 @@ def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm | None, sele
     return form, form.filters() if form.is_valid() else selectors.LedgerFilters()
 
 
-def _transactions_context(request: HttpRequest) -> dict:
-    form, filters = _ledger_filters(request)
+def _transactions_read(request: HttpRequest, filters: selectors.LedgerFilters) -> selectors.Read[selectors.LedgerPage]:
     zone = timezone.get_current_timezone()
-    page = selectors.ledger_page(workspace_id=request.workspace.pk, filters=filters, zone=zone, before=_cursor(request))
+    return selectors.ledger_read(workspace_id=request.workspace.pk, filters=filters, zone=zone, before=_cursor(request))
+
+
+def _transactions_context(
+    request: HttpRequest,
+    form_filters: tuple[LedgerFilterForm | None, selectors.LedgerFilters] | None = None,
+    page: selectors.LedgerPage | None = None,
+) -> dict:
+    """The transactions region; ``form_filters`` and ``page`` when the page read them with other regions' data."""
+    form, filters = form_filters or _ledger_filters(request)
+    zone = timezone.get_current_timezone()
+    if page is None:
+        page = _transactions_read(request, filters).run()
     query = filters.as_query()
     return {
         "filter_form": form,
@@ -284,6 +300,35 @@ def cap_rows(caps: list[selectors.CapRow]) -> list[dict]:
             }
         )
     return rows
+
+
+# The offers region is the same markup for everyone who sees the same catalog snapshot, plan,
+# seats, subscription state and right to buy, but for its forms' CSRF token. So it is rendered
+# once per such combination, with a slot where the token goes, and each request puts its own
+# token in: the template language costs more for these eight cards than any other region.
+_CSRF_SLOT = f"csrf-slot-{secrets.token_hex(16)}"  # unguessable: no catalog text can contain it
+_OFFERS_VARIANTS = 512  # a bound on the combinations kept (seat counts are the open-ended part)
+_offers_markup: tuple[selectors.Offers, dict[tuple, str]] | None = None  # (offers, markup by combination)
+
+
+def offers_markup(request: HttpRequest) -> SafeString:
+    """The Top up or upgrade region for this reader: from the cache, with this request's CSRF token."""
+    global _offers_markup
+    offers = selectors.offers()  # a new object with each catalog snapshot: the markup made of the last one goes
+    cached = _offers_markup
+    if cached is None or cached[0] is not offers:
+        cached = _offers_markup = (offers, {})
+    workspace, can_manage = request.workspace, request.membership.can_manage_billing
+    subscribed = getattr(workspace, "live_subscription", None) is not None
+    key = (workspace.plan_id, subscribed, workspace.seats, can_manage, translation.get_language(), get_script_prefix())
+    markup = cached[1].get(key)
+    if markup is None:
+        if len(cached[1]) >= _OFFERS_VARIANTS:
+            cached[1].clear()
+        context = {"offers": offer_cards(offers, workspace, can_manage), "can_manage": can_manage}
+        markup = render_to_string("billing/settings_billing.html#offers", {**context, "csrf_token": _CSRF_SLOT})
+        cached[1][key] = markup
+    return SafeString(markup.replace(_CSRF_SLOT, get_token(request)))  # the token is letters and digits
 
 
 def offer_cards(offers: selectors.Offers, workspace: Workspace, can_manage: bool) -> dict:

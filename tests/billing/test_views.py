@@ -347,9 +347,13 @@ def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(clie
         events=[{"action": a, "idempotency_key": f"b{i}"} for i, a in enumerate(["gmail-send", "social-publish"] * 20)],
     )
     large = queries()
-    # Session, the user with their memberships (workspace, plan and wallet), a ledger page, usage with the caps.
-    assert len(large) == len(small) <= 4
-    ledger_reads = [q["sql"] for q in large if "billing_ledgerentry" in q["sql"]]
+    # Session, the user with their memberships (workspace, plan and wallet), then one round trip that
+    # carries two statements: a ledger page, and the usage with the caps.
+    assert len(large) == len(small) == 3
+    statements = [sql for q in large for sql in q["sql"].split(";\n")]
+    assert len(statements) == 4
+    ledger_reads = [sql for sql in statements if "billing_ledgerentry" in sql]
+    assert len(ledger_reads) == 1
     assert all("LIMIT" in sql for sql in ledger_reads), ledger_reads  # a page, never the whole ledger
     assert not any("SUM(" in sql.upper() and "billing_ledgerentry" in sql for sql in ledger_reads)
 
@@ -648,3 +652,88 @@ def test_chart_numbers_read_as_rounded_floats_do():
     rng = random.Random(4)
     values = [0.0, 24.0, 5.1, 0.125, 0.135, 719.995, 10.0, *(rng.uniform(0, 720) for _ in range(20_000))]
     assert [_num(v) for v in values] == [repr(round(v, 2)) for v in values]
+
+
+def test_reads_sent_together_answer_as_each_read_alone_in_one_round_trip(team):
+    from zoneinfo import ZoneInfo
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from billing import selectors
+    from billing.models import Wallet
+
+    ws = team["ws"]
+    charge_batch(workspace=ws, events=[{"action": "gmail-send", "idempotency_key": f"t{i}"} for i in range(30)])
+    wallet = Wallet.objects.select_related("workspace").get(workspace=ws)
+    today = timezone.now().date()
+    zone = ZoneInfo("UTC")
+    filters = selectors.LedgerFilters(action="gmail-send")
+
+    def reads():
+        return (
+            selectors.usage_read(wallet=wallet, today=today),
+            selectors.ledger_read(workspace_id=ws.pk, filters=filters, zone=zone, limit=10),
+            selectors.ledger_read(workspace_id=ws.pk, filters=filters, zone=zone, before=10**12, limit=3),
+        )
+
+    alone = [read.run() for read in reads()]
+    with CaptureQueriesContext(connection) as captured:
+        together = selectors.reads_run(*reads())
+    assert len(captured.captured_queries) == 1
+    assert together == alone
+    usage, page, short = together
+    assert usage.total == credits(200 * 30) and len(page.entries) == 10 and page.next_cursor is not None
+    assert [e.pk for e in short.entries] == [e.pk for e in page.entries[:3]]
+
+
+def _offer_forms(html: str) -> list[tuple[str, str]]:
+    """(action, CSRF token) of each form in the Top up or upgrade region."""
+    import re
+
+    region = html[html.index('<section id="offers"') : html.index('<section id="caps"')]
+    form = r'<form class="card offer[^"]*" method="post" action="([^"]+)">'
+    token = r'<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)">'
+    return re.findall(form + token, region)
+
+
+def test_the_offers_are_drawn_once_but_every_reader_gets_their_own_working_csrf_token(team):
+    from django.test import Client
+
+    from billing.views import _CSRF_SLOT
+
+    url = reverse("billing:settings_billing")
+    pages = {}
+    for who in ("owner", "admin", "member"):
+        reader = Client(enforce_csrf_checks=True)
+        reader.force_login(team[who])
+        pages[who] = (reader, reader.get(url).content.decode())
+    for who, (reader, html) in pages.items():
+        assert _CSRF_SLOT not in html
+        forms = _offer_forms(html)
+        assert len(forms) == 8, who  # four packs, four plans
+        # The token in the cached cards is this reader's: a POST with it passes the CSRF check.
+        action, token = forms[0]
+        assert action == reverse("billing:purchase", args=["top-up", "50k"])
+        answer = reader.post(action, {"csrfmiddlewaretoken": token})
+        assert b"CSRF verification failed" not in answer.content
+        assert (answer.status_code == 403) == (who == "member"), (who, answer.status_code)  # members may not buy
+        forged = reader.post(action, {"csrfmiddlewaretoken": token[:-4] + "abcd"})
+        assert forged.status_code == 403 and b"CSRF verification failed" in forged.content
+    # Members see the cards without the buttons, though an owner's cards were drawn first.
+    assert "Buy 50K" in pages["owner"][1] and "Buy 50K" in pages["admin"][1]
+    assert "Buy 50K" not in pages["member"][1] and "Only the workspace's owners and admins" in pages["member"][1]
+
+
+def test_a_pack_price_change_shows_on_the_offers_at_once(client, team, django_capture_on_commit_callbacks):
+    from billing.models import TopUpPack
+    from billing.services import pack_update
+
+    owner = client_for(client, team["owner"])
+    url = reverse("billing:settings_billing")
+    assert "$9" in owner.get(url).content.decode() and "$9.50" not in owner.get(url).content.decode()
+    pack = TopUpPack.objects.get(key="50k")
+    with django_capture_on_commit_callbacks(execute=True):  # the catalog is read again once the change commits
+        pack_update(pack_id=pack.pk, actor=UserFactory(is_staff=True, is_superuser=True), changes={"price_cents": 9_50})
+    assert "$9.50" in owner.get(url).content.decode()
