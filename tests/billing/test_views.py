@@ -737,3 +737,23 @@ def test_a_pack_price_change_shows_on_the_offers_at_once(client, team, django_ca
     with django_capture_on_commit_callbacks(execute=True):  # the catalog is read again once the change commits
         pack_update(pack_id=pack.pk, actor=UserFactory(is_staff=True, is_superuser=True), changes={"price_cents": 9_50})
     assert "$9.50" in owner.get(url).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("page", "label"),
+    [
+        ("billing:settings_billing", "Billing &amp; Credits"),
+        ("billing:settings_spending", "Auto top-up &amp; budget"),
+        ("billing:settings_byok", "BYOK Anthropic Key"),
+        ("billing:settings_members", "Members"),
+        ("api_keys:settings_api_keys", "API keys"),
+        ("billing:settings_activity", "Activity"),
+    ],
+)
+def test_the_settings_navigation_marks_the_page_you_are_on_and_only_it(client, team, page, label):
+    html = client_for(client, team["owner"]).get(reverse(page)).content.decode()
+    start = html.index("<nav>")  # the settings sidebar's (the header's has a class)
+    nav = html[start : html.index("</nav>", start)]
+    assert nav.count("<a ") == 6
+    assert nav.count('aria-current="page"') == 1
+    assert f'<a href="{reverse(page)}" aria-current="page">{label}</a>' in nav
