@@ -520,7 +520,7 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: st
             _refuse(workspace_id, [event], {"workspace": True, "conflicts": [event.idempotency_key]}, now)
         return entry
     # Refused: restate the locked row's figures as the batch statement's verdict.
-    figures = json.loads(figures) if isinstance(figures, str) else figures
+    figures = _jsonb(figures)
     available = figures["plan_balance"] + figures["topup_balance"] - figures["held"]
     cap = figures["daily_cap"]
     over_cap = cap is not None and figures["spent"] + figures["amount"] > cap
@@ -565,10 +565,10 @@ def _charge_many(workspace_id: int, events: Sequence[UsageEvent], now: datetime)
         "us": epoch_us(now),
     }
     rows = _run(workspace_id, BATCH_SQL, params)
-    verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
+    verdict = _jsonb(rows[-1][-1])
     if verdict.get("locked") and not verdict["charged"] and _written_meanwhile(workspace_id, params["keys"]):
         rows = _run(workspace_id, BATCH_SQL, params)  # the twin's entries are replays now
-        verdict = json.loads(rows[-1][-1]) if isinstance(rows[-1][-1], str) else rows[-1][-1]
+        verdict = _jsonb(rows[-1][-1])
     # Refused: an unknown workspace, a key reused for another request, or fresh events that
     # were not charged. (A retry of a charge already made returns it, even in a closed workspace.)
     if not verdict["workspace"] or verdict["conflicts"] or (verdict["events"] and not verdict["charged"]):
@@ -580,10 +580,14 @@ def _charge_many(workspace_id: int, events: Sequence[UsageEvent], now: datetime)
 # --- Results and refusals -------------------------------------------------------------------
 
 
+def _jsonb(value: Any) -> Any:
+    """A jsonb column's value: Django has psycopg hand jsonb over as text."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def _entry(row: tuple) -> LedgerEntry:
     entry = LedgerEntry.from_db(connection.alias, _ENTRY_ATTNAMES, row[1:-1])
-    if isinstance(entry.metadata, str):  # Django has psycopg hand jsonb over as text
-        entry.metadata = json.loads(entry.metadata)
+    entry.metadata = _jsonb(entry.metadata)
     entry.replayed = row[0] == "prior"
     return entry
 

@@ -29,6 +29,7 @@ SETTINGS_PAGES = (
 
 
 _CURRENT = ' aria-current="page"'
+_OTHER_PAGES = frozenset(name for name, _ in SETTINGS_PAGES[1:])
 
 
 @register.simple_tag(takes_context=True)
@@ -37,7 +38,7 @@ def settings_nav(context: template.Context) -> SafeString:
     request: HttpRequest = context["request"]
     match = request.resolver_match
     here = f"{match.namespace}:{match.url_name}" if match is not None else ""
-    current = here if any(here == name for name, _ in SETTINGS_PAGES[1:]) else SETTINGS_PAGES[0][0]
+    current = here if here in _OTHER_PAGES else SETTINGS_PAGES[0][0]
     return SafeString(
         "\n".join(
             f'<a href="{cached_link(name)}"{_CURRENT if name == current else ""}>{label}</a>'
