@@ -2,8 +2,13 @@
 
 The bars are drawn here, in Python, and reach the template as one piece of markup: a month of
 days stacked by tool is over a hundred ``<rect>`` elements, which cost far more to render one
-template variable at a time. Everything in that markup is a number formatted here, a colour
-from ``PALETTE`` or a tool's name escaped here, so it is marked safe as a whole.
+template variable at a time. Everything in that markup is an integer, a colour from
+``PALETTE``, a day written here or a tool's name escaped here, so it is marked safe as a whole.
+
+Coordinates are whole numbers in a 7200 × 2200 box (tenths of the 720 × 220 the chart is laid
+out in): a tenth of a unit is well under a pixel at any size the page shows, integers are
+written several times faster than rounded floats (this was a tenth of the billing page's
+time), and integer arithmetic stacks each day's segments edge to edge with no gap or overlap.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from django.utils.safestring import SafeString, mark_safe
 from billing.credits import format_credits
 from billing.selectors import UsageSummary
 
-WIDTH, HEIGHT, TOP_TOOLS = 720, 220, 5
+UNIT = 10  # coordinates per layout unit
+WIDTH, HEIGHT = 720 * UNIT, 220 * UNIT
+HEADROOM = 10 * UNIT  # above the busiest day's bar
+TOP_TOOLS = 5
 PALETTE = ["#4338ca", "#0e7490", "#b45309", "#be185d", "#15803d", "#6b7280"]
 OTHER = "Other tools"
 
@@ -33,44 +41,49 @@ class Chart:
     last_day: str
 
 
-def _num(value: float) -> str:
-    """``value`` to two decimals, as ``repr(round(value, 2))`` writes it ("24.0", "5.1"), at a third of the cost."""
-    text = f"{value:.2f}".rstrip("0")
-    return f"{text}0" if text.endswith(".") else text
-
-
 def usage_chart(usage: UsageSummary) -> Chart:
-    """Credits by day, stacked by tool: the period's top tools, the rest as "Other tools"."""
+    """Credits by day, stacked by tool: the period's top tools, the rest as "Other tools".
+
+    Each day is a column whose height is its credits against the busiest day's, which reaches
+    ``HEADROOM`` below the top; within it the top tools stack from the bottom in their order,
+    "Other tools" last. A tool that spent nothing that day has no segment.
+    """
     top = [tool.key for tool in usage.tools[:TOP_TOOLS]]
     labels = {tool.key: tool.label for tool in usage.tools}
     colors = {key: PALETTE[n] for n, key in enumerate(top)}
     series = [(key, colors[key], escape(labels[key])) for key in top]
     totals = [sum(usage.by_day.get(day, {}).values()) for day in usage.days]
     peak = max(totals, default=0) or 1
+    plot = HEIGHT - HEADROOM
     slot = WIDTH / max(len(usage.days), 1)
-    width = _num(slot * 0.7)
+    width = round(slot * 0.7)
     bars = []
     for n, (day, total) in enumerate(zip(usage.days, totals, strict=True)):
-        spent = usage.by_day.get(day, {})
+        if not total:
+            continue
+        spent = usage.by_day[day]
         stack = [(spent.get(key, 0), color, name) for key, color, name in series]
         stack.append((total - sum(amount for amount, _, _ in stack), PALETTE[-1], OTHER))
-        x, y, label = _num(n * slot + slot * 0.15), HEIGHT, f"{day:%b %d}"
+        x, label = round(n * slot + slot * 0.15), f"{day:%b %d}"
+        below = HEIGHT  # the top edge of the segment under this one
+        running = 0
         for amount, color, name in stack:
             if not amount:
                 continue
-            height = amount / peak * (HEIGHT - 10)
-            y -= height
+            running += amount
+            y = HEIGHT - running * plot // peak
             bars.append(
-                f'<rect x="{x}" y="{_num(y)}" width="{width}" height="{_num(height)}" fill="{color}">'
+                f'<rect x="{x}" y="{y}" width="{width}" height="{below - y}" fill="{color}">'
                 f"<title>{label} · {name}: {format_credits(amount, places=1)} credits</title></rect>"
             )
+            below = y
     legend = [(labels[key], colors[key]) for key in top]
     if any(tool.key not in colors for tool in usage.tools):
         legend.append((OTHER, PALETTE[-1]))
     return Chart(
         width=WIDTH,
         height=HEIGHT,
-        bars=mark_safe("".join(bars)),  # numbers, palette colours and names escaped above
+        bars=mark_safe("".join(bars)),  # integers, palette colours, days and names escaped above
         bar_count=len(bars),
         legend=legend,
         max_label=format_credits(peak if any(totals) else 0, places=0),

@@ -1,6 +1,7 @@
 """The settings pages: who may see and do what, and what each region shows."""
 
 import csv
+import dataclasses
 import io
 import re
 
@@ -220,6 +221,12 @@ def test_the_usage_region_shows_tools_specialists_savings_and_a_forecast(client,
     assert 'data-testid="forecast"' in html
 
 
+def test_a_fresh_period_says_nothing_is_used_yet_and_draws_no_chart(client, team):
+    html = client_for(client, team["owner"]).get(reverse("billing:usage"), HTTP_HX_REQUEST="true").content.decode()
+    assert "Nothing used yet this period." in html and "No usage yet this period." in html
+    assert '<tr><td colspan="3" class="muted">—</td></tr>' in html and "<svg" not in html
+
+
 def test_caps_are_edited_with_the_specialists_spend_today(client, team):
     owner = client_for(client, team["owner"])
     charge(workspace=team["ws"], action="linkedin-dm", idempotency_key="dm")
@@ -236,6 +243,65 @@ def test_caps_are_edited_with_the_specialists_spend_today(client, team):
     owner.post(reverse("billing:caps"), {"specialist": "outreach", "daily_cap": ""})
     assert not SpecialistCap.objects.exists()
     assert Activity.objects.filter(verb="cap_changed").count() == 2
+
+
+def test_cap_rows_show_spend_against_each_cap_with_a_meter_that_warns():
+    from billing.selectors import CapRow
+    from billing.views import cap_rows
+
+    rows = str(
+        cap_rows(
+            [
+                CapRow("sourcing", "Sales / Sourcing", None, credits(12)),
+                CapRow("outreach", "Sales <Outreach>", credits(1_000), credits(790)),
+                CapRow("publishing", "Publishing", credits(1_000), credits("800.5")),
+                CapRow("other", "Other", credits(1_000), credits(2_500)),
+                CapRow("paused", "Paused", 0, 0),
+            ]
+        )
+    ).split("</tr>\n")
+    assert rows.pop() == "" and len(rows) == 5
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    assert cells[0] == ["Sales / Sourcing", "12", '<span class="muted">no cap</span>', ""]  # no cap, no meter
+    assert rows[1].startswith('<tr data-specialist="outreach"><td>Sales &lt;Outreach&gt;</td>')
+    assert "<Outreach>" not in rows[1] and 'aria-label="Sales &lt;Outreach&gt; cap used"' in rows[1]
+    meters = [
+        re.search(r'aria-valuenow="(\d+)"><div class="meter-fill ([\w-]*)" style="width: (\d+)%"', r) for r in rows
+    ]
+    assert meters[0] is None
+    assert [m.groups() for m in meters[1:]] == [
+        ("79", "", "79"), ("80", "level-low", "80"), ("100", "level-empty", "100"), ("100", "level-empty", "100")
+    ]  # fmt: skip
+    assert cells[2][1:3] == ["800.5", "1,000"] and cells[4][2] == "0"  # a cap of 0: everything is refused
+
+
+def test_the_usage_tables_name_each_tool_and_specialist_with_their_share():
+    from datetime import date
+
+    from billing.selectors import ToolUsage
+    from billing.views import usage_panel
+
+    usage = _usage({date(2026, 11, 1): {}}, [])
+    usage = dataclasses.replace(
+        usage,
+        tools=[
+            ToolUsage("claude-haiku", "Claude <Haiku>", credits("2.5"), credits("2.5"), 12_345, 3, unit="token"),
+            ToolUsage("gmail-send", "Gmail send", credits(1), credits(1), 1, 1, unit="call"),
+        ],
+        specialists=[("Sales / Outreach", credits(2)), ("Other", credits("1.5"))],
+        total=credits("3.5"),
+    )
+    panel = usage_panel(usage)
+    tools = re.findall(
+        r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td></tr>", panel["tool_rows"]
+    )
+    assert tools == [("Claude &lt;Haiku&gt;", "12,345 tokens", "2.5"), ("Gmail send", "1 call", "1")]
+    shares = re.findall(
+        r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td></tr>", panel["specialist_rows"]
+    )
+    assert shares == [("Sales / Outreach", "2", "57%"), ("Other", "1.5", "43%")]
+    empty = usage_panel(_usage({date(2026, 11, 1): {}}, []))
+    assert (empty["tool_rows"], empty["specialist_rows"]) == ("", "")
 
 
 def test_byok_page_masks_the_key_and_logs_who_changed_it(client, team):
@@ -644,14 +710,85 @@ def test_a_purchase_row_links_its_receipt_and_nothing_else_becomes_a_link(client
     assert "<a " not in odd_row and "javascript" not in odd_row
 
 
-def test_chart_numbers_read_as_rounded_floats_do():
-    import random
+def _usage(by_day: dict, tools: list[tuple[str, int]]):
+    """A period's usage as the selector would give it: ``tools`` as (key, credits), busiest first."""
+    from billing.selectors import ToolUsage, UsageSummary
 
-    from billing.charts import _num
+    days = sorted(by_day)
+    return UsageSummary(
+        start=days[0], end=days[-1], today=days[-1], days=days, by_day=by_day,
+        tools=[ToolUsage(key, key.title(), amount, amount, 1, 1, unit="calls") for key, amount in tools],
+        specialists=[], total=sum(amount for _, amount in tools), byok_saved=0, followups_skipped=0,
+        reply_saved=0, runs_out_on=None, total_runs_out_on=None, spent_today={}, daily_caps={},
+    )  # fmt: skip
 
-    rng = random.Random(4)
-    values = [0.0, 24.0, 5.1, 0.125, 0.135, 719.995, 10.0, *(rng.uniform(0, 720) for _ in range(20_000))]
-    assert [_num(v) for v in values] == [repr(round(v, 2)) for v in values]
+
+RECT = re.compile(
+    r'<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)" fill="(#[0-9a-f]{6})">'
+    r"<title>(\w{3} \d\d) · ([^:]+): ([\d,.]+) credits</title></rect>"
+)
+
+
+def test_the_chart_stacks_each_day_in_proportion_to_the_busiest_one():
+    from datetime import date, timedelta
+
+    from billing.charts import HEADROOM, HEIGHT, OTHER, PALETTE, WIDTH, usage_chart
+
+    first = date(2026, 11, 1)
+    day = [first + timedelta(days=n) for n in range(4)]
+    # Seven tools: the five busiest get a colour each, the other two share "Other tools".
+    tools = [("a", 70_000), ("b", 60_000), ("c", 50_000), ("d", 40_000), ("e", 30_000), ("f", 2_000), ("g", 1_000)]
+    by_day = {
+        day[0]: {"a": 30_000, "b": 10_000, "f": 2_000, "g": 1_000},  # 43,000
+        day[1]: {"a": 40_000, "c": 50_000, "d": 40_000, "e": 30_000, "b": 50_000},  # 210,000: the peak
+        day[2]: {},  # nothing: no segment
+        day[3]: {"d": 700},  # 0.7 credits: a sliver, still drawn and titled
+    }
+    chart = usage_chart(_usage(by_day, tools))
+    bars = [
+        (int(x), int(y), int(w), int(h), fill, label, name, amount)
+        for x, y, w, h, fill, label, name, amount in RECT.findall(chart.bars)
+    ]
+    # Nov 01: A, B and the two small tools as one "Other tools"; Nov 02: five; Nov 04: one.
+    assert len(bars) == chart.bar_count == 3 + 5 + 1 == str(chart.bars).count("<rect")
+    assert (chart.width, chart.height, chart.max_label, chart.first_day, chart.last_day) == (
+        WIDTH, HEIGHT, "210", "Nov 01", "Nov 04"
+    )  # fmt: skip
+    assert chart.legend == [("A", PALETTE[0]), ("B", PALETTE[1]), ("C", PALETTE[2]), ("D", PALETTE[3]),
+                            ("E", PALETTE[4]), (OTHER, PALETTE[5])]  # fmt: skip
+    columns: dict[str, list] = {}
+    for bar in bars:
+        columns.setdefault(bar[5], []).append(bar)
+    assert list(columns) == ["Nov 01", "Nov 02", "Nov 04"]
+    plot = HEIGHT - HEADROOM
+    for label, column in columns.items():
+        n = int(label[-2:]) - 1
+        total = sum(by_day[day[n]].values())
+        # One x and width a column, a quarter of the chart each, the bar centred in its slot.
+        assert {(x, w) for x, _, w, *_ in column} == {(round(WIDTH / 4 * (n + 0.15)), round(WIDTH / 4 * 0.7))}
+        # Stacked bottom up, edge to edge, to the column's share of the peak's height.
+        below = HEIGHT
+        for _, y, _, h, *_ in column:
+            assert h >= 0 and y + h == below
+            below = y
+        assert HEIGHT - below == total * plot // 210_000
+    assert min(y for _, y, *_ in columns["Nov 02"]) == HEADROOM  # the busiest day reaches the headroom
+    # Colours and titles: the top tools in their order, the rest folded into "Other tools".
+    assert [(fill, name, amount) for _, _, _, _, fill, _, name, amount in columns["Nov 01"]] == [
+        (PALETTE[0], "A", "30"), (PALETTE[1], "B", "10"), (PALETTE[5], OTHER, "3")
+    ]  # fmt: skip
+    assert [name for *_, name, _ in columns["Nov 02"]] == ["A", "B", "C", "D", "E"]
+    assert [h for _, _, _, h, *_ in columns["Nov 02"]] == [400, 500, 500, 400, 300]  # 2,100 units for 210,000
+    assert [(name, amount) for *_, name, amount in columns["Nov 04"]] == [("D", "0.7")]
+
+
+def test_a_period_without_usage_draws_no_chart():
+    from datetime import date
+
+    from billing.charts import usage_chart
+
+    chart = usage_chart(_usage({date(2026, 11, 1): {}, date(2026, 11, 2): {}}, []))
+    assert (chart.bar_count, str(chart.bars), chart.max_label, chart.legend) == (0, "", "0", [])
 
 
 def test_reads_sent_together_answer_as_each_read_alone_in_one_round_trip(team):
@@ -713,6 +850,9 @@ def test_the_offers_are_drawn_once_but_every_reader_gets_their_own_working_csrf_
         assert _CSRF_SLOT not in html
         forms = _offer_forms(html)
         assert len(forms) == 8, who  # four packs, four plans
+        # One token on the whole page: the cached cards, the template's forms and htmx's header.
+        everywhere = set(re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html))
+        assert everywhere == {forms[0][1]} and f'"X-CSRFToken": "{forms[0][1]}"' in html, who
         # The token in the cached cards is this reader's: a POST with it passes the CSRF check.
         action, token = forms[0]
         assert action == reverse("billing:purchase", args=["top-up", "50k"])
