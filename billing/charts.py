@@ -14,6 +14,7 @@ time), and integer arithmetic stacks each day's segments edge to edge with no ga
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -27,6 +28,12 @@ HEADROOM = 10 * UNIT  # above the busiest day's bar
 TOP_TOOLS = 5
 PALETTE = ["#4338ca", "#0e7490", "#b45309", "#be185d", "#15803d", "#6b7280"]
 OTHER = "Other tools"
+# "Nov 05": what f"{day:%b %d}" writes in the C locale, without strftime's cost for every day.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _label(day: date) -> str:
+    return f"{_MONTHS[day.month - 1]} {day.day:02d}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ def usage_chart(usage: UsageSummary) -> Chart:
         spent = usage.by_day[day]
         stack = [(spent.get(key, 0), color, name) for key, color, name in series]
         stack.append((total - sum(amount for amount, _, _ in stack), PALETTE[-1], OTHER))
-        x, label = round(n * slot + slot * 0.15), f"{day:%b %d}"
+        x, label = round(n * slot + slot * 0.15), _label(day)
         below = HEIGHT  # the top edge of the segment under this one
         running = 0
         for amount, color, name in stack:
@@ -72,9 +79,11 @@ def usage_chart(usage: UsageSummary) -> Chart:
                 continue
             running += amount
             y = HEIGHT - running * plot // peak
+            # format_credits(amount, places=1) for a positive amount, inline: a tenth of the cost per bar.
+            whole, tenth = divmod((amount + 50) // 100, 10)
             bars.append(
                 f'<rect x="{x}" y="{y}" width="{width}" height="{below - y}" fill="{color}">'
-                f"<title>{label} · {name}: {format_credits(amount, places=1)} credits</title></rect>"
+                f"<title>{label} · {name}: {whole:,}{f'.{tenth}' if tenth else ''} credits</title></rect>"
             )
             below = y
     legend = [(labels[key], colors[key]) for key in top]
@@ -87,6 +96,6 @@ def usage_chart(usage: UsageSummary) -> Chart:
         bar_count=len(bars),
         legend=legend,
         max_label=format_credits(peak if any(totals) else 0, places=0),
-        first_day=f"{usage.days[0]:%b %d}" if usage.days else "",
-        last_day=f"{usage.days[-1]:%b %d}" if usage.days else "",
+        first_day=_label(usage.days[0]) if usage.days else "",
+        last_day=_label(usage.days[-1]) if usage.days else "",
     )

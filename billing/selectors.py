@@ -784,8 +784,9 @@ class UsageSummary:
     byok_saved: int
     followups_skipped: int
     reply_saved: int
-    runs_out_on: date | None
-    total_runs_out_on: date | None
+    runs_out_on: date | None  # the plan bucket, at this period's pace; None: beyond the forecast's horizon
+    total_runs_out_on: date | None  # the bucket and the top-up credits after it
+    topup_balance: int  # what the second forecast adds to the first
     spent_today: dict[str, int]  # credits per specialist key on ``today``, for the daily caps
     daily_caps: dict[str, int]  # the caps themselves, read in the same query
 
@@ -899,6 +900,7 @@ def _usage(rows: list[tuple], *, wallet: Wallet, today: date, start: date, end: 
         reply_saved=reply_saved,
         runs_out_on=lasts_until(wallet.plan_balance),
         total_runs_out_on=lasts_until(wallet.total),
+        topup_balance=wallet.topup_balance,
         spent_today=spent_today if start <= today else {},
         daily_caps=daily_caps,
     )

@@ -283,11 +283,31 @@ def usage_panel(usage: selectors.UsageSummary) -> dict:
         "byok_saved": _credits(usage.byok_saved),
         "followups_skipped": str(usage.followups_skipped),
         "reply_saved": _credits(usage.reply_saved),
-        "runs_out_on": _day(usage.runs_out_on) if usage.runs_out_on else "",
-        "total_runs_out_on": _day(usage.total_runs_out_on, year=True) if usage.total_runs_out_on else "",
+        "forecast": forecast(usage),
         "tool_rows": mark_safe(tools),  # labels escaped, numbers formatted above
         "specialist_rows": mark_safe(specialists),
     }
+
+
+def forecast(usage: selectors.UsageSummary) -> SafeString:
+    """At this period's pace: the day the plan bucket runs out, and how far the top-up credits carry on."""
+    if not usage.total:
+        return SafeString("No usage yet this period.")
+    plan_ends = usage.runs_out_on
+    if plan_ends is None or plan_ends >= usage.end:
+        return SafeString(f"At this pace your plan bucket lasts until it renews on {escape(_day(usage.end))}.")
+    when = "<strong>today</strong>" if plan_ends <= usage.today else f"on <strong>{escape(_day(plan_ends))}</strong>"
+    text = f"At this pace your plan bucket runs out {when}"
+    total_ends = usage.total_runs_out_on
+    if not usage.topup_balance:
+        text += ", and you have no top-up credits to carry on with"
+    elif total_ends is None:
+        text += "; your top-up credits then last well beyond it"
+    elif total_ends > plan_ends:
+        text += f", and your top-up credits last until {escape(_day(total_ends, year=True))}"
+    else:
+        text += "; your top-up credits would not last another day"
+    return SafeString(f"{text}.")  # the dates escaped, the rest written here
 
 
 def cap_rows(caps: list[selectors.CapRow]) -> SafeString:

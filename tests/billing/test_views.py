@@ -227,6 +227,54 @@ def test_a_fresh_period_says_nothing_is_used_yet_and_draws_no_chart(client, team
     assert '<tr><td colspan="3" class="muted">—</td></tr>' in html and "<svg" not in html
 
 
+def test_the_forecast_says_when_the_bucket_and_then_the_top_ups_run_out_at_this_pace(client, db):
+    from datetime import UTC, datetime
+
+    import time_machine
+    from django.db import transaction
+
+    from billing.services import entry_post, wallet_lock
+
+    owner = UserFactory()
+    with time_machine.travel(datetime(2027, 3, 1, tzinfo=UTC), tick=False):
+        ws = WorkspaceFactory(owner=owner)  # Free: 10,000 credits, the period Mar 1 – Apr 1
+
+    def said() -> str:
+        html = client.get(reverse("billing:usage"), HTTP_HX_REQUEST="true").content.decode()
+        return re.search(r'<p class="forecast" data-testid="forecast">(.*?)</p>', html).group(1)
+
+    def top_up(amount: str, key: str) -> None:
+        with transaction.atomic():
+            wallet = wallet_lock(workspace_id=ws.pk)
+            entry_post(wallet, kind="adjustment", topup_delta=credits(amount), idempotency_key=key, reason="t",
+                       now=datetime(2027, 3, 5, 12, tzinfo=UTC))  # fmt: skip
+
+    with time_machine.travel(datetime(2027, 3, 5, 12, tzinfo=UTC), tick=False):  # the period's fifth day
+        client.force_login(owner)  # a session of this day's: one from today's real date would have expired
+        assert said() == "No usage yet this period."
+        charge(workspace=ws, action="gmail-send", idempotency_key="g")  # 200 a day at most so far: lasts
+        assert said() == "At this pace your plan bucket lasts until it renews on Apr 1."
+        for n in range(3):
+            charge(workspace=ws, action="linkedin-dm", idempotency_key=f"dm{n}")
+        # 4,700 spent in 5 days; the 5,300 left last 5,300 × 5 // 4,700 = 5 more days.
+        assert said() == (
+            "At this pace your plan bucket runs out on <strong>Mar 10</strong>,"
+            " and you have no top-up credits to carry on with."
+        )
+        top_up("4,700", "a")  # 10,000 left in all: 10 more days
+        assert said() == (
+            "At this pace your plan bucket runs out on <strong>Mar 10</strong>,"
+            " and your top-up credits last until Mar 15, 2027."
+        )
+        top_up("100,000,000", "b")  # beyond the forecast's ten years
+        assert said() == (
+            "At this pace your plan bucket runs out on <strong>Mar 10</strong>;"
+            " your top-up credits then last well beyond it."
+        )
+        charge(workspace=ws, action="crustdata-enrich", idempotency_key="e")  # 5,000: 300 left, less than a day
+        assert said().startswith("At this pace your plan bucket runs out <strong>today</strong>;")
+
+
 def test_caps_are_edited_with_the_specialists_spend_today(client, team):
     owner = client_for(client, team["owner"])
     charge(workspace=team["ws"], action="linkedin-dm", idempotency_key="dm")
@@ -719,7 +767,7 @@ def _usage(by_day: dict, tools: list[tuple[str, int]]):
         start=days[0], end=days[-1], today=days[-1], days=days, by_day=by_day,
         tools=[ToolUsage(key, key.title(), amount, amount, 1, 1, unit="calls") for key, amount in tools],
         specialists=[], total=sum(amount for _, amount in tools), byok_saved=0, followups_skipped=0,
-        reply_saved=0, runs_out_on=None, total_runs_out_on=None, spent_today={}, daily_caps={},
+        reply_saved=0, runs_out_on=None, total_runs_out_on=None, topup_balance=0, spent_today={}, daily_caps={},
     )  # fmt: skip
 
 
@@ -780,6 +828,25 @@ def test_the_chart_stacks_each_day_in_proportion_to_the_busiest_one():
     assert [name for *_, name, _ in columns["Nov 02"]] == ["A", "B", "C", "D", "E"]
     assert [h for _, _, _, h, *_ in columns["Nov 02"]] == [400, 500, 500, 400, 300]  # 2,100 units for 210,000
     assert [(name, amount) for *_, name, amount in columns["Nov 04"]] == [("D", "0.7")]
+
+
+def test_the_chart_titles_name_each_day_and_amount_as_the_rest_of_the_page_does():
+    import random
+    from datetime import date, timedelta
+
+    from billing.charts import usage_chart
+    from billing.credits import format_credits
+
+    rng = random.Random(7)
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]  # every month's name
+    amounts = [rng.choice([1, 49, 50, 51, 949, 950, 999_950, 10**9 + 1]) * rng.randint(1, 3) for _ in days]
+    chart = usage_chart(
+        _usage({day: {"a": amount} for day, amount in zip(days, amounts, strict=True)}, [("a", sum(amounts))])
+    )
+    titles = [(label, amount) for *_, label, _, amount in RECT.findall(chart.bars)]
+    assert titles == [
+        (f"{day:%b %d}", format_credits(amount, places=1)) for day, amount in zip(days, amounts, strict=True)
+    ]
 
 
 def test_a_period_without_usage_draws_no_chart():
@@ -897,3 +964,14 @@ def test_the_settings_navigation_marks_the_page_you_are_on_and_only_it(client, t
     assert nav.count("<a ") == 6
     assert nav.count('aria-current="page"') == 1
     assert f'<a href="{reverse(page)}" aria-current="page">{label}</a>' in nav
+
+
+def test_pages_link_the_static_files_as_the_static_tag_would_and_follow_a_new_static_url(client, settings):
+    from django.templatetags.static import static
+
+    files = ("css/app.css", "favicon.svg", "vendor/htmx-2.0.11.min.js", "js/app.js")
+    html = client.get(reverse("login")).content.decode()
+    assert all(f'"{static(name)}"' in html for name in files)
+    settings.STATIC_URL = "/assets/"  # a new storage: the cached URLs are not reused
+    html = client.get(reverse("login")).content.decode()
+    assert all(f'"/assets/{name}"' in html for name in files)
