@@ -786,6 +786,7 @@ class UsageSummary:
     reply_saved: int
     runs_out_on: date | None  # the plan bucket, at this period's pace; None: beyond the forecast's horizon
     total_runs_out_on: date | None  # the bucket and the top-up credits after it
+    plan_balance: int  # what is left in the bucket, and
     topup_balance: int  # what the second forecast adds to the first
     spent_today: dict[str, int]  # credits per specialist key on ``today``, for the daily caps
     daily_caps: dict[str, int]  # the caps themselves, read in the same query
@@ -900,6 +901,7 @@ def _usage(rows: list[tuple], *, wallet: Wallet, today: date, start: date, end: 
         reply_saved=reply_saved,
         runs_out_on=lasts_until(wallet.plan_balance),
         total_runs_out_on=lasts_until(wallet.total),
+        plan_balance=wallet.plan_balance,
         topup_balance=wallet.topup_balance,
         spent_today=spent_today if start <= today else {},
         daily_caps=daily_caps,

@@ -293,12 +293,24 @@ def forecast(usage: selectors.UsageSummary) -> SafeString:
     """At this period's pace: the day the plan bucket runs out, and how far the top-up credits carry on."""
     if not usage.total:
         return SafeString("No usage yet this period.")
-    plan_ends = usage.runs_out_on
+    plan_ends, total_ends, today = usage.runs_out_on, usage.total_runs_out_on, usage.today
+    if usage.plan_balance <= 0:
+        text = "Your plan bucket is used up"
+        if not usage.topup_balance:
+            text += " and there are no top-up credits left"
+        elif total_ends is None:
+            text += f"; at this pace your top-up credits last well past its renewal on {escape(_day(usage.end))}"
+        elif total_ends <= today:
+            text += ", and at this pace your top-up credits run out <strong>today</strong>"
+        else:
+            text += (
+                f"; at this pace your top-up credits last until <strong>{escape(_day(total_ends, year=True))}</strong>"
+            )
+        return SafeString(f"{text}.")  # the dates escaped, the rest written here
     if plan_ends is None or plan_ends >= usage.end:
         return SafeString(f"At this pace your plan bucket lasts until it renews on {escape(_day(usage.end))}.")
-    when = "<strong>today</strong>" if plan_ends <= usage.today else f"on <strong>{escape(_day(plan_ends))}</strong>"
+    when = "<strong>today</strong>" if plan_ends <= today else f"on <strong>{escape(_day(plan_ends))}</strong>"
     text = f"At this pace your plan bucket runs out {when}"
-    total_ends = usage.total_runs_out_on
     if not usage.topup_balance:
         text += ", and you have no top-up credits to carry on with"
     elif total_ends is None:
@@ -307,7 +319,7 @@ def forecast(usage: selectors.UsageSummary) -> SafeString:
         text += f", and your top-up credits last until {escape(_day(total_ends, year=True))}"
     else:
         text += "; your top-up credits would not last another day"
-    return SafeString(f"{text}.")  # the dates escaped, the rest written here
+    return SafeString(f"{text}.")
 
 
 def cap_rows(caps: list[selectors.CapRow]) -> SafeString:

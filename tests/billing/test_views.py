@@ -273,6 +273,23 @@ def test_the_forecast_says_when_the_bucket_and_then_the_top_ups_run_out_at_this_
         )
         charge(workspace=ws, action="crustdata-enrich", idempotency_key="e")  # 5,000: 300 left, less than a day
         assert said().startswith("At this pace your plan bucket runs out <strong>today</strong>;")
+        charge(workspace=ws, action="linkedin-dm", idempotency_key="dm-last")  # the bucket's last 300, then top-ups
+        assert said() == (
+            "Your plan bucket is used up; at this pace your top-up credits last well past its renewal on Apr 1."
+        )
+    with time_machine.travel(datetime(2027, 3, 6, 12, tzinfo=UTC), tick=False):
+        client.force_login(owner)
+        top_up("-99,988,500", "c")  # 15,000 top-up credits left, 11,200 spent in 6 days: 8 more days
+        assert said() == (
+            "Your plan bucket is used up; at this pace your top-up credits last until <strong>Mar 14, 2027</strong>."
+        )
+        top_up("-14,000", "d")  # 1,000: less than a day
+        assert (
+            said()
+            == "Your plan bucket is used up, and at this pace your top-up credits run out <strong>today</strong>."
+        )
+        top_up("-1,000", "f")
+        assert said() == "Your plan bucket is used up and there are no top-up credits left."
 
 
 def test_caps_are_edited_with_the_specialists_spend_today(client, team):
@@ -767,7 +784,8 @@ def _usage(by_day: dict, tools: list[tuple[str, int]]):
         start=days[0], end=days[-1], today=days[-1], days=days, by_day=by_day,
         tools=[ToolUsage(key, key.title(), amount, amount, 1, 1, unit="calls") for key, amount in tools],
         specialists=[], total=sum(amount for _, amount in tools), byok_saved=0, followups_skipped=0,
-        reply_saved=0, runs_out_on=None, total_runs_out_on=None, topup_balance=0, spent_today={}, daily_caps={},
+        reply_saved=0, runs_out_on=None, total_runs_out_on=None, plan_balance=0, topup_balance=0,
+        spent_today={}, daily_caps={},
     )  # fmt: skip
 
 
