@@ -13,8 +13,9 @@ dropped and recreated each run):
 * events/s of ``POST /api/v1/charges/batch`` with 1,000 events per call against
   ``charge_batch()`` of the same 1,000, from one client;
 * the ceiling for single calls: the same ``charge()`` behind gunicorn with nothing else
-  (``bench/bare_wsgi.py``: no Django request or routing, no middleware, no credential), one
-  client on the hot workspace, against in-process in the same pairs;
+  (``bench/bare_wsgi.py``: no Django request or routing, no middleware, no credential), with
+  the same clients and workspaces as each single-call row, against in-process in the same
+  rounds;
 * ``verify_ledger`` afterwards, and every accepted event in the ledger once.
 
 The clients are Python on the same two cores as the server and PostgreSQL, so they take a share
@@ -269,11 +270,10 @@ def run(original: dict[str, Any]) -> None:
             ]
             plan = [("single", name, ids, n) for name, ids in (("hot", [hot]), ("many", many)) for n in CLIENTS]
             plan.append(("batch", "hot", [hot], 1))
-            bare_pairs = []
             for kind, name, ids, n in plan:
                 # Pairs back to back, ROUNDS times: another job on the machine moves both of a pair,
                 # and the median of the pairs' ratios is what one burst of it cannot move.
-                pairs = []
+                pairs, bare_pairs = [], []
                 for round_ in range(ROUNDS):
                     label = f"{kind}-{name}-{n}-{round_}"
                     local = measure(pool, "local" if kind == "single" else "local-batch", f"l{label}", ids, n, 0, "")
@@ -284,13 +284,14 @@ def run(original: dict[str, Any]) -> None:
                     line = (
                         f"  measured {label:<16} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s"
                     )
-                    if (kind, name, n) == ("single", "hot", 1):  # the ceiling, measured beside the same pair
+                    if kind == "single":  # the ceiling for these calls, measured beside the same pair
                         ceiling = measure(pool, "http-bare", f"b{label}", ids, n, bare.port, token)
                         bare_pairs.append((local, ceiling))
                         line += f"   bare {ceiling['rate']:>8,.0f}/s"
                     print(line, flush=True)
                 rows.append((kind, name, n, pairs))
-            rows.append(("bare", "hot", 1, bare_pairs))
+                if bare_pairs:
+                    rows.append(("bare", name, n, bare_pairs))
     finally:
         pool.close()
         pool.join()
@@ -300,21 +301,29 @@ def run(original: dict[str, Any]) -> None:
         " events/s, latency per call in ms (all rounds)"
     )
     head = f"{'what':<8} {'workspace':<9} {'callers':>7} {'in-proc/s':>10} {'p50':>6} {'p99':>6}"
-    print(f"{head} {'HTTP/s':>9} {'p50':>6} {'p99':>6} {'ratio':>6}")
+    print(f"{head} {'HTTP/s':>9} {'p50':>6} {'p99':>6} {'ratio':>6} {'of bare':>7}")
+    ceilings = {(name, n): pairs for kind, name, n, pairs in rows if kind == "bare"}
     for kind, name, n, pairs in rows:
         local, remote = (_pooled([pair[i] for pair in pairs]) for i in (0, 1))
         ratio = statistics.median(r["rate"] / loc["rate"] for loc, r in pairs)
+        # The API's share of its ceiling, round by round: what Django, the credential and JSON keep.
+        bare_rounds = ceilings.get((name, n)) if kind == "single" else None
+        of_bare = (
+            f"{statistics.median(p[1]['rate'] / b[1]['rate'] for p, b in zip(pairs, bare_rounds, strict=True)):>7.2f}"
+            if bare_rounds
+            else ""
+        )
         print(
             f"{kind:<8} {name:<9} {n:>7} {local['rate']:>10,.0f} {local['p50']:>6.2f} {local['p99']:>6.2f}"
-            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f} {ratio:>6.2f}"
+            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f} {ratio:>6.2f} {of_bare}"
         )
     print(f"targets: single over HTTP ≥ 0.6 of in-process; batch ({BATCH:,} events) over HTTP ≥ 0.5")
     print(
         "bare: charge() behind gunicorn alone (bench/bare_wsgi.py: no Django request, routing, middleware or"
-        " credential), the ceiling for any endpoint's single calls"
+        " credential), the ceiling for any endpoint's single calls, measured in the same rounds as the row above"
     )
 
-    # Each pair's events once: the ceiling's pairs share their in-process half with single-hot-1's.
+    # Each measurement's events once: a ceiling's pairs share their in-process half with the row above.
     measured = {id(m): m for *_, pairs in rows for pair in pairs for m in pair}
     charged = sum(m["events"] for m in measured.values()) + sum(w["events"] for w in warm)
     usage = LedgerEntry.objects.filter(kind="usage").exclude(idempotency_key__startswith="seed-").count()
