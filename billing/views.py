@@ -254,6 +254,11 @@ def _day(day: date, *, year: bool = False) -> str:
     return f"{_month_names()[day.month]} {day.day}{f', {day.year}' if year else ''}"
 
 
+def _quantity(quantity: int, unit: str) -> str:
+    """ "1 call", "12,345 tokens": a tool's quantity in its unit (not escaped)."""
+    return f"{quantity:,} {unit}{'' if quantity == 1 else 's'}"
+
+
 def _credits(milli: int) -> SafeString:
     return SafeString(format_credits(milli))  # digits, separators and a sign: nothing to escape
 
@@ -267,7 +272,7 @@ def usage_panel(usage: selectors.UsageSummary) -> dict:
     total = usage.total
     tools = "".join(
         f'<tr><td>{html_escape(tool.label)}</td><td class="num">'
-        f"{html_escape(f'{tool.quantity:,} {tool.unit}' + ('' if tool.quantity == 1 else 's'))}</td>"
+        f"{html_escape(_quantity(tool.quantity, tool.unit))}</td>"
         f'<td class="num">{format_credits(tool.credits)}</td></tr>\n'
         for tool in usage.tools
     )
@@ -435,7 +440,7 @@ def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> Sa
             what += f' <span class="muted">{html_escape(entry.reason)}</span>' if entry.reason else ""
             if entry.receipt_url.startswith(("https://", "http://")):
                 what += f' <a href="{html_escape(entry.receipt_url)}">Receipt</a>'
-        used = name(f"{quantity:,} {tool.unit if tool else ''}{'' if quantity == 1 else 's'}") if quantity else ""
+        used = name(_quantity(quantity, tool.unit if tool else "")) if quantity else ""
         when = f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"
         listed = entry.list_amount if entry.byok else None
         listed = "" if listed is None else f' <span class="muted small">(list {format_credits(listed)})</span>'
