@@ -37,6 +37,7 @@ from api import schema
 from api.credentials import Caller, credential_authenticate
 from api.ratelimit import rate_limit_check
 from billing.credits import credits as parse_credits
+from billing.credits import format_credits
 from billing.errors import BillingError
 
 WORKSPACE_HEADER = "Sigora-Workspace"
@@ -52,16 +53,9 @@ _AMOUNT_DETAILS = frozenset(
 # --- Amounts -------------------------------------------------------------------------------
 
 
-def credits_text(milli: int) -> str:
-    """Millicredits as an exact decimal string of credits: 700 → "0.7", -1500000 → "-1500"."""
-    whole, part = divmod(abs(milli), 1000)
-    text = f"{whole}.{part:03d}".rstrip("0").rstrip(".") if part else str(whole)
-    return f"-{text}" if milli < 0 else text
-
-
 def amount(milli: int) -> dict[str, Any]:
     """An amount as the API writes it: ``{"credits": "0.7", "millicredits": 700}`` (schema ``Amount``)."""
-    return {"credits": credits_text(milli), "millicredits": milli}
+    return {"credits": format_credits(milli, grouped=False), "millicredits": milli}
 
 
 def amount_param(value: Any, *, field: str) -> int:

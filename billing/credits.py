@@ -29,11 +29,13 @@ def credits(amount: int | str | Decimal) -> int:
     return int(milli)
 
 
-def format_credits(milli: int, *, signed: bool = False, places: int = 3) -> str:
+def format_credits(milli: int, *, signed: bool = False, places: int = 3, grouped: bool = True) -> str:
     """``80000000 -> "80,000"``, ``700 -> "0.7"``, ``-1500 -> "-1.5"`` (``"+1.5"`` when signed).
 
     Whole credits show no decimals; fractions show at most ``places`` digits, rounded half
     up (away from zero), with trailing zeros dropped, so a 7-token Haiku call reads "0.7".
+    ``grouped=False`` leaves out the thousands separators ("80000"): for machines and inputs
+    (JSON, CSV cells, a form's initial value), which ``credits()`` reads back exactly.
     """
     # Integer arithmetic only: a billing page formats a couple of hundred amounts, and Decimal
     # quantizing cost several times more than the rest of each row.
@@ -42,7 +44,8 @@ def format_credits(milli: int, *, signed: bool = False, places: int = 3) -> str:
         step = 10 ** (3 - places)
         magnitude = (magnitude + step // 2) // step * step
     whole, fraction = divmod(magnitude, MILLICREDITS_PER_CREDIT)
-    text = f"{whole:,}.{fraction:03d}".rstrip("0") if fraction else f"{whole:,}"
+    digits = f"{whole:,}" if grouped else str(whole)
+    text = f"{digits}.{fraction:03d}".rstrip("0") if fraction else digits
     if not magnitude:
         return "0"
     if milli < 0:

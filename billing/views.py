@@ -586,13 +586,13 @@ def _csv_row(entry: selectors.LedgerRow, zone) -> list[str]:
         tool.key if tool else "",
         "" if entry.quantity is None else str(entry.quantity),
         tool.unit if tool else "",
-        format_credits(entry.amount, signed=True).replace(",", ""),
-        format_credits(entry.plan_delta, signed=True).replace(",", ""),
-        format_credits(entry.topup_delta, signed=True).replace(",", ""),
-        format_credits(entry.plan_balance_after).replace(",", ""),
-        format_credits(entry.topup_balance_after).replace(",", ""),
+        format_credits(entry.amount, signed=True, grouped=False),
+        format_credits(entry.plan_delta, signed=True, grouped=False),
+        format_credits(entry.topup_delta, signed=True, grouped=False),
+        format_credits(entry.plan_balance_after, grouped=False),
+        format_credits(entry.topup_balance_after, grouped=False),
         "yes" if entry.byok else "",
-        "" if entry.list_amount is None else format_credits(entry.list_amount).replace(",", ""),
+        "" if entry.list_amount is None else format_credits(entry.list_amount, grouped=False),
         entry.lead,
         entry.reason,
         entry.idempotency_key,
@@ -808,7 +808,7 @@ def settings_spending(request: HttpRequest) -> HttpResponse:
     initial = (
         {
             "enabled": current.enabled,
-            "threshold": format_credits(current.threshold).replace(",", ""),
+            "threshold": format_credits(current.threshold, grouped=False),
             "pack": current.pack.key,
             "monthly_limit": current.monthly_limit,
         }
@@ -816,7 +816,7 @@ def settings_spending(request: HttpRequest) -> HttpResponse:
         else {"threshold": "20000", "pack": "100k", "monthly_limit": 3}
     )
     budget_initial = {
-        "budget": format_credits(workspace.monthly_budget).replace(",", "") if workspace.monthly_budget else ""
+        "budget": format_credits(workspace.monthly_budget, grouped=False) if workspace.monthly_budget else ""
     }
     action = request.POST.get("action") if request.method == "POST" else None
     auto_form = AutoTopUpForm(request.POST if action == "auto_top_up" else None, initial=initial, packs=_pack_choices())

@@ -96,7 +96,7 @@ class BucketFilter(admin.SimpleListFilter):
 
 
 def _credits_text(milli: int | None, *, signed: bool = False) -> str:
-    return "" if milli is None else format_credits(milli, signed=signed).replace(",", "")
+    return "" if milli is None else format_credits(milli, signed=signed, grouped=False)
 
 
 def _csv_safe(text: str) -> str:

@@ -73,3 +73,16 @@ def _format_by_decimal(milli: int, signed: bool, places: int) -> str:
 )
 def test_format_credits_agrees_with_decimal_rounding(milli, signed, places):
     assert format_credits(milli, signed=signed, places=places) == _format_by_decimal(milli, signed, places)
+
+
+def test_ungrouped_credits_read_back_exactly():
+    import random
+
+    rng = random.Random(11)
+    samples = [0, 1, -1, 700, -1_500_000, 999_999_999_999, *(rng.randint(-(10**15), 10**15) for _ in range(20_000))]
+    for milli in samples:
+        text = format_credits(milli, grouped=False)
+        assert "," not in text and credits(text) == milli, milli
+        assert format_credits(milli, grouped=False, signed=True).lstrip("+") == text
+    assert format_credits(1_234_567_800, grouped=False) == "1234567.8"
+    assert format_credits(-80_000_000, signed=True, grouped=False) == "-80000"
