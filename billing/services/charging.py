@@ -566,9 +566,15 @@ def _charge_many(workspace_id: int, events: Sequence[UsageEvent], now: datetime)
     }
     rows = _run(workspace_id, BATCH_SQL, params)
     verdict = _jsonb(rows[-1][-1])
-    if verdict.get("locked") and not verdict["charged"] and _written_meanwhile(workspace_id, params["keys"]):
-        rows = _run(workspace_id, BATCH_SQL, params)  # the twin's entries are replays now
-        verdict = _jsonb(rows[-1][-1])
+    if verdict.get("locked") and not verdict["charged"] and not verdict["conflicts"]:
+        # Refused: did a twin write some of these keys after this statement's snapshot was taken?
+        # Only the keys it did not find can tell (those it found are replays already), and a key
+        # reused for another request stays a conflict however often the batch runs.
+        found = {row[_KEY_INDEX] for row in rows[:-1]}
+        unseen = [key for key in params["keys"] if key not in found]
+        if unseen and _written_meanwhile(workspace_id, unseen):
+            rows = _run(workspace_id, BATCH_SQL, params)  # the twin's entries are replays now
+            verdict = _jsonb(rows[-1][-1])
     # Refused: an unknown workspace, a key reused for another request, or fresh events that
     # were not charged. (A retry of a charge already made returns it, even in a closed workspace.)
     if not verdict["workspace"] or verdict["conflicts"] or (verdict["events"] and not verdict["charged"]):

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 
 from billing.credits import credits
 from billing.models import DailyUsage, LedgerEntry, Wallet
-from billing.services import DailyCapReached, InsufficientCredits, cap_set, charge, charge_batch
+from billing.services import DailyCapReached, IdempotencyConflict, InsufficientCredits, cap_set, charge, charge_batch
 from tests.conftest import fund
 from tests.factories import WorkspaceFactory
 
@@ -246,3 +246,51 @@ def test_a_fresh_key_queued_behind_the_charge_that_spent_the_last_credits_is_sti
     assert list(
         LedgerEntry.objects.filter(workspace=workspace, kind="usage").values_list("idempotency_key", flat=True)
     ) == ["first"]
+
+
+def test_a_batch_retried_behind_its_twin_with_a_key_charged_long_before_is_replayed_whole():
+    # The retry's first run finds the old key and not the twin's: only the one it did not find is probed.
+    workspace = WorkspaceFactory()
+    fund(workspace, plan=0, topup=1_000)
+    old = charge(workspace=workspace.pk, action="crustdata-search", idempotency_key="old")
+    events = [{"action": "crustdata-search", "idempotency_key": key} for key in ("old", "lost")]
+
+    def batch():
+        return charge_batch(workspace=workspace.pk, events=events)
+
+    first, retry = _while_holding_the_twin_open(batch, batch)
+    assert first[0].pk == old.pk
+    assert [(e.pk, e.replayed) for e in retry] == [(old.pk, True), (first[1].pk, True)]
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == 2
+    assert_books_balance()
+
+
+@pytest.mark.parametrize(
+    ("events", "refusal", "probed"),
+    [
+        # The old key is found by the first run: only the fresh one can have been written meanwhile.
+        ([{"idempotency_key": "old"}, {"action": "crustdata-enrich", "idempotency_key": "new"}], InsufficientCredits,
+         [["new"]]),
+        # A key reused for another request is a conflict however often the batch runs: no probe.
+        ([{"idempotency_key": "old", "quantity": 2}, {"idempotency_key": "new"}], IdempotencyConflict, []),
+    ],
+)  # fmt: skip
+def test_a_refused_batch_holding_an_old_key_runs_its_statement_once(monkeypatch, events, refusal, probed):
+    from billing.services import charging
+
+    workspace = WorkspaceFactory()
+    fund(workspace, plan=0, topup=1_000)
+    charge(workspace=workspace.pk, action="crustdata-search", idempotency_key="old")
+    statements = []
+    execute = charging._execute
+
+    def counted(sql, params, **kwargs):  # the real statement, counted
+        statements.append((sql, params))
+        return execute(sql, params, **kwargs)
+
+    monkeypatch.setattr(charging, "_execute", counted)
+    with pytest.raises(refusal):
+        charge_batch(workspace=workspace.pk, events=[{"action": "crustdata-search", **event} for event in events])
+    assert [sql for sql, _ in statements].count(charging.BATCH_SQL) == 1
+    assert [params["keys"] for sql, params in statements if sql == charging._KEYS_WRITTEN_SQL] == probed
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == 1
