@@ -145,14 +145,20 @@ def usage_event(
             f"{found.unit}{'s' if found.max_quantity != 1 else ''}).",
             field=f"{prefix}quantity",
         )
-    if specialist is not None and (not isinstance(specialist, str) or not specialist_known(specialist)):
-        known = ", ".join(sorted(catalog().specialists))
-        raise InvalidRequest(f"specialist must be one of: {known}.", field=f"{prefix}specialist")
+    specialist_checked(specialist, field=f"{prefix}specialist")
     # Infrastructure belongs to the catalog's specialist; an AI call names its own.
     who = (specialist or DEFAULT_AI_SPECIALIST) if found.is_ai else found.specialist
     lead = lead_checked("" if lead is None else lead, field=f"{prefix}lead")
     checked = metadata_checked(metadata, field=f"{prefix}metadata")
     return UsageEvent(idempotency_key, found, quantity, who, lead, checked)
+
+
+def specialist_checked(specialist: object, *, field: str = "specialist") -> str | None:
+    """A specialist's key, or None for none named; refused unless the catalog knows it."""
+    if specialist is not None and (not isinstance(specialist, str) or not specialist_known(specialist)):
+        known = ", ".join(sorted(catalog().specialists))
+        raise InvalidRequest(f"specialist must be one of: {known}.", field=field)
+    return specialist
 
 
 def lead_checked(lead: object, *, field: str = "lead", required: bool = False) -> str:

@@ -46,6 +46,7 @@ everywhere, so settles and releases cannot deadlock with each other or with plac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -56,7 +57,6 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.catalog import catalog, specialist_known
 from billing.credits import format_credits
 from billing.errors import (
     BillingError,
@@ -74,6 +74,7 @@ from billing.services.charging import (
     _workspace_id,
     key_checked,
     metadata_checked,
+    specialist_checked,
     usage_event,
     usage_settle_hold,
 )
@@ -135,9 +136,7 @@ def hold_place(
     key_checked(idempotency_key)
     if not isinstance(expires_in, int) or isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN:
         raise InvalidRequest(f"expires_in must be 1 to {MAX_EXPIRES_IN:,} seconds.", field="expires_in")
-    if specialist is not None and (not isinstance(specialist, str) or not specialist_known(specialist)):
-        known = ", ".join(sorted(catalog().specialists))
-        raise InvalidRequest(f"specialist must be one of: {known}.", field="specialist")
+    specialist_checked(specialist)
     checked = metadata_checked(metadata)
     now = timezone.now()
 
@@ -256,14 +255,8 @@ def hold_settle(
     with transaction.atomic():
         hold = _locked_hold(workspace_id, hold_id)
         if specialist is None and hold.specialist_id and event.action.is_ai:
-            event = usage_event(
-                action=action,
-                idempotency_key=event.idempotency_key,
-                quantity=quantity,
-                specialist=hold.specialist_id,
-                lead=lead,
-                metadata=event.metadata,
-            )
+            # An AI call that names no specialist is the hold's (a foreign key: always a known one).
+            event = dataclasses.replace(event, specialist=hold.specialist_id)
         if hold.status == Hold.Status.SETTLED:
             return _settled_before(hold, event)
         if hold.status == Hold.Status.RELEASED:
