@@ -659,6 +659,7 @@ class LedgerRow(NamedTuple):
     idempotency_key: str
     external_ref: str
     receipt_url: str  # a purchase's receipt or invoice at the payment provider, "" when none
+    specialist_key: str  # the specialist's key (the API's), "" when none
 
     @property
     def amount(self) -> int:
@@ -731,7 +732,13 @@ def ledger_read(
         tools, specialists = tool_names(row[4] for row in found), specialist_names()
         rows = [
             LedgerRow(
-                pk, at.replace(tzinfo=UTC), kind, _specialist_label(specialist, specialists), tools.get(action), *rest
+                pk,
+                at.replace(tzinfo=UTC),
+                kind,
+                _specialist_label(specialist, specialists),
+                tools.get(action),
+                *rest,
+                specialist or "",
             )
             for pk, at, kind, specialist, action, *rest in found
         ]

@@ -53,6 +53,22 @@ def test_transactions_page_by_cursor_newest_first_without_gaps(as_service, works
     assert row["plan_delta"] == {"credits": "-200", "millicredits": -200_000}
 
 
+def test_transactions_name_each_entrys_specialist_by_key_even_when_two_share_a_label(as_service, workspace):
+    from billing.catalog import catalog_invalidate
+    from billing.models import Specialist
+
+    Specialist.objects.filter(key="sourcing").update(label="Sales")
+    Specialist.objects.filter(key="outreach").update(label="Sales")
+    catalog_invalidate()
+    charge(workspace=workspace, action="crustdata-search", idempotency_key="search")  # sourcing's
+    charge(workspace=workspace, action="gmail-send", idempotency_key="send")  # outreach's
+    rows = as_service.get("transactions", {"kind": "usage"}).json()["entries"]
+    assert [(row["idempotency_key"], row["specialist"]) for row in rows] == [
+        ("send", "outreach"),
+        ("search", "sourcing"),
+    ]
+
+
 def test_transactions_filter_by_specialist_tool_kind_and_the_workspaces_days(as_service, workspace):
     workspace.time_zone = "America/New_York"
     workspace.save()
