@@ -7,7 +7,6 @@ and an id that is not theirs answers 404.
 
 from __future__ import annotations
 
-import csv
 import functools
 import secrets
 import zlib
@@ -37,6 +36,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing import selectors, services, stripe_gateway
 from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
+from billing.csv_download import csv_download
 from billing.errors import BillingError, InvalidRequest
 from billing.forms import AutoTopUpForm, BudgetForm, ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
 from billing.links import link
@@ -564,11 +564,6 @@ def transactions_fragment(request: HttpRequest) -> HttpResponse:
     return _region(request, partial, lambda: _transactions_context(request))
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_COLUMNS = [
     "id", "time", "kind", "specialist", "tool", "quantity", "unit", "credits", "plan bucket", "top-up",
     "plan balance after", "top-up balance after", "byok", "list credits", "lead", "reason", "idempotency key",
@@ -606,14 +601,9 @@ def transactions_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered list as CSV, streamed a keyset chunk at a time (flat memory at any size)."""
     _, filters = _ledger_filters(request)
     zone = timezone.get_current_timezone()
-    writer = csv.writer(_Echo())
     entries = selectors.ledger_export(workspace_id=request.workspace.pk, filters=filters, zone=zone)
-    rows = (writer.writerow(_csv_row(entry, zone)) for entry in entries)
-    header = writer.writerow(CSV_COLUMNS)
-    response = StreamingHttpResponse((line for part in ([header], rows) for line in part), content_type="text/csv")
     name = f"sigora-transactions-{request.workspace.pk}-{timezone.now():%Y%m%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return csv_download(CSV_COLUMNS, (_csv_row(entry, zone) for entry in entries), name)
 
 
 @require_GET

@@ -11,14 +11,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.admin.ledger import WorkspaceFilter
+from billing.admin.ledger import WorkspaceFilter, WorkspaceLinked
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.credits import format_credits
 from billing.models import Hold
 
 
 @admin.register(Hold)
-class HoldAdmin(PeekPagedAdmin, ReadOnlyAdmin):
+class HoldAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     list_display = ["id", "created_at", "workspace_link", "credits", "status", "expires_at", "expired", "entry_link"]
     list_select_related = ["workspace"]
     list_filter = ["status", WorkspaceFilter]
@@ -37,11 +37,6 @@ class HoldAdmin(PeekPagedAdmin, ReadOnlyAdmin):
         "settled_entry",
         "metadata",
     ]
-
-    @admin.display(description="workspace")
-    def workspace_link(self, hold: Hold) -> str:
-        url = reverse("admin:billing_workspace_change", args=[hold.workspace_id])
-        return format_html('<a href="{}">{}</a>', url, hold.workspace.name)
 
     @admin.display(description="credits")
     def credits(self, hold: Hold) -> str:

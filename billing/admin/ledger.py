@@ -13,7 +13,6 @@ Filter choices come from the catalog table and from code, never from the ledger.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import UTC
 
@@ -28,7 +27,8 @@ from django.utils.html import format_html
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.admin.selectors import ledger_rows_newest_first, ledger_search_ids
 from billing.credits import format_credits
-from billing.models import Action, LedgerEntry, Workspace
+from billing.csv_download import csv_download
+from billing.models import Action, Hold, LedgerEntry, StripeEvent, Workspace
 
 
 class IdFilter(admin.SimpleListFilter):
@@ -43,6 +43,17 @@ class IdFilter(admin.SimpleListFilter):
         if not value.isdigit():
             raise IncorrectLookupParameters(f"{self.parameter_name} must be an id, not {value!r}")
         return queryset.filter(**{self.field: int(value)})
+
+
+class WorkspaceLinked:
+    """A list column linking each row's workspace to its admin page (the rows carry ``workspace``)."""
+
+    @admin.display(description="workspace")
+    def workspace_link(self, row: LedgerEntry | Hold | StripeEvent) -> str:
+        if row.workspace_id is None:  # a Stripe event about no workspace of ours
+            return ""
+        url = reverse("admin:billing_workspace_change", args=[row.workspace_id])
+        return format_html('<a href="{}">{}</a>', url, row.workspace.name)
 
 
 class WorkspaceFilter(IdFilter):
@@ -104,11 +115,6 @@ def _csv_safe(text: str) -> str:
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_COLUMNS = [
     "id", "time (UTC)", "workspace id", "workspace", "kind", "tool", "specialist", "quantity", "unit price (mc)",
     "plan bucket", "top-up", "plan balance after", "top-up balance after", "byok", "actor", "reason",
@@ -165,7 +171,7 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
+class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     list_display = [
         "id",
         "when",
@@ -233,21 +239,11 @@ class LedgerEntryAdmin(PeekPagedAdmin, ReadOnlyAdmin):
         except IncorrectLookupParameters:
             return HttpResponseRedirect(reverse("admin:billing_ledgerentry_changelist") + "?e=1")
         rows = ledger_rows_newest_first(changelist.queryset, fields=_CSV_FIELDS)
-        writer = csv.writer(_Echo())
-        header = writer.writerow(CSV_COLUMNS)
-        lines = (writer.writerow(row) for row in _csv_rows(rows))
-        response = StreamingHttpResponse((line for part in ([header], lines) for line in part), content_type="text/csv")
-        response["Content-Disposition"] = f'attachment; filename="sigora-ledger-{timezone.now():%Y%m%d-%H%M%S}.csv"'
-        return response
+        return csv_download(CSV_COLUMNS, _csv_rows(rows), f"sigora-ledger-{timezone.now():%Y%m%d-%H%M%S}.csv")
 
     @admin.display(description="when")
     def when(self, entry: LedgerEntry) -> str:
         return f"{timezone.localtime(entry.created_at):%Y-%m-%d %H:%M:%S}"
-
-    @admin.display(description="workspace")
-    def workspace_link(self, entry: LedgerEntry) -> str:
-        url = reverse("admin:billing_workspace_change", args=[entry.workspace_id])
-        return format_html('<a href="{}">{}</a>', url, entry.workspace.name)
 
     @admin.display(description="tool")
     def tool(self, entry: LedgerEntry) -> str:

@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponseNotAllowed, HttpRespon
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from billing.admin.ledger import WorkspaceFilter
+from billing.admin.ledger import WorkspaceFilter, WorkspaceLinked
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.models import StripeEvent
 from billing.services.stripe_events import HANDLERS, stripe_event_retry
@@ -40,7 +40,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(PeekPagedAdmin, ReadOnlyAdmin):
+class StripeEventAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     list_display = ["received_at", "event_id", "type", "status", "attempts", "workspace_link", "error_line"]
     list_select_related = ["workspace"]
     list_filter = ["status", EventTypeFilter, WorkspaceFilter]
@@ -116,13 +116,6 @@ class StripeEventAdmin(PeekPagedAdmin, ReadOnlyAdmin):
             obj is not None and obj.status == StripeEvent.Status.FAILED and self.has_retry_permission(request)
         )
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
-
-    @admin.display(description="workspace")
-    def workspace_link(self, event: StripeEvent) -> str:
-        if event.workspace_id is None:
-            return ""
-        url = reverse("admin:billing_workspace_change", args=[event.workspace_id])
-        return format_html('<a href="{}">{}</a>', url, event.workspace.name)
 
     @admin.display(description="handler error")
     def error_line(self, event: StripeEvent) -> str:

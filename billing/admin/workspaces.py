@@ -63,7 +63,9 @@ class MembershipInline(NoWrites, admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ReadOnlyAdmin):
+    # Read-only (see the module's docstring): workspaces open through sign-up (workspace_create),
+    # which also opens the wallet; credits change only through the adjust view below.
     list_display = [
         "name",
         "plan",
@@ -102,15 +104,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("plan", "wallet", "subscription")
-
-    def has_add_permission(self, request):
-        return False  # workspaces open through sign-up (workspace_create), which also opens the wallet
-
-    def has_change_permission(self, request, obj=None):
-        return False  # see the module's docstring
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         user = request.user
