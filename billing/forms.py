@@ -13,8 +13,16 @@ from django.utils.safestring import SafeString, mark_safe
 
 from billing import selectors
 from billing.credits import credits
+from billing.errors import BillingError
 from billing.models import LedgerEntry, Membership
 from billing.selectors import LedgerFilters
+
+
+def refusal_shown(form: forms.BaseForm, refusal: BillingError) -> None:
+    """A service's refusal on ``form``: beside the field it names, or above the form when that is none of its fields."""
+    field = refusal.details.get("field")
+    form.add_error(field if field in form.fields else None, refusal.message)
+
 
 # The choices of specialists and tools come from the in-process catalog (billing.catalog), so
 # neither validating nor showing these forms costs a query; the messages are the ones a model

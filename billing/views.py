@@ -38,7 +38,16 @@ from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
 from billing.csv_download import csv_download
 from billing.errors import BillingError, InvalidRequest
-from billing.forms import AutoTopUpForm, BudgetForm, ByokForm, CapForm, InviteForm, LedgerFilterForm, SignupForm
+from billing.forms import (
+    AutoTopUpForm,
+    BudgetForm,
+    ByokForm,
+    CapForm,
+    InviteForm,
+    LedgerFilterForm,
+    SignupForm,
+    refusal_shown,
+)
 from billing.links import link
 from billing.models import AutoTopUp, Invitation, LedgerEntry, Membership, Plan, Purchase, TopUpPack, Workspace
 
@@ -835,9 +844,7 @@ def settings_spending(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("billing:settings_spending")
         except BillingError as refusal:
-            form = auto_form if action == "auto_top_up" else budget_form
-            field = refusal.details.get("field")
-            form.add_error(field if field in form.fields else None, refusal.message)
+            refusal_shown(auto_form if action == "auto_top_up" else budget_form, refusal)
     recent = list(
         Purchase.objects.select_related("pack")
         .filter(workspace=workspace, kind=Purchase.Kind.AUTO_TOP_UP)
@@ -956,8 +963,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 workspace_name=form.cleaned_data["workspace_name"],
             )
         except BillingError as refusal:
-            field = refusal.details.get("field")
-            form.add_error(field if field in form.fields else None, refusal.message)
+            refusal_shown(form, refusal)
         else:
             login(request, user)
             if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):

@@ -9,6 +9,7 @@ from django import forms
 
 from billing.credits import credits
 from billing.errors import InvalidRequest
+from billing.forms import refusal_shown
 from billing.models import LedgerEntry
 from billing.services import catalog_changes_check
 from billing.services.adjustments import MAX_REASON_LENGTH
@@ -42,10 +43,6 @@ class AdjustCreditsForm(forms.Form):
                 f"{text!r} is not an amount of credits: write a number like 500 or -12.5 (at most three decimals)."
             ) from None
 
-    def add_service_error(self, error: InvalidRequest) -> None:
-        """Show a refusal from the service beside the field it names."""
-        self.add_error(error.field if error.field in self.fields else None, error.message)
-
 
 class CatalogForm(forms.ModelForm):
     """A plan, pack or action edit, checked against the catalog's rules before the service runs."""
@@ -58,5 +55,5 @@ class CatalogForm(forms.ModelForm):
         try:
             catalog_changes_check(subject=self.subject, row=self.instance, changes=changes)
         except InvalidRequest as error:
-            self.add_error(error.field if error.field in self.fields else None, error.message)
+            refusal_shown(self, error)
         return cleaned

@@ -20,6 +20,7 @@ from billing.admin.forms import AdjustCreditsForm, new_adjustment_token
 from billing.admin.paging import NoWrites, ReadOnlyAdmin
 from billing.credits import format_credits
 from billing.errors import IdempotencyConflict, InvalidRequest
+from billing.forms import refusal_shown
 from billing.models import LedgerEntry, Membership, Wallet, Workspace
 from billing.services import credits_adjust, credits_adjust_preview
 from billing.services.adjustments import PERMISSION as ADJUST_PERMISSION
@@ -224,7 +225,7 @@ class WorkspaceAdmin(ReadOnlyAdmin):
                         workspace_id=workspace.pk, bucket=data["bucket"], amount=data["amount"], reason=data["reason"]
                     )
                 except InvalidRequest as error:
-                    form.add_service_error(error)
+                    refusal_shown(form, error)
                 except IdempotencyConflict:
                     form.add_error(
                         None,
