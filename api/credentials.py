@@ -16,15 +16,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import psycopg
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.models import ApiKey, ByokKeyRead, ServiceToken
 from billing.errors import InvalidRequest
 from billing.models import Activity, Workspace
 from billing.services import activity_record, byok_key
+from billing.services.charging import execute_prepared
 
 logger = logging.getLogger("billing.api")
 
@@ -146,17 +146,10 @@ _KEY_SQL = (
 _TOUCH_SQL = "UPDATE {table} SET last_used_at = %s WHERE id = %s AND (last_used_at IS NULL OR last_used_at < %s)"
 
 
-def _planned_row(sql: str, params: list, *, fetch: bool = True) -> tuple | None:
-    """Run a statement the server keeps prepared (every API request runs the lookup).
-
-    A plain psycopg cursor binds server-side and may prepare; Django's binds client-side and
-    re-parses the statement on each call, which cost more than the lookup itself. (As in
-    billing.services.charging: these statements are not in Django's query log.)
-    """
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone() if fetch else None
+def _row(sql: str, params: list) -> tuple | None:
+    """The one row a lookup by a credential's (unique) prefix finds, with the plan kept: every API call runs it."""
+    found = execute_prepared(sql, params)
+    return found[0] if found else None
 
 
 def credential_authenticate(token: str, *, workspace_id: int | None, now: datetime | None = None) -> Caller | None:
@@ -172,9 +165,9 @@ def credential_authenticate(token: str, *, workspace_id: int | None, now: dateti
     if kind == SERVICE_TOKEN_KIND:
         # bigint range: a larger id names no workspace (and would not bind).
         probe = workspace_id if workspace_id is not None and workspace_id < 2**63 else 0
-        row = _planned_row(_SERVICE_SQL, [probe, prefix])
+        row = _row(_SERVICE_SQL, [probe, prefix])
     elif kind == API_KEY_KIND:
-        row = _planned_row(_KEY_SQL, [prefix])
+        row = _row(_KEY_SQL, [prefix])
     else:
         return None
     if row is None:
@@ -185,7 +178,7 @@ def credential_authenticate(token: str, *, workspace_id: int | None, now: dateti
     now = now or timezone.now()
     if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
         table = (ServiceToken if kind == SERVICE_TOKEN_KIND else ApiKey)._meta.db_table
-        _planned_row(_TOUCH_SQL.format(table=table), [now, credential_id, now - LAST_USED_EVERY], fetch=False)
+        execute_prepared(_TOUCH_SQL.format(table=table), [now, credential_id, now - LAST_USED_EVERY], rows=False)
     if kind == SERVICE_TOKEN_KIND:
         return Caller(kind, credential_id, prefix, workspace_id, workspace_found=workspace_id is not None and extra)
     own = extra

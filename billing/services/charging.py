@@ -448,11 +448,12 @@ ON CONFLICT (workspace_id, day, code, action_id) DO UPDATE SET
 """
 
 
-def _execute(sql: str, params: dict[str, Any], *, rows: bool = True) -> list[tuple]:
+def execute_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any], *, rows: bool = True) -> list[tuple]:
     """Run one statement on Django's connection with a prepared, server-side-bound cursor.
 
     A plain psycopg cursor lets the server keep the statement's plan (``prepare=True``);
     Django's own cursor binds client-side and would re-plan this statement on every call.
+    For the statements every charge or API call runs; they are not in Django's query log.
     """
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
@@ -468,8 +469,8 @@ def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
             if connection.in_atomic_block:
                 # Inside a caller's transaction a failed statement would poison it: use a savepoint.
                 with transaction.atomic():
-                    return _execute(sql, params)
-            return _execute(sql, params)
+                    return execute_prepared(sql, params)
+            return execute_prepared(sql, params)
         except psycopg.errors.UniqueViolation as race:
             # A twin request with the same key committed while this one waited for the lock;
             # nothing was written. Run again: this time its entry is found and returned.
@@ -490,7 +491,7 @@ _KEYS_WRITTEN_SQL = (
 
 
 def _written_meanwhile(workspace_id: int, keys: list[str]) -> bool:
-    return bool(_execute(_KEYS_WRITTEN_SQL, {"ws": workspace_id, "keys": keys})[0][0])
+    return bool(execute_prepared(_KEYS_WRITTEN_SQL, {"ws": workspace_id, "keys": keys})[0][0])
 
 
 def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: str = "") -> LedgerEntry:
@@ -709,7 +710,7 @@ def _revalidate(events: Sequence[UsageEvent]) -> None:
 
 
 def _tally(workspace_id: int, verdict: dict[str, Any], code: str, events: Sequence[UsageEvent]) -> None:
-    _execute(
+    execute_prepared(
         TALLY_SQL,
         rows=False,
         params={

@@ -282,13 +282,13 @@ def test_a_refused_batch_holding_an_old_key_runs_its_statement_once(monkeypatch,
     fund(workspace, plan=0, topup=1_000)
     charge(workspace=workspace.pk, action="crustdata-search", idempotency_key="old")
     statements = []
-    execute = charging._execute
+    execute = charging.execute_prepared
 
     def counted(sql, params, **kwargs):  # the real statement, counted
         statements.append((sql, params))
         return execute(sql, params, **kwargs)
 
-    monkeypatch.setattr(charging, "_execute", counted)
+    monkeypatch.setattr(charging, "execute_prepared", counted)
     with pytest.raises(refusal):
         charge_batch(workspace=workspace.pk, events=[{"action": "crustdata-search", **event} for event in events])
     assert [sql for sql, _ in statements].count(charging.BATCH_SQL) == 1
