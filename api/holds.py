@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from api import schema
 from api.http import ApiError, amount, amount_param, endpoint, fields, json_response, timestamp
-from api.views import _CHARGE_ERRORS, _balance, _ok, entry_json
-from billing import selectors, services
+from api.views import _CHARGE_ERRORS, _ok, charged_json
+from billing import services
 from billing.models import Hold
 from billing.services.holds import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN
 
@@ -215,11 +215,9 @@ def hold_settle(request: HttpRequest, hold_id: str) -> HttpResponse:
     call = request.api
     fields(call.body, allowed=_SETTLE_FIELDS, required=("action",))
     settled = services.hold_settle(workspace=call.workspace_id, hold_id=_path_id(hold_id), **call.body)
-    entry = settled.entry
     payload = {
         "hold": {**hold_json(settled.hold), "replayed": settled.replayed},
-        "entry": entry_json(entry, selectors.tool_names((entry.action_id,))[entry.action_id].key),
-        "balance": _balance(entry.plan_balance_after, entry.topup_balance_after),
+        **charged_json(settled.entry),
         "replayed": settled.replayed,
     }
     return json_response(payload, status=200 if settled.replayed else 201)

@@ -199,6 +199,12 @@ def _entries_json(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
     return [entry_json(e, tools[e.action_id].key) for e in entries]
 
 
+def charged_json(entry: LedgerEntry) -> dict[str, Any]:
+    """A charge's entry and the balance it left (schema ``ChargeResult``'s, and a settled hold's)."""
+    (shown,) = _entries_json([entry])
+    return {"entry": shown, "balance": shown["balance_after"]}
+
+
 # --- Charges -------------------------------------------------------------------------------------
 
 _CHARGE_ERRORS = {
@@ -231,12 +237,7 @@ def charges(request: HttpRequest) -> HttpResponse:
     body = call.body
     fields(body, allowed=EVENT_FIELDS, required=("action", "idempotency_key"))
     entry = services.charge(workspace=call.workspace_id, **body)
-    tools = selectors.tool_names((entry.action_id,))
-    payload = {
-        "entry": entry_json(entry, tools[entry.action_id].key),
-        "balance": _balance(entry.plan_balance_after, entry.topup_balance_after),
-        "replayed": bool(entry.replayed),
-    }
+    payload = {**charged_json(entry), "replayed": bool(entry.replayed)}
     return json_response(payload, status=200 if entry.replayed else 201)
 
 
