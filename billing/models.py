@@ -300,10 +300,14 @@ class Wallet(models.Model):
     def total(self) -> int:
         return self.plan_balance + self.topup_balance
 
+    def active_holds(self, now: datetime) -> dict[str, list[int]]:
+        """The holds in ``holds`` not expired at ``now``: hold id -> [millicredits, expiry µs]."""
+        now_us = epoch_us(now)
+        return {hold: entry for hold, entry in self.holds.items() if entry[1] > now_us}
+
     def reserved_at(self, now: datetime) -> int:
         """What the holds in ``holds`` reserve at ``now``: the unexpired ones' millicredits."""
-        now_us = epoch_us(now)
-        return sum(amount for amount, expires_us in self.holds.values() if expires_us > now_us)
+        return sum(amount for amount, _ in self.active_holds(now).values())
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -165,8 +165,7 @@ def hold_place(
             return prior
         if wallet.workspace.closed_at is not None:
             raise InvalidRequest(f"Workspace {workspace_id} is closed and cannot be charged.", field="workspace")
-        now_us = epoch_us(now)
-        active = {hold: entry for hold, entry in wallet.holds.items() if entry[1] > now_us}  # expired ones drop out
+        active = wallet.active_holds(now)  # expired ones drop out of the map written back below
         if len(active) >= MAX_ACTIVE_HOLDS:
             logger.info("hold refused workspace=%s code=too_many_holds key=%s", workspace_id, idempotency_key)
             raise TooManyHolds(
@@ -174,7 +173,7 @@ def hold_place(
                 "settle or release one first.",
                 max_active_holds=MAX_ACTIVE_HOLDS,
             )
-        reserved = sum(entry[0] for entry in active.values())
+        reserved = sum(amount for amount, _ in active.values())  # wallet.reserved_at(now), the map already in hand
         available = wallet.plan_balance + wallet.topup_balance - reserved
         if amount > available:
             logger.info(
