@@ -750,16 +750,7 @@ def usage_record(*, workspace: Workspace | int, events: Sequence[UsageEvent], no
     else:
         entries = _charge_many(workspace_id, events, now)
     if len(entries) == 1:
-        entry = entries[0]
-        logger.info(
-            "charge workspace=%s action=%s key=%s debited=%s entry=%s%s",
-            workspace_id,
-            events[0].action.key,
-            entry.idempotency_key,
-            -entry.amount,
-            entry.pk,
-            " (replay)" if entry.replayed else "",
-        )
+        _charge_logged(workspace_id, events[0], entries[0])
     else:
         logger.info(
             "charge batch workspace=%s events=%s debited=%s keys=%s..%s",
@@ -835,14 +826,18 @@ def usage_settle_hold(*, workspace_id: int, hold_id: int, event: UsageEvent, now
     ``billing.services.holds`` calls this, with the hold row locked.
     """
     entry = _charge_one(workspace_id, event, now, hold=str(hold_id))
+    _charge_logged(workspace_id, event, entry, settles=f" settles hold={hold_id}")
+    return entry
+
+
+def _charge_logged(workspace_id: int, event: UsageEvent, entry: LedgerEntry, *, settles: str = "") -> None:
     logger.info(
-        "charge workspace=%s action=%s key=%s debited=%s entry=%s settles hold=%s%s",
+        "charge workspace=%s action=%s key=%s debited=%s entry=%s%s%s",
         workspace_id,
         event.action.key,
         entry.idempotency_key,
         -entry.amount,
         entry.pk,
-        hold_id,
+        settles,
         " (replay)" if entry.replayed else "",
     )
-    return entry
