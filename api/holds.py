@@ -12,10 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from api import schema
-from api.http import ApiError, amount, amount_param, endpoint, fields, json_response, timestamp
+from api.http import ApiError, amount, amount_param, endpoint, json_response, timestamp
 from api.views import _CHARGE_ERRORS, _ok, charged_json
 from billing import services
 from billing.models import Hold
+from billing.services.charging import fields_checked
 from billing.services.holds import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN
 
 AMOUNT = schema.ref("Amount")
@@ -177,7 +178,7 @@ def hold_json(hold: Hold) -> dict[str, Any]:
 def holds(request: HttpRequest) -> HttpResponse:
     call = request.api
     body = call.body
-    fields(body, allowed=_HOLD_FIELDS, required=("amount", "idempotency_key"))
+    fields_checked(body, allowed=_HOLD_FIELDS, required=("amount", "idempotency_key"))
     hold = services.hold_place(
         workspace=call.workspace_id,
         amount=amount_param(body["amount"], field="amount"),
@@ -213,7 +214,7 @@ def holds(request: HttpRequest) -> HttpResponse:
 )
 def hold_settle(request: HttpRequest, hold_id: str) -> HttpResponse:
     call = request.api
-    fields(call.body, allowed=_SETTLE_FIELDS, required=("action",))
+    fields_checked(call.body, allowed=_SETTLE_FIELDS, required=("action",))
     settled = services.hold_settle(workspace=call.workspace_id, hold_id=_path_id(hold_id), **call.body)
     payload = {
         "hold": {**hold_json(settled.hold), "replayed": settled.replayed},
@@ -235,6 +236,6 @@ def hold_settle(request: HttpRequest, hold_id: str) -> HttpResponse:
     errors={404: ["hold_not_found"], 409: ["hold_settled"]},
 )
 def hold_release(request: HttpRequest, hold_id: str) -> HttpResponse:
-    fields(request.api.body, allowed=())
+    fields_checked(request.api.body, allowed=())
     hold = services.hold_release(workspace=request.api.workspace_id, hold_id=_path_id(hold_id))
     return json_response(hold_json(hold))

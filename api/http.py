@@ -187,17 +187,6 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def fields(body: Mapping[str, Any], *, allowed: Iterable[str], required: Iterable[str] = (), prefix: str = "") -> None:
-    """Refuse unknown and missing fields (422 naming the first)."""
-    allowed = set(allowed)
-    unknown = sorted(name for name in body if name not in allowed)
-    if unknown:
-        raise ApiError(422, "invalid_request", f"Unknown field {unknown[0]!r}.", field=prefix + unknown[0])
-    for name in required:
-        if name not in body:
-            raise ApiError(422, "invalid_request", f"{name} is required.", field=prefix + name)
-
-
 def string_field(body: Mapping[str, Any], name: str, *, max_length: int = 200) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value or len(value) > max_length:

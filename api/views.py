@@ -13,11 +13,11 @@ from django.http import HttpRequest, HttpResponse
 
 from api import schema
 from api.credentials import byok_key_read
-from api.http import ApiError, amount, endpoint, fields, json_response, string_field, timestamp
+from api.http import ApiError, amount, endpoint, json_response, string_field, timestamp
 from billing import selectors, services
 from billing.forms import LedgerFilterForm
 from billing.models import LeadState, LedgerEntry, Wallet, Workspace
-from billing.services.charging import MAX_BATCH
+from billing.services.charging import MAX_BATCH, fields_checked
 
 # --- Shapes ------------------------------------------------------------------------------------
 
@@ -235,7 +235,7 @@ _CHARGE_ERRORS = {
 def charges(request: HttpRequest) -> HttpResponse:
     call = request.api
     body = call.body
-    fields(body, allowed=EVENT_FIELDS, required=("action", "idempotency_key"))
+    fields_checked(body, allowed=EVENT_FIELDS, required=("action", "idempotency_key"))
     entry = services.charge(workspace=call.workspace_id, **body)
     payload = {**charged_json(entry), "replayed": bool(entry.replayed)}
     return json_response(payload, status=200 if entry.replayed else 201)
@@ -264,7 +264,7 @@ def charges(request: HttpRequest) -> HttpResponse:
 )
 def charges_batch(request: HttpRequest) -> HttpResponse:
     call = request.api
-    fields(call.body, allowed=("events",), required=("events",))
+    fields_checked(call.body, allowed=("events",), required=("events",))
     entries = services.charge_batch(workspace=call.workspace_id, events=call.body["events"])
     latest = max(entries, key=lambda e: e.pk)
     replayed = sum(1 for e in entries if e.replayed)
@@ -629,7 +629,7 @@ def catalog(request: HttpRequest) -> HttpResponse:
 def _lead_state(request: HttpRequest, service: Callable[[int, str], LeadState]) -> HttpResponse:
     """Pause or resume the lead named in the body with ``service``; answer its state."""
     call = request.api
-    fields(call.body, allowed=("lead",), required=("lead",))
+    fields_checked(call.body, allowed=("lead",), required=("lead",))
     state = service(call.workspace_id, string_field(call.body, "lead"))
     return json_response(
         {

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -151,6 +151,18 @@ def usage_event(
     lead = lead_checked("" if lead is None else lead, field=f"{prefix}lead")
     checked = metadata_checked(metadata, field=f"{prefix}metadata")
     return UsageEvent(idempotency_key, found, quantity, who, lead, checked)
+
+
+def fields_checked(
+    raw: Mapping[str, Any], *, allowed: Container[str], required: Iterable[str] = (), prefix: str = ""
+) -> None:
+    """Refuse a field not ``allowed`` (the first by name) or a ``required`` one missing, named after ``prefix``."""
+    unknown = sorted(name for name in raw if name not in allowed)
+    if unknown:
+        raise InvalidRequest(f"Unknown field {unknown[0]!r}.", field=prefix + unknown[0])
+    for name in required:
+        if name not in raw:
+            raise InvalidRequest(f"{name} is required.", field=prefix + name)
 
 
 def specialist_checked(specialist: object, *, field: str = "specialist") -> str | None:
@@ -807,12 +819,7 @@ def charge_batch(*, workspace: Workspace | int, events: Sequence[Mapping[str, An
         prefix = f"events[{index}]."
         if not isinstance(raw, Mapping):
             raise InvalidRequest("Each event must be an object.", field=f"events[{index}]")
-        unknown = set(raw) - _EVENT_FIELDS
-        if unknown:
-            raise InvalidRequest(f"Unknown field {sorted(unknown)[0]!r}.", field=prefix + sorted(unknown)[0])
-        for required in ("action", "idempotency_key"):
-            if required not in raw:
-                raise InvalidRequest(f"{required} is required.", field=prefix + required)
+        fields_checked(raw, allowed=_EVENT_FIELDS, required=("action", "idempotency_key"), prefix=prefix)
         validated.append(usage_event(**raw, prefix=prefix))
     return usage_record(workspace=workspace, events=validated, now=timezone.now())
 
