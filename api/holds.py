@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from api import schema
 from api.http import ApiError, amount, amount_param, endpoint, json_response, timestamp
-from api.views import _CHARGE_ERRORS, _ok, charged_json
+from api.views import _CHARGE_ERRORS, KEY_PATTERN, METADATA_FIELD, _ok, charged_json
 from billing import services
 from billing.models import Hold
 from billing.services.charging import fields_checked
@@ -69,7 +69,7 @@ _HOLD_FIELDS = {
     },
     "idempotency_key": {
         "type": "string",
-        "pattern": "^[!-~]{1,200}$",
+        "pattern": KEY_PATTERN,
         "description": "Unique per hold in the workspace: a retry returns the first hold (200).",
     },
     "expires_in": {
@@ -83,7 +83,7 @@ _HOLD_FIELDS = {
         "type": ["string", "null"],
         "description": "The specialist running the job: its AI usage is charged to it when settled.",
     },
-    "metadata": {"type": "object", "description": "Free JSON, at most 4,096 bytes encoded."},
+    "metadata": METADATA_FIELD,
 }
 HOLD_REQUEST = schema.schema_component(
     "HoldRequest",
@@ -99,12 +99,12 @@ _SETTLE_FIELDS = {
     "quantity": {"type": "integer", "minimum": 1, "default": 1, "description": "The run's actual tokens, pages…"},
     "idempotency_key": {
         "type": "string",
-        "pattern": "^[!-~]{1,200}$",
+        "pattern": KEY_PATTERN,
         "description": "The usage entry's key (default `hold:<id>`).",
     },
     "specialist": {"type": ["string", "null"], "description": "Who made an AI call (default: the hold's)."},
     "lead": {"type": ["string", "null"], "maxLength": 200},
-    "metadata": {"type": "object", "description": "Free JSON, at most 4,096 bytes encoded."},
+    "metadata": METADATA_FIELD,
 }
 SETTLE_REQUEST = schema.schema_component(
     "HoldSettleRequest",

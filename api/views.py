@@ -17,19 +17,22 @@ from api.http import ApiError, amount, endpoint, json_response, string_field, ti
 from billing import selectors, services
 from billing.forms import LedgerFilterForm
 from billing.models import LeadState, LedgerEntry, Wallet, Workspace
-from billing.services.charging import MAX_BATCH, fields_checked
+from billing.services.charging import MAX_BATCH, MAX_KEY_LENGTH, MAX_METADATA_BYTES, fields_checked
 
 # --- Shapes ------------------------------------------------------------------------------------
 
 AMOUNT = schema.ref("Amount")
 BALANCE = schema.ref("Balance")
 _LEAD = {"type": "string", "minLength": 1, "maxLength": 200}
+# What key_checked and metadata_checked accept, as the request schemas say it (holds use them too).
+KEY_PATTERN = f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"  # printable ASCII without spaces
+METADATA_FIELD = {"type": "object", "description": f"Free JSON, at most {MAX_METADATA_BYTES:,} bytes encoded."}
 
 EVENT_FIELDS = {
     "action": {"type": "string", "description": "A catalog action's key, e.g. `claude-haiku`, `linkedin-dm`."},
     "idempotency_key": {
         "type": "string",
-        "pattern": "^[!-~]{1,200}$",
+        "pattern": KEY_PATTERN,
         "description": "Unique per charge in the workspace: a retry with the same key returns the first result.",
     },
     "quantity": {
@@ -47,7 +50,7 @@ EVENT_FIELDS = {
         "maxLength": 200,
         "description": "Only for automated sequence steps: refused once the lead replied.",
     },
-    "metadata": {"type": "object", "description": "Free JSON, at most 4,096 bytes encoded."},
+    "metadata": METADATA_FIELD,
 }
 CHARGE_REQUEST = schema.schema_component(
     "ChargeRequest",
