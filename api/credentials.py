@@ -31,12 +31,9 @@ logger = logging.getLogger("billing.api")
 SERVICE_TOKEN_KIND = "sgs"
 API_KEY_KIND = "sgk"
 PREFIX_LENGTH = 12  # "sgk_" and 8 random characters: 48 bits, unique by constraint
-TOKEN_LENGTH = 4 + 43
 _TOKEN_SHAPE = re.compile(r"sg[sk]_[A-Za-z0-9_-]{43}")
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per credential
 MAX_NAME_LENGTH = 120
-VERB_API_KEY_CREATED = Activity.Verb.API_KEY_CREATED
-VERB_API_KEY_REVOKED = Activity.Verb.API_KEY_REVOKED
 
 
 def _digest(token: str) -> str:
@@ -87,7 +84,9 @@ def service_token_revoke(*, token: ServiceToken, actor: AbstractBaseUser | None)
 def api_key_create(*, workspace: Workspace, name: str, actor: AbstractBaseUser | None) -> tuple[ApiKey, str]:
     """A new key for the workspace's own tools and its secret, which is shown once and never stored."""
     key, secret = _create(ApiKey, API_KEY_KIND, workspace=workspace, name=_name(name), created_by=actor)
-    activity_record(workspace=workspace, actor=actor, verb=VERB_API_KEY_CREATED, detail=f"{key.name} ({key.prefix}…)")
+    activity_record(
+        workspace=workspace, actor=actor, verb=Activity.Verb.API_KEY_CREATED, detail=f"{key.name} ({key.prefix}…)"
+    )
     logger.info("api key created workspace=%s prefix=%s", workspace.pk, key.prefix)
     return key, secret
 
@@ -103,7 +102,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey
         activity_record(
             workspace=api_key.workspace,
             actor=actor,
-            verb=VERB_API_KEY_REVOKED,
+            verb=Activity.Verb.API_KEY_REVOKED,
             detail=f"{api_key.name} ({api_key.prefix}…)",
         )
         logger.info("api key revoked workspace=%s prefix=%s", api_key.workspace_id, api_key.prefix)

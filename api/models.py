@@ -37,10 +37,6 @@ class Credential(models.Model):
     class Meta:
         abstract = True
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
 
 class ServiceToken(Credential):
     """A token for one of Sigora's own services: acts on any workspace it names; reads BYOK keys."""
