@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from billing.admin.ledger import WorkspaceFilter, WorkspaceLinked
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.models import StripeEvent
+from billing.services.accounts import staff_may
 from billing.services.stripe_events import HANDLERS, stripe_event_retry
 
 RETRY_PERMISSION = "billing.retry_stripeevent"
@@ -66,7 +67,7 @@ class StripeEventAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     readonly_fields = ["error_text", "payload_text"]
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff and request.user.has_perm(RETRY_PERMISSION)
+        return staff_may(request.user, RETRY_PERMISSION)
 
     @admin.action(description="Re-run the selected failed events", permissions=["retry"])
     def retry_failed(self, request: HttpRequest, queryset) -> None:

@@ -23,6 +23,7 @@ from billing.errors import IdempotencyConflict, InvalidRequest
 from billing.forms import refusal_shown
 from billing.models import LedgerEntry, Membership, Wallet, Workspace
 from billing.services import credits_adjust, credits_adjust_preview
+from billing.services.accounts import staff_may
 from billing.services.adjustments import PERMISSION as ADJUST_PERMISSION
 
 
@@ -107,8 +108,7 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).select_related("plan", "wallet", "subscription")
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        return user.is_active and user.is_staff and user.has_perm(ADJUST_PERMISSION)
+        return staff_may(request.user, ADJUST_PERMISSION)
 
     # --- The list's columns --------------------------------------------------------------
 
@@ -198,9 +198,7 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         The form's token is the adjustment's idempotency key, generated when the form is first
         shown and carried through both steps, so a confirmation posted twice adjusts once.
         """
-        if not self.has_adjust_permission(request):
-            raise PermissionDenied
-        workspace = self.get_object(request, unquote(object_id))
+        workspace = self.get_object(request, unquote(object_id))  # who may: checked by _adjusters_only
         if workspace is None:
             raise Http404("No such workspace.")
         preview = None

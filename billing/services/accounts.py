@@ -30,6 +30,11 @@ class PermissionDenied(BillingError):
     http_status = 403
 
 
+def staff_may(user: AbstractBaseUser, permission: str) -> bool:
+    """Whether ``user`` is active staff holding ``permission`` (a superuser holds every one)."""
+    return user.is_active and user.is_staff and user.has_perm(permission)
+
+
 def activity_record(*, workspace: Workspace, actor: AbstractBaseUser | None, verb: str, detail: str = "") -> Activity:
     return Activity.objects.create(workspace=workspace, actor=actor, verb=verb, detail=detail[:255])
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from billing.credits import credits, format_credits
 from billing.errors import InvalidRequest
 from billing.models import LedgerEntry, Wallet
-from billing.services.accounts import PermissionDenied
+from billing.services.accounts import PermissionDenied, staff_may
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 
 PERMISSION = "billing.adjust_credits"
@@ -139,7 +139,7 @@ def credits_adjust(
     request (nothing more is written). The same key with a different request is an
     IdempotencyConflict.
     """
-    if not (actor.is_active and actor.is_staff and actor.has_perm(PERMISSION)):
+    if not staff_may(actor, PERMISSION):
         raise PermissionDenied("Adjusting credits needs staff with the “Can adjust a workspace's credits” permission.")
     reason = _checked_input(bucket=bucket, amount=amount, reason=reason)
     key = (idempotency_key or "").strip()

@@ -23,7 +23,7 @@ from django.utils import timezone
 from billing.catalog import catalog_invalidate
 from billing.errors import InvalidRequest
 from billing.models import Action, CatalogChange, Plan, TopUpPack
-from billing.services.accounts import PermissionDenied
+from billing.services.accounts import PermissionDenied, staff_may
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _catalog_update(
     now: datetime | None,
 ) -> Any:
     model = _MODELS[subject]
-    if not (actor.is_active and actor.is_staff and actor.has_perm(f"billing.change_{model._meta.model_name}")):
+    if not staff_may(actor, f"billing.change_{model._meta.model_name}"):
         raise PermissionDenied(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
     now = now or timezone.now()
     with transaction.atomic():
