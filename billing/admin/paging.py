@@ -66,7 +66,9 @@ class PeekChangeList(ChangeList):
         self.paginator = paginator
         self.result_list = page.object_list
         self.result_count = paginator.count
-        self.full_result_count = None
+        # Django's search form prints "N results (Show all)" when these differ; neither is a real
+        # count here (the paginator's is a lower bound), so they are made equal and it prints none.
+        self.full_result_count = self.result_count
         self.show_full_result_count = False
         self.show_admin_actions = True
         self.can_show_all = False
@@ -80,8 +82,8 @@ class PeekChangeList(ChangeList):
 class PeekPagedAdmin(admin.ModelAdmin):
     """For the big append-only tables (ledger, Stripe events): newest first, paged without counting.
 
-    Its templates (``admin/billing/<model>/pagination.html`` and ``search_form.html``) show
-    "newer / older" and no result count.
+    Its template (``admin/billing/<model>/pagination.html``) shows "newer / older" instead of
+    page numbers, and the search form no result count (``PeekChangeList.get_results``).
     """
 
     show_full_result_count = False

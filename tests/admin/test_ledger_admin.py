@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.db import connection, transaction
@@ -273,3 +274,11 @@ def test_the_export_reads_keyset_chunks_newest_first(busy_workspace):
     assert rows == expected and len(expected) == 5
     assert len(captured) == 3  # 2 + 2 + 1
     assert all('"billing_ledgerentry"."id" <' in q["sql"] for q in captured.captured_queries[1:])
+
+
+@pytest.mark.parametrize("model", ["ledgerentry", "stripeevent", "hold"])
+def test_a_search_of_a_big_table_shows_the_search_box_and_no_result_count(client, busy_workspace, model):
+    client.force_login(make_person("superuser"))
+    html = client.get(reverse(f"admin:billing_{model}_changelist"), {"q": "dm-1"}).content.decode()
+    assert 'id="searchbar"' in html and 'value="dm-1"' in html
+    assert not re.search(r"\d+ results?\b", html) and "Show all" not in html and " total)" not in html
