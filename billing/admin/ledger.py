@@ -172,6 +172,7 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
+    change_list_template = "admin/billing/ledgerentry/change_list.html"  # the CSV button, over the peek list
     list_display = [
         "id",
         "when",

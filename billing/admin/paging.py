@@ -82,9 +82,12 @@ class PeekChangeList(ChangeList):
 class PeekPagedAdmin(admin.ModelAdmin):
     """For the big append-only tables (ledger, Stripe events): newest first, paged without counting.
 
-    Its template (``admin/billing/<model>/pagination.html``) shows "newer / older" instead of
-    page numbers, and the search form no result count (``PeekChangeList.get_results``).
+    Its list (``admin/billing/peek_change_list.html``, which a model's own list template
+    extends) shows "newer / older" instead of page numbers, and the search form no result
+    count (``PeekChangeList.get_results``).
     """
+
+    change_list_template = "admin/billing/peek_change_list.html"
 
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts are a COUNT per filter choice
