@@ -1,9 +1,10 @@
 """The catalog in the admin: plans, packs and actions edited through services, each change recorded.
 
 Saving a plan, pack or action never calls ``save()`` on the row: the changed fields go to
-``plan_update`` / ``pack_update`` / ``action_update``, which check the catalog's rules, lock
-the row, apply the change and record who changed what (old → new) in ``CatalogChange``, shown
-on the row's own page and in its own read-only list. Nothing is added or deleted here:
+the service ``catalog_update`` (what ``plan_update``, ``pack_update`` and ``action_update``
+call), which checks the catalog's rules, locks the row, applies the change and records who
+changed what (old → new) in ``CatalogChange``, shown on the row's own page and in its own
+read-only list. Nothing is added or deleted here:
 retire a plan, pack or action by unticking "is active", so history keeps its rows.
 """
 
@@ -17,8 +18,7 @@ from billing.admin.paging import ReadOnlyAdmin
 from billing.admin.selectors import catalog_history
 from billing.credits import format_cents, format_credits
 from billing.models import Action, CatalogChange, Plan, Specialist, TopUpPack
-from billing.services import action_update, pack_update, plan_update
-from billing.services.catalog import EDITABLE
+from billing.services.catalog import EDITABLE, catalog_update
 
 Subject = CatalogChange.Subject
 
@@ -27,6 +27,7 @@ class CatalogAdmin(admin.ModelAdmin):
     """Shared by the three catalog admins: no add or delete, saves through the subject's service."""
 
     subject: str = ""
+    form = CatalogForm
     history_limit = 50
 
     def has_add_permission(self, request):
@@ -38,10 +39,7 @@ class CatalogAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE[self.subject]}
         if changes:
-            self.update(request, obj, changes)
-
-    def update(self, request, obj, changes) -> None:
-        raise NotImplementedError
+            catalog_update(self.subject, obj.pk, actor=request.user, changes=changes)
 
     def save_related(self, request, form, formsets, change):
         """Nothing related is edited here; the service wrote everything."""
@@ -70,28 +68,12 @@ class CatalogAdmin(admin.ModelAdmin):
         return format_html("<table><tr><th>when</th><th>who</th><th>field</th><th>old → new</th></tr>{}</table>", rows)
 
 
-class PlanForm(CatalogForm):
-    subject = Subject.PLAN
-
-
-class PackForm(CatalogForm):
-    subject = Subject.PACK
-
-
-class ActionForm(CatalogForm):
-    subject = Subject.ACTION
-
-
 @admin.register(Plan)
 class PlanAdmin(CatalogAdmin):
     subject = Subject.PLAN
-    form = PlanForm
     list_display = ["name", "key", "price", "allowance_credits", "per_seat", "sort_order", "is_active"]
     fields = ["key", "per_seat", *EDITABLE[Subject.PLAN], "history"]
     readonly_fields = ["key", "per_seat", "history"]
-
-    def update(self, request, obj, changes) -> None:
-        plan_update(plan_id=obj.pk, actor=request.user, changes=changes)
 
     @admin.display(description="Monthly price")
     def price(self, plan: Plan) -> str:
@@ -105,13 +87,9 @@ class PlanAdmin(CatalogAdmin):
 @admin.register(TopUpPack)
 class TopUpPackAdmin(CatalogAdmin):
     subject = Subject.PACK
-    form = PackForm
     list_display = ["key", "credits", "price", "sort_order", "is_active"]
     fields = ["key", *EDITABLE[Subject.PACK], "history"]
     readonly_fields = ["key", "history"]
-
-    def update(self, request, obj, changes) -> None:
-        pack_update(pack_id=obj.pk, actor=request.user, changes=changes)
 
     @admin.display(description="Credits")
     def credits(self, pack: TopUpPack) -> str:
@@ -125,15 +103,11 @@ class TopUpPackAdmin(CatalogAdmin):
 @admin.register(Action)
 class ActionAdmin(CatalogAdmin):
     subject = Subject.ACTION
-    form = ActionForm
     list_display = ["key", "label", "category", "specialist", "unit", "price", "max_quantity", "is_active"]
     list_filter = ["category", "specialist", "is_active"]
     list_select_related = ["specialist"]
     fields = ["key", "category", "specialist", "unit", *EDITABLE[Subject.ACTION], "history"]
     readonly_fields = ["key", "category", "specialist", "unit", "history"]
-
-    def update(self, request, obj, changes) -> None:
-        action_update(action_id=obj.pk, actor=request.user, changes=changes)
 
     @admin.display(description="Price (credits per unit)")
     def price(self, action: Action) -> str:

@@ -13,6 +13,7 @@ from billing.forms import refusal_shown
 from billing.models import LedgerEntry
 from billing.services import catalog_changes_check
 from billing.services.adjustments import MAX_REASON_LENGTH
+from billing.services.catalog import catalog_subject
 
 
 def new_adjustment_token() -> str:
@@ -47,13 +48,11 @@ class AdjustCreditsForm(forms.Form):
 class CatalogForm(forms.ModelForm):
     """A plan, pack or action edit, checked against the catalog's rules before the service runs."""
 
-    subject: str = ""
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         changes = {name: cleaned[name] for name in self.changed_data if name in cleaned}
         try:
-            catalog_changes_check(subject=self.subject, row=self.instance, changes=changes)
+            catalog_changes_check(subject=catalog_subject(self.instance), row=self.instance, changes=changes)
         except InvalidRequest as error:
             refusal_shown(self, error)
         return cleaned

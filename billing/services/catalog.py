@@ -99,14 +99,20 @@ def catalog_changes_check(*, subject: str, row: models.Model, changes: Mapping[s
         raise InvalidRequest("The Free plan cannot be deactivated.", field="is_active")
 
 
-def _catalog_update(
+def catalog_subject(row: models.Model) -> str:
+    """Which of the catalog's kinds ``row`` is (``CatalogChange.Subject``)."""
+    return next(subject for subject, model in _MODELS.items() if isinstance(row, model))
+
+
+def catalog_update(
     subject: str,
     pk: int,
     *,
     actor: AbstractBaseUser,
     changes: Mapping[str, Any],
-    now: datetime | None,
+    now: datetime | None = None,
 ) -> Any:
+    """Change the ``subject`` row ``pk``'s editable fields (``EDITABLE``), recording each change."""
     model = _MODELS[subject]
     if not staff_may(actor, f"billing.change_{model._meta.model_name}"):
         raise PermissionDenied(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
@@ -155,18 +161,18 @@ def plan_update(
     *, plan_id: int, actor: AbstractBaseUser, changes: Mapping[str, Any], now: datetime | None = None
 ) -> Plan:
     """Change a plan's name, price, monthly credits, order or availability (from the next period on)."""
-    return _catalog_update(Subject.PLAN, plan_id, actor=actor, changes=changes, now=now)
+    return catalog_update(Subject.PLAN, plan_id, actor=actor, changes=changes, now=now)
 
 
 def pack_update(
     *, pack_id: int, actor: AbstractBaseUser, changes: Mapping[str, Any], now: datetime | None = None
 ) -> TopUpPack:
     """Change a top-up pack's credits, price, order or availability (for purchases from now on)."""
-    return _catalog_update(Subject.PACK, pack_id, actor=actor, changes=changes, now=now)
+    return catalog_update(Subject.PACK, pack_id, actor=actor, changes=changes, now=now)
 
 
 def action_update(
     *, action_id: int, actor: AbstractBaseUser, changes: Mapping[str, Any], now: datetime | None = None
 ) -> Action:
     """Change an action's price, limit, label or availability: charges from now on use it."""
-    return _catalog_update(Subject.ACTION, action_id, actor=actor, changes=changes, now=now)
+    return catalog_update(Subject.ACTION, action_id, actor=actor, changes=changes, now=now)
