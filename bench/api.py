@@ -41,7 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connect, bench_database, books_verified, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
 from bench.server import database_url, gunicorn_serve  # noqa: E402
 
 os.environ["LOG_LEVEL"] = "WARNING"  # before django.setup(): billing logs each charge at INFO otherwise
@@ -70,37 +70,16 @@ def django_setup() -> dict[str, Any]:
 def prepare_database(original: dict[str, Any]) -> tuple[int, list[int], str]:
     """Recreate the bench database; open and fund the hot and the many workspaces; a service token."""
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connection, transaction
-    from django.utils import timezone
 
     from api.credentials import service_token_create
-    from billing.services import charge_batch, entry_post, wallet_lock, workspace_create
+    from billing.services import workspace_create
 
-    with admin_connect(original) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    call_command("migrate", verbosity=0)
+    database_recreate(original, BENCH_DB)
     owner = get_user_model().objects.create_user(username="bench", password=None, is_staff=True)
-    workspaces = [workspace_create(name=f"bench {i}", owner=owner) for i in range(MANY + 1)]
-    for ws in workspaces:
-        with transaction.atomic():
-            wallet = wallet_lock(workspace_id=ws.pk)
-            entry_post(
-                wallet,
-                kind="adjustment",
-                plan_delta=-wallet.plan_balance,  # every debit from top-ups, as in bench/charge.py
-                topup_delta=10**15,
-                idempotency_key="bench-fund",
-                reason="benchmark funding",
-                now=timezone.now(),
-            )
-        # A history, then fresh statistics, so generic plans are chosen for a ledger with rows in it.
-        charge_batch(workspace=ws.pk, events=[{**EVENT, "idempotency_key": f"seed-{i}"} for i in range(HISTORY)])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+    workspaces = [workspace_create(name=f"bench {i}", owner=owner).pk for i in range(MANY + 1)]
+    workspaces_funded(workspaces, EVENT, HISTORY)  # every debit from top-ups, as in bench/charge.py
     _, token = service_token_create(name="bench", created_by=owner)
-    return workspaces[0].pk, [ws.pk for ws in workspaces[1:]], token
+    return workspaces[0], workspaces[1:], token
 
 
 # --- Callers: separate processes, spawned once and reused by every measurement ------------------

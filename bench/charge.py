@@ -39,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connect, bench_database, books_verified, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
 
 # Before django.setup(), here and in every writer: billing logs each charge at INFO otherwise.
 os.environ["LOG_LEVEL"] = "WARNING"
@@ -66,44 +66,18 @@ def django_setup() -> dict[str, Any]:
 def prepare_database(original: dict[str, Any]) -> tuple[int, list[int]]:
     """Recreate the bench database, migrate it, open and fund the hot and the many workspaces."""
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connection, transaction
-    from django.utils import timezone
 
-    from billing.services import charge_batch, entry_post, wallet_lock, workspace_create
+    from billing.services import workspace_create
 
-    with admin_connect(original) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    call_command("migrate", verbosity=0)
+    database_recreate(original, BENCH_DB)
     owner = get_user_model().objects.create_user(username="bench", password=None)
-    workspaces = [workspace_create(name="hot", owner=owner)]
-    workspaces += [workspace_create(name=f"many {i}", owner=owner) for i in range(MANY)]
-    for ws in workspaces:
-        with transaction.atomic():
-            wallet = wallet_lock(workspace_id=ws.pk)
-            # Empty the plan bucket so every debit comes from top-ups (see the docstring), and fund hugely.
-            entry_post(
-                wallet,
-                kind="adjustment",
-                plan_delta=-wallet.plan_balance,
-                topup_delta=10**15,
-                idempotency_key="bench-fund",
-                reason="benchmark funding",
-                now=timezone.now(),
-            )
-    many = [ws.pk for ws in workspaces[1:]]
+    hot = workspace_create(name="hot", owner=owner).pk
+    many = [workspace_create(name=f"many {i}", owner=owner).pk for i in range(MANY)]
     # pgbench draws `random(lo, hi)`: it needs the many workspaces' ids to be one unbroken range.
     assert many == list(range(many[0], many[0] + MANY)), "many workspaces' ids are not consecutive"
-    # A history before measuring, then fresh statistics (what autovacuum does on a live server;
-    # the machine's may have it off, printed below), so the prepared statements' generic plans
-    # are chosen for a ledger that has rows in it, as in production, not for an empty table.
-    for ws in workspaces:
-        events = [{"action": ACTION, "quantity": QUANTITY, "idempotency_key": f"seed-{i}"} for i in range(HISTORY)]
-        charge_batch(workspace=ws.pk, events=events)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")  # what autovacuum would do on a live server (it may be off: printed below)
-    return workspaces[0].pk, many
+    # Every debit from top-ups (see the docstring), and a history before measuring.
+    workspaces_funded([hot, *many], {"action": ACTION, "quantity": QUANTITY}, HISTORY)
+    return hot, many
 
 
 # --- The writers: separate processes, spawned once and reused by every measurement ------------

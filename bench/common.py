@@ -44,6 +44,47 @@ def admin_connect(original: dict[str, Any]) -> Any:
     )
 
 
+def _drop(admin: Any, bench_db: str) -> None:
+    admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+
+
+def database_recreate(original: dict[str, Any], bench_db: str) -> None:
+    """Drop and create the bench database on the configured server, then migrate it (Django points at it)."""
+    from django.core.management import call_command
+
+    with admin_connect(original) as admin:
+        _drop(admin, bench_db)
+        admin.execute(f'CREATE DATABASE "{bench_db}"')
+    call_command("migrate", verbosity=0)
+
+
+def workspaces_funded(workspace_ids: list[int], event: dict[str, Any], history: int) -> None:
+    """Empty each workspace's plan bucket and fund its top-ups hugely, so every debit comes from top-ups;
+    then ``history`` charges of ``event`` each and fresh statistics (what autovacuum does on a live
+    server, and the machine's may be off), so prepared statements' generic plans are chosen for a
+    ledger with rows in it, as in production, not for an empty table."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from billing.services import charge_batch, entry_post, wallet_lock
+
+    for workspace_id in workspace_ids:
+        with transaction.atomic():
+            wallet = wallet_lock(workspace_id=workspace_id)
+            entry_post(
+                wallet,
+                kind="adjustment",
+                plan_delta=-wallet.plan_balance,
+                topup_delta=10**15,
+                idempotency_key="bench-fund",
+                reason="benchmark funding",
+                now=timezone.now(),
+            )
+        charge_batch(workspace=workspace_id, events=[{**event, "idempotency_key": f"seed-{i}"} for i in range(history)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
 @contextmanager
 def bench_database(original: dict[str, Any], bench_db: str) -> Iterator[None]:
     """Around a run: close Django's connections after it and drop the bench database (unless BENCH_KEEP=1)."""
@@ -58,7 +99,7 @@ def bench_database(original: dict[str, Any], bench_db: str) -> Iterator[None]:
             print(f"kept database {bench_db} (BENCH_KEEP=1)")
         else:
             with admin_connect(original) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
+                _drop(admin, bench_db)
         print(f"total {time.monotonic() - started:.0f} s")
 
 

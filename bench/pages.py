@@ -74,7 +74,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connect, bench_database, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import bench_database, database_recreate, point_django_at  # noqa: E402  (needs ROOT on the path)
 
 # Before django.setup(): billing logs each charge at INFO otherwise.
 os.environ["LOG_LEVEL"] = "WARNING"
@@ -162,12 +162,7 @@ class Bench:
 
 def prepare_database(original: dict[str, Any]) -> None:
     """Recreate the bench database and migrate it."""
-    from django.core.management import call_command
-
-    with admin_connect(original) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    call_command("migrate", verbosity=0)
+    database_recreate(original, BENCH_DB)
 
 
 def open_workspace(size: int) -> Bench:

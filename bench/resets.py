@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import admin_connect, bench_database, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import bench_database, database_recreate, point_django_at  # noqa: E402  (needs ROOT on the path)
 
 os.environ["LOG_LEVEL"] = "WARNING"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.test")
@@ -102,12 +102,7 @@ def setup() -> dict:
     import django
 
     django.setup()
-    with admin_connect(original) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    database_recreate(original, BENCH_DB)
     return original
 
 
