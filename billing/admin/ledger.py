@@ -31,6 +31,14 @@ from billing.csv_download import csv_download
 from billing.models import Action, Hold, LedgerEntry, StripeEvent, Workspace
 
 
+def _id(value: str) -> int | None:
+    """``value`` as a row id (ASCII digits within bigint), or None: "²" is a digit to str.isdigit()
+    and not to int(), and an id past bigint fails in the database."""
+    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63:
+        return int(value)
+    return None
+
+
 class IdFilter(admin.SimpleListFilter):
     """Filters on one foreign key by id; a value that is not an id is a bad link, not a crash."""
 
@@ -40,9 +48,10 @@ class IdFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        found = _id(value)
+        if found is None:
             raise IncorrectLookupParameters(f"{self.parameter_name} must be an id, not {value!r}")
-        return queryset.filter(**{self.field: int(value)})
+        return queryset.filter(**{self.field: found})
 
 
 class WorkspaceLinked:
@@ -69,9 +78,8 @@ class WorkspaceFilter(IdFilter):
         value = self.value()
         if value is None:
             return []
-        name = (
-            Workspace.objects.filter(pk=int(value)).values_list("name", flat=True).first() if value.isdigit() else None
-        )
+        found = _id(value)
+        name = Workspace.objects.filter(pk=found).values_list("name", flat=True).first() if found is not None else None
         return [(value, name or f"{value} (no such workspace)")]
 
 

@@ -251,10 +251,13 @@ def test_funding_helper_entries_appear_with_both_buckets(client):
     assert "3 / 7" in page
 
 
-def test_an_export_with_a_bad_filter_is_a_bad_link_not_a_crash(client, busy_workspace):
+@pytest.mark.parametrize("value", ["x", "²", "9" * 19, "9" * 5_000])  # not digits to int(), past bigint, past int()
+@pytest.mark.parametrize("parameter", ["workspace", "action"])
+def test_an_export_or_list_with_a_bad_filter_is_a_bad_link_not_a_crash(client, busy_workspace, parameter, value):
     client.force_login(make_person("staff"))
-    response = client.get(reverse("admin:billing_ledgerentry_export"), {"workspace": "x"})
-    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+    for url in (reverse("admin:billing_ledgerentry_export"), reverse(CHANGELIST)):
+        response = client.get(url, {parameter: value})
+        assert response.status_code == 302 and response["Location"].endswith("?e=1"), url
 
 
 def test_a_column_sort_in_the_link_is_ignored_the_order_stays_newest_first(client, busy_workspace):

@@ -93,6 +93,8 @@ def test_transactions_filter_by_specialist_tool_kind_and_the_workspaces_days(as_
         ({"date_from": "yesterday"}, "date_from"),
         ({"date_from": "2027-05-02", "date_to": "2027-05-01"}, "date_to"),
         ({"cursor": "abc"}, "cursor"),
+        ({"cursor": "9" * 5_000}, "cursor"),  # past what int() reads
+        ({"limit": "²"}, "limit"),
         ({"limit": "0"}, "limit"),
         ({"limit": "201"}, "limit"),
         ({"action": "claude\x00haiku"}, "action"),
