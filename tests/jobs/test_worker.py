@@ -28,6 +28,7 @@ from billing.selectors import ledger_audit
 from billing.services import charge, workspace_create
 from billing.services.auto_topup import auto_topup_set
 from sigora.celery import app
+from sigora.embedded_db import database_url
 from tests.conftest import balances
 from tests.factories import UserFactory
 from tests.payments.conftest import API_KEY, WEBHOOK_SECRET
@@ -70,18 +71,11 @@ def send(name: str, **kwargs) -> None:
         app.send_task(name, connection=connection_, **kwargs)
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    host = db.get("HOST") or "127.0.0.1"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
 def start_worker(name: str, concurrency: int = 1, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.jobs.worker_settings",
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": database_url(connection.settings_dict),  # the test database, socket dir and all
         "CELERY_EAGER": "0",
         "CELERY_BROKER_URL": BROKER,
         "CELERY_VISIBILITY_TIMEOUT": "2",
