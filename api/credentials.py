@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.models import ApiKey, ByokKeyRead, ServiceToken
+from billing.bounds import id_parsed
 from billing.errors import InvalidRequest
 from billing.models import Activity, Workspace
 from billing.services import activity_record, byok_key
@@ -162,9 +163,7 @@ def credential_authenticate(token: str, *, workspace_id: int | None, now: dateti
         return None
     kind, prefix = token[:3], token[:PREFIX_LENGTH]
     if kind == SERVICE_TOKEN_KIND:
-        # bigint range: a larger id names no workspace (and would not bind).
-        probe = workspace_id if workspace_id is not None and workspace_id < 2**63 else 0
-        row = _row(_SERVICE_SQL, [probe, prefix])
+        row = _row(_SERVICE_SQL, [id_parsed(workspace_id) or 0, prefix])  # past bigint: names no workspace
     elif kind == API_KEY_KIND:
         row = _row(_KEY_SQL, [prefix])
     else:

@@ -15,6 +15,7 @@ from api import schema
 from api.http import ApiError, amount, amount_param, endpoint, json_response, timestamp
 from api.views import _CHARGE_ERRORS, KEY_PATTERN, METADATA_FIELD, _ok, charged_json
 from billing import services
+from billing.bounds import BIGINT_MAX, id_parsed
 from billing.models import Hold
 from billing.services.charging import fields_checked
 from billing.services.holds import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN
@@ -129,14 +130,15 @@ _HOLD_ID = {
     "in": "path",
     "required": True,
     "description": "The hold's id.",
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+    "schema": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
 }
 
 
 def _path_id(raw: str) -> int:
     """The path's hold id. Routed as any segment, so a malformed one is still authenticated first (401)."""
-    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) < 2**63:
-        return int(raw)
+    hold_id = id_parsed(raw)
+    if hold_id is not None:
+        return hold_id
     raise ApiError(422, "invalid_request", "hold_id must be a hold's id (a positive whole number).", field="hold_id")
 
 

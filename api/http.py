@@ -36,8 +36,8 @@ from django.views.decorators.csrf import csrf_exempt
 from api import schema
 from api.credentials import Caller, credential_authenticate
 from api.ratelimit import rate_limit_check
-from billing.credits import credits as parse_credits
-from billing.credits import format_credits
+from billing.bounds import id_parsed
+from billing.credits import MAX_MILLICREDITS, CreditsInputError, credits_input, format_credits
 from billing.errors import BillingError
 
 WORKSPACE_HEADER = "Sigora-Workspace"
@@ -59,15 +59,15 @@ def amount(milli: int) -> dict[str, Any]:
 
 
 def amount_param(value: Any, *, field: str) -> int:
-    """Millicredits from an input amount: a decimal string of credits ("12.5"), exact to 0.001."""
+    """Millicredits from an input amount: a decimal string of credits ("12.5"), exact to 0.001, within the bound."""
     if not isinstance(value, str) or not value.strip():
         raise ApiError(
             422, "invalid_request", f'{field} must be a decimal string of credits, e.g. "12.5".', field=field
         )
     try:
-        return parse_credits(value)
-    except ValueError as error:
-        raise ApiError(422, "invalid_request", f"{field}: {error}.", field=field) from None
+        return credits_input(value, minimum=-MAX_MILLICREDITS, grouped=False)
+    except CreditsInputError as error:
+        raise ApiError(422, "invalid_request", f"{field}: {error}", field=field) from None
 
 
 def timestamp(moment: datetime | None) -> str | None:
@@ -136,10 +136,10 @@ def _workspace_header(request: HttpRequest) -> int | None:
     raw = request.META.get(_WORKSPACE_META)
     if raw is None:
         return None
-    raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or int(raw) < 1:
+    workspace_id = id_parsed(raw.strip())
+    if workspace_id is None:
         raise ApiError(422, "invalid_request", f"{WORKSPACE_HEADER} must be a workspace id.", field=WORKSPACE_HEADER)
-    return int(raw)
+    return workspace_id
 
 
 def _authenticate(request: HttpRequest, named: int | None) -> Caller:

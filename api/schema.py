@@ -13,6 +13,8 @@ import copy
 import functools
 from typing import Any
 
+from billing.bounds import BIGINT_MAX
+
 API_VERSION = "1.0.0"
 SERVER_PATH = "/api/v1"
 
@@ -102,7 +104,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "The workspace id to act on. Required with a service token; an API key acts on its own "
                 "workspace and may name only that one."
             ),
-            "schema": {"type": "integer", "minimum": 1},
+            "schema": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
         }
     },
     "headers": {

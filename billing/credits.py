@@ -6,27 +6,86 @@ functions are the only place that turns them into text or parses text into them.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
+
+from billing.bounds import BIGINT_MAX
 
 MILLICREDITS_PER_CREDIT = 1_000
+
+# The most any amount a person types or a caller sends may be (a cap, a budget, a threshold, an
+# adjustment, a hold): a thousand of the largest pack, which anyone could mean. In millicredits it
+# is 10^12, so nine million such amounts still sum inside the bigint columns that hold them.
+MAX_CREDITS = 1_000_000_000
+MAX_MILLICREDITS = MAX_CREDITS * MILLICREDITS_PER_CREDIT
+
+# One rule for every amount of credits written as text: ASCII digits, an optional sign, commas
+# only between groups of three digits, a point before at most three decimals (more are refused
+# unless they are zeros). No exponents, underscores, spaces inside, or other scripts' digits.
+_AMOUNT = re.compile(r"([+-]?)([0-9]{1,3}(?:,[0-9]{3})+|[0-9]*)(?:\.([0-9]*))?", re.ASCII)
+_EXAMPLE = "Enter a number of credits, e.g. 5000 or 2.5."
+
+
+class CreditsInputError(ValueError):
+    """Text that is not an amount of credits; the message says why, for the person who wrote it."""
+
+
+def _parsed(text: str, *, grouped: bool, limit: int) -> int:
+    """Millicredits in ``text`` by the one rule; past ``limit`` either way it reads as ``limit + 1`` (signed)."""
+    text = text.strip()
+    found = _AMOUNT.fullmatch(text)
+    if found is None or not any(char.isdigit() for char in text) or (not grouped and "," in text):
+        if any(char.isdigit() and not char.isascii() for char in text):
+            raise CreditsInputError("Write the amount with the digits 0 to 9.")
+        if grouped and "," in text:
+            raise CreditsInputError("Use commas only between groups of three digits (1,000) and a point for decimals.")
+        raise CreditsInputError(_EXAMPLE if grouped else "Enter a number of credits without separators, e.g. 2.5.")
+    sign, whole, fraction = found.group(1), found.group(2).replace(",", "").lstrip("0"), found.group(3) or ""
+    if fraction[3:].strip("0"):
+        raise CreditsInputError("Credits go to three decimals at most (0.001).")
+    # Compared by length before int(): a 10,000-digit amount is never converted.
+    if len(whole) > len(str(limit // MILLICREDITS_PER_CREDIT)):
+        milli = limit + 1
+    else:
+        milli = min(limit + 1, int(whole or "0") * MILLICREDITS_PER_CREDIT + int(fraction[:3].ljust(3, "0")))
+    return -milli if sign == "-" else milli
 
 
 def credits(amount: int | str | Decimal) -> int:
     """Millicredits in ``amount`` credits, exactly: ``credits("0.7") == 700``, ``credits("1,500") == 1500000``.
 
-    Refuses anything finer than a millicredit rather than rounding it away.
+    Refuses (ValueError) anything finer than a millicredit rather than rounding it away, and
+    anything a bigint of millicredits cannot hold. Text follows the one rule above; amounts
+    from people and callers go through ``credits_input`` instead, which also bounds them.
     """
-    text = str(amount).strip().replace(",", "").replace("_", "")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{amount!r} is not a number of credits") from None
-    if not value.is_finite():
+    if isinstance(amount, bool):
         raise ValueError(f"{amount!r} is not a number of credits")
-    milli = value * MILLICREDITS_PER_CREDIT
-    if milli != milli.to_integral_value():
-        raise ValueError(f"{amount!r} has more precision than a thousandth of a credit")
+    milli = _parsed(amount, grouped=True, limit=BIGINT_MAX) if isinstance(amount, str) else None
+    if milli is None:
+        milli = Decimal(amount) * MILLICREDITS_PER_CREDIT
+        if not milli.is_finite() or milli != milli.to_integral_value():
+            raise ValueError(f"{amount!r} is not a whole number of millicredits")
+    if abs(milli) > BIGINT_MAX:
+        raise ValueError(f"{amount!r} is more credits than can be held")
     return int(milli)
+
+
+def credits_input(text: str, *, minimum: int = 0, grouped: bool = True) -> int:
+    """Millicredits in an amount a person typed or a caller sent, within ``minimum`` and ``MAX_CREDITS``.
+
+    ``minimum`` is in millicredits: 0 (the default) refuses negative amounts, 1 refuses zero too,
+    ``-MAX_MILLICREDITS`` takes any signed amount. ``grouped=False`` refuses thousands separators
+    (the API's decimal strings). Raises CreditsInputError with a message naming what is wrong.
+    """
+    milli = _parsed(text, grouped=grouped, limit=MAX_MILLICREDITS)
+    if minimum < 0 and not minimum <= milli <= MAX_MILLICREDITS:
+        bounds = f"{format_credits(minimum)} to {format_credits(MAX_MILLICREDITS)}"
+        raise CreditsInputError(f"Enter an amount from {bounds} credits.")
+    if milli > MAX_MILLICREDITS:
+        raise CreditsInputError(f"Enter at most {format_credits(MAX_MILLICREDITS)} credits.")
+    if milli < minimum:
+        raise CreditsInputError("Enter a positive number of credits." if minimum > 0 else "Enter 0 or more credits.")
+    return milli
 
 
 def format_credits(milli: int, *, signed: bool = False, places: int = 3, grouped: bool = True) -> str:

@@ -8,13 +8,15 @@ from datetime import date
 from html import escape
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.forms.utils import pretty_name
 from django.utils.safestring import SafeString, mark_safe
 
 from billing import selectors
-from billing.credits import credits
+from billing.credits import CreditsInputError, credits_input
 from billing.errors import BillingError
-from billing.models import LedgerEntry, Membership
+from billing.models import Invitation, LedgerEntry, Membership, Workspace
 from billing.selectors import LedgerFilters
 
 
@@ -79,14 +81,61 @@ def _errors(form: forms.Form, name: str) -> str:
     return " ".join(form.errors.get(name, ())) if form.is_bound else ""
 
 
+class CreditsField(forms.CharField):
+    """An amount of credits a person types ("5000", "1,500", "2.5") as millicredits, or None when left empty.
+
+    Read by ``credits_input``, the one rule and upper bound for every amount (``billing.credits``);
+    ``minimum`` is in millicredits (0: no negatives, 1: positive only, ``-MAX_MILLICREDITS``: signed).
+    """
+
+    default_error_messages = {"required": "Enter a number of credits."}
+
+    def __init__(self, *, minimum: int = 0, **kwargs) -> None:
+        self.minimum = minimum
+        super().__init__(**kwargs)
+
+    def to_python(self, value: object) -> int | None:
+        text = super().to_python(value)  # stripped; "" when nothing was typed
+        if text in self.empty_values:
+            return None
+        try:
+            return credits_input(text, minimum=self.minimum)
+        except CreditsInputError as error:
+            raise ValidationError(str(error), code="invalid") from None
+
+
+class WholeNumberField(forms.IntegerField):
+    """A whole number written in ASCII digits, as every number is read here (``billing.bounds``).
+
+    Django's IntegerField takes whatever ``int()`` takes: "１２" and "٣" among them.
+    """
+
+    def to_python(self, value: object) -> int | None:
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(text)
+
+
+def _stored_length(model: type, field: str) -> int:
+    """The most characters the database column behind ``model.field`` holds: a form never restates it."""
+    return model._meta.get_field(field).max_length
+
+
+# The account's email is its username too (billing.services.accounts): the shorter column bounds it.
+_ACCOUNT_EMAIL_LENGTH = min(_stored_length(get_user_model(), "username"), _stored_length(get_user_model(), "email"))
+
+
 class SignupForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(max_length=_ACCOUNT_EMAIL_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    workspace_name = forms.CharField(max_length=120, label="Workspace name")
+    workspace_name = forms.CharField(max_length=_stored_length(Workspace, "name"), label="Workspace name")
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField()
+    email = forms.EmailField(max_length=_stored_length(Invitation, "email"))
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
 
@@ -99,28 +148,12 @@ class ByokForm(forms.Form):
 
 class CapForm(forms.Form):
     specialist = forms.ChoiceField(choices=_specialist_choices, error_messages={"invalid_choice": INVALID_CHOICE})
-    daily_cap = forms.CharField(
+    daily_cap = CreditsField(
         required=False,
         label="Credits per day",
         help_text="Leave empty for no cap.",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no cap"}),
     )
-
-    def clean(self):
-        cleaned = super().clean()
-        raw = (cleaned.get("daily_cap") or "").strip()
-        if not raw:
-            cleaned["daily_cap_millicredits"] = None
-            return cleaned
-        try:
-            amount = credits(raw)
-        except ValueError:
-            self.add_error("daily_cap", "Enter a number of credits, e.g. 5000 or 2.5.")
-            return cleaned
-        if amount < 0:
-            self.add_error("daily_cap", "A cap cannot be negative.")
-        cleaned["daily_cap_millicredits"] = amount
-        return cleaned
 
     def controls(self) -> dict[str, Control]:
         specialist = _value(self, "specialist")
@@ -209,52 +242,25 @@ class LedgerFilterForm(forms.Form):
         return found
 
 
-def _credits_field(form: forms.Form, name: str, *, required: bool) -> int | None:
-    """A credits amount typed by a person ("5000", "2.5"), as millicredits; errors added to the form."""
-    raw = (form.cleaned_data.get(name) or "").strip().replace(",", "")
-    if not raw:
-        if required:
-            form.add_error(name, "Enter a number of credits.")
-        return None
-    try:
-        amount = credits(raw)
-    except ValueError:
-        form.add_error(name, "Enter a number of credits, e.g. 5000 or 2.5.")
-        return None
-    if amount < 0 or (required and amount == 0):
-        form.add_error(name, "Enter a positive number of credits.")
-        return None
-    return amount
-
-
 class AutoTopUpForm(forms.Form):
     enabled = forms.BooleanField(required=False, label="Turn on auto top-up")
-    threshold = forms.CharField(
+    threshold = CreditsField(
+        minimum=1,
         label="When the balance falls below (credits)",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "20000"}),
     )
     pack = forms.ChoiceField(label="Buy this pack", choices=())
-    monthly_limit = forms.IntegerField(label="At most this many times a month", min_value=1, max_value=31)
+    monthly_limit = WholeNumberField(label="At most this many times a month", min_value=1, max_value=31)
 
     def __init__(self, *args, packs: list[tuple[str, str]], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["pack"].choices = packs
 
-    def clean(self):
-        cleaned = super().clean()
-        cleaned["threshold_millicredits"] = _credits_field(self, "threshold", required=True)
-        return cleaned
-
 
 class BudgetForm(forms.Form):
-    budget = forms.CharField(
+    budget = CreditsField(
         required=False,
         label="Monthly budget (credits)",
         help_text="Charges beyond this in a billing period are refused. Leave empty for no budget.",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no budget"}),
     )
-
-    def clean(self):
-        cleaned = super().clean()
-        cleaned["budget_millicredits"] = _credits_field(self, "budget", required=False)
-        return cleaned

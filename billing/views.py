@@ -34,6 +34,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import selectors, services, stripe_gateway
+from billing.bounds import id_parsed, whole_number
 from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
 from billing.csv_download import csv_download
@@ -118,7 +119,10 @@ def _region(request: HttpRequest, partial: str, context: Callable[[], dict]) -> 
 @require_POST
 @login_required
 def workspace_switch(request: HttpRequest) -> HttpResponse:
-    membership = get_object_or_404(Membership, user=request.user, workspace_id=request.POST.get("workspace"))
+    workspace_id = id_parsed(request.POST.get("workspace"))
+    if workspace_id is None:
+        raise Http404("Choose one of your workspaces.")
+    membership = get_object_or_404(Membership, user=request.user, workspace_id=workspace_id)
     request.session[SESSION_WORKSPACE] = membership.workspace_id
     return redirect("billing:settings_billing")
 
@@ -472,10 +476,8 @@ _BUCKETS = {(True, True): "Plan + top-up", (True, False): "Plan", (False, True):
 
 
 def _cursor(request: HttpRequest) -> int | None:
-    try:
-        return int(request.GET["before"])
-    except (KeyError, ValueError):
-        return None
+    """ "Load more"'s keyset cursor: an entry id, or None (the first page) for anything else."""
+    return id_parsed(request.GET.get("before"))
 
 
 @require_GET
@@ -606,9 +608,15 @@ def _csv_row(entry: selectors.LedgerRow, zone) -> list[str]:
 
 @require_GET
 @workspace_view()
-def transactions_csv(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered list as CSV, streamed a keyset chunk at a time (flat memory at any size)."""
-    _, filters = _ledger_filters(request)
+def transactions_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The filtered list as CSV, streamed a keyset chunk at a time (flat memory at any size).
+
+    Invalid filters refuse the export with the page and the filter's errors: exporting everything
+    instead would hand over what the reader did not ask for.
+    """
+    form, filters = _ledger_filters(request)
+    if form is not None and form.errors:
+        return render(request, "billing/settings_billing.html", _billing_context(request), status=422)
     zone = timezone.get_current_timezone()
     entries = selectors.ledger_export(workspace_id=request.workspace.pk, filters=filters, zone=zone)
     name = f"sigora-transactions-{request.workspace.pk}-{timezone.now():%Y%m%d}.csv"
@@ -636,7 +644,7 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
             services.cap_set(
                 workspace=request.workspace,
                 specialist=form.cleaned_data["specialist"],
-                daily_cap=form.cleaned_data["daily_cap_millicredits"],
+                daily_cap=form.cleaned_data["daily_cap"],
                 actor=request.user,
             )
             if not request.htmx:
@@ -714,10 +722,10 @@ def purchase(request: HttpRequest, kind: str, key: str) -> HttpResponse:
 
 
 def _seats(raw: str | None, *, default: int) -> int:
-    try:
-        return int(raw) if raw not in (None, "") else default
-    except ValueError:
-        return 0  # the service names what is wrong with it
+    if raw in (None, ""):
+        return default
+    seats = whole_number(raw.strip())
+    return 0 if seats is None else seats  # the service names what is wrong with it
 
 
 @require_GET
@@ -830,14 +838,14 @@ def settings_spending(request: HttpRequest) -> HttpResponse:
                     workspace=workspace,
                     actor=request.user,
                     enabled=data["enabled"],
-                    threshold=data["threshold_millicredits"],
+                    threshold=data["threshold"],
                     pack_key=data["pack"],
                     monthly_limit=data["monthly_limit"],
                 )
                 messages.success(request, "Auto top-up is on." if data["enabled"] else "Auto top-up is off.")
                 return redirect("billing:settings_spending")
             if action == "budget" and budget_form.is_valid():
-                amount = budget_form.cleaned_data["budget_millicredits"]
+                amount = budget_form.cleaned_data["budget"]
                 services.budget_set(workspace=workspace, monthly_budget=amount, actor=request.user)
                 messages.success(
                     request, "The monthly budget is removed." if amount is None else "The monthly budget is saved."

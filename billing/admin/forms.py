@@ -7,9 +7,9 @@ from typing import Any
 
 from django import forms
 
-from billing.credits import credits
+from billing.credits import MAX_MILLICREDITS
 from billing.errors import InvalidRequest
-from billing.forms import refusal_shown
+from billing.forms import CreditsField, refusal_shown
 from billing.models import LedgerEntry
 from billing.services import catalog_changes_check
 from billing.services.adjustments import MAX_REASON_LENGTH
@@ -22,9 +22,9 @@ def new_adjustment_token() -> str:
 
 
 class AdjustCreditsForm(forms.Form):
-    amount = forms.CharField(
+    amount = CreditsField(
+        minimum=-MAX_MILLICREDITS,
         label="Amount (credits)",
-        max_length=32,
         help_text="Positive adds, negative takes away: 500, -12.5, 1,000. Exact to a thousandth of a credit.",
     )
     bucket = forms.ChoiceField(choices=LedgerEntry.Bucket.choices, widget=forms.RadioSelect)
@@ -34,15 +34,6 @@ class AdjustCreditsForm(forms.Form):
         help_text="Required. Kept on the ledger entry with your name; the customer's support ticket helps.",
     )
     token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
-
-    def clean_amount(self) -> int:
-        text = self.cleaned_data["amount"]
-        try:
-            return credits(text)
-        except ValueError:
-            raise forms.ValidationError(
-                f"{text!r} is not an amount of credits: write a number like 500 or -12.5 (at most three decimals)."
-            ) from None
 
 
 class CatalogForm(forms.ModelForm):

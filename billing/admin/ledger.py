@@ -26,17 +26,10 @@ from django.utils.html import format_html
 
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.admin.selectors import ledger_rows_newest_first, ledger_search_ids
+from billing.bounds import id_parsed
 from billing.credits import format_credits
 from billing.csv_download import csv_download
 from billing.models import Action, Hold, LedgerEntry, StripeEvent, Workspace
-
-
-def _id(value: str) -> int | None:
-    """``value`` as a row id (ASCII digits within bigint), or None: "²" is a digit to str.isdigit()
-    and not to int(), and an id past bigint fails in the database."""
-    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63:
-        return int(value)
-    return None
 
 
 class IdFilter(admin.SimpleListFilter):
@@ -48,7 +41,7 @@ class IdFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        found = _id(value)
+        found = id_parsed(value)
         if found is None:
             raise IncorrectLookupParameters(f"{self.parameter_name} must be an id, not {value!r}")
         return queryset.filter(**{self.field: found})
@@ -78,7 +71,7 @@ class WorkspaceFilter(IdFilter):
         value = self.value()
         if value is None:
             return []
-        found = _id(value)
+        found = id_parsed(value)
         name = Workspace.objects.filter(pk=found).values_list("name", flat=True).first() if found is not None else None
         return [(value, name or f"{value} (no such workspace)")]
 
@@ -118,11 +111,6 @@ def _credits_text(milli: int | None, *, signed: bool = False) -> str:
     return "" if milli is None else format_credits(milli, signed=signed, grouped=False)
 
 
-def _csv_safe(text: str) -> str:
-    """Free text a spreadsheet would run as a formula (=, +, -, @) is kept as text."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 CSV_COLUMNS = [
     "id", "time (UTC)", "workspace id", "workspace", "kind", "tool", "specialist", "quantity", "unit price (mc)",
     "plan bucket", "top-up", "plan balance after", "top-up balance after", "byok", "actor", "reason",
@@ -160,7 +148,7 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
             str(pk),
             created_at.astimezone(UTC).isoformat(timespec="seconds"),
             str(workspace_id),
-            _csv_safe(workspace_name),
+            workspace_name,
             kind,
             action_key or "",
             specialist or "",
@@ -172,8 +160,8 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
             _credits_text(topup_after),
             "yes" if byok else "",
             actor or "",
-            _csv_safe(reason),
-            _csv_safe(key),
+            reason,
+            key,
             ref,
         ]
 
@@ -228,7 +216,7 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
         if not term:
             return queryset, False
         workspace = request.GET.get(WorkspaceFilter.parameter_name, "")
-        ids = ledger_search_ids(term=term, workspace_id=int(workspace) if workspace.isdigit() else None)
+        ids = ledger_search_ids(term=term, workspace_id=id_parsed(workspace))
         return queryset.filter(pk__in=ids), False
 
     def get_urls(self):

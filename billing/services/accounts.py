@@ -39,8 +39,12 @@ def activity_record(*, workspace: Workspace, actor: AbstractBaseUser | None, ver
     return Activity.objects.create(workspace=workspace, actor=actor, verb=verb, detail=detail[:255])
 
 
-def _email(raw: str) -> str:
+def _email(raw: str, *, stored_in: type, field: str) -> str:
+    """``raw`` as a valid email address, no longer than the column ``stored_in.field`` that keeps it."""
     email = (raw or "").strip().lower()
+    max_length = stored_in._meta.get_field(field).max_length
+    if len(email) > max_length:
+        raise InvalidRequest(f"Enter an email address of at most {max_length} characters.", field="email")
     try:
         validate_email(email)
     except ValidationError:
@@ -52,7 +56,7 @@ def _email(raw: str) -> str:
 def account_signup(*, email: str, password: str, workspace_name: str, time_zone: str = "UTC") -> AbstractBaseUser:
     """A new user and their own Free workspace, which they own."""
     User = get_user_model()
-    email = _email(email)
+    email = _email(email, stored_in=User, field="username")  # the email is the username, a shorter column
     if User.objects.filter(username=email).exists():
         raise InvalidRequest("An account with this email already exists; sign in instead.", field="email")
     user = User(username=email, email=email)
@@ -76,7 +80,7 @@ def invitation_create(
     *, workspace: Workspace, email: str, role: str, invited_by: AbstractBaseUser, link_base: str
 ) -> Invitation:
     """Invite ``email`` to join with ``role`` and email them the link (valid for a week)."""
-    email = _email(email)
+    email = _email(email, stored_in=Invitation, field="email")
     if role not in Membership.Role.values:
         raise InvalidRequest("Choose a role: owner, admin or member.", field="role")
     if Membership.objects.filter(workspace=workspace, user__username=email).exists():

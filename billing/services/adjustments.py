@@ -15,15 +15,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from billing.credits import credits, format_credits
+from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import InvalidRequest
 from billing.models import LedgerEntry, Wallet
 from billing.services.accounts import PermissionDenied, staff_may
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 
 PERMISSION = "billing.adjust_credits"
-# Far beyond any plan or pack, and far inside a bigint of millicredits: a typo guard.
-MAX_AMOUNT = credits(1_000_000_000)
 MAX_REASON_LENGTH = 1_000
 MAX_KEY_LENGTH = 150
 KEY_PREFIX = "adjustment:"
@@ -65,8 +63,10 @@ def _checked_input(*, bucket: str, amount: int, reason: str) -> str:
         raise InvalidRequest("Amount must be a whole number of millicredits.", field="amount")
     if amount == 0:
         raise InvalidRequest("Amount must not be zero: an adjustment changes a balance.", field="amount")
-    if abs(amount) > MAX_AMOUNT:
-        raise InvalidRequest(f"Amount must be at most {format_credits(MAX_AMOUNT)} credits either way.", field="amount")
+    if abs(amount) > MAX_MILLICREDITS:
+        raise InvalidRequest(
+            f"Amount must be at most {format_credits(MAX_MILLICREDITS)} credits either way.", field="amount"
+        )
     reason = (reason or "").strip()
     if not reason:
         raise InvalidRequest("A reason is required: it is kept on the ledger entry.", field="reason")

@@ -20,6 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
 
+from billing.bounds import BIGINT_MAX
 from billing.catalog import catalog_invalidate
 from billing.errors import InvalidRequest
 from billing.models import Action, CatalogChange, Plan, TopUpPack
@@ -36,10 +37,9 @@ EDITABLE: dict[str, tuple[str, ...]] = {
 }
 _MODELS: dict[str, type[models.Model]] = {Subject.PLAN: Plan, Subject.PACK: TopUpPack, Subject.ACTION: Action}
 _SMALL_INT_MAX = 32_767
-_BIG_INT_MAX = 2**63 - 1
 
 
-def _whole(field: str, value: Any, *, minimum: int, maximum: int = _BIG_INT_MAX) -> None:
+def _whole(field: str, value: Any, *, minimum: int, maximum: int = BIGINT_MAX) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidRequest(f"{field} must be a whole number.", field=field)
     if value < minimum:

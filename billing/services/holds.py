@@ -57,7 +57,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.credits import format_credits
+from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import (
     BillingError,
     HoldNotFound,
@@ -84,7 +84,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_EXPIRES_IN = 15 * 60  # seconds: long enough for most runs; a longer one asks for more
 MAX_EXPIRES_IN = 24 * 60 * 60
 MAX_ACTIVE_HOLDS = 100  # per workspace: bounds the map every charge of the workspace may sum
-MAX_HOLD_AMOUNT = 10**15  # millicredits (a trillion credits); 100 of them still sum far inside a bigint
 
 
 @dataclass(frozen=True)
@@ -129,9 +128,9 @@ def hold_place(
     returns the first hold with ``replayed = True``.
     """
     workspace_id = _workspace_id(workspace)
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_HOLD_AMOUNT:
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_MILLICREDITS:
         raise InvalidRequest(
-            f"amount must be a whole number of millicredits from 1 to {MAX_HOLD_AMOUNT:,}.", field="amount"
+            f"amount must be a whole number of millicredits from 1 to {MAX_MILLICREDITS:,}.", field="amount"
         )
     key_checked(idempotency_key)
     if not isinstance(expires_in, int) or isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN:

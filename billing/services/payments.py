@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
+from billing.bounds import id_parsed
 from billing.errors import BillingError, InvalidRequest
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
 from billing.periods import shift_months
@@ -242,11 +243,11 @@ def _purchase_for_session(session: dict[str, Any]) -> Purchase | None:
         return purchase
     # Created on Stripe but never linked here (the process died between the two): the metadata links it.
     metadata = session.get("metadata") or {}
-    purchase_id = metadata.get("purchase_id", "")
-    if not purchase_id.isdigit():
+    purchase_id = id_parsed(metadata.get("purchase_id"))
+    if purchase_id is None:
         return None
     linked = Purchase.objects.filter(
-        pk=int(purchase_id), workspace_id=metadata.get("workspace_id"), stripe_checkout_session_id__isnull=True
+        pk=purchase_id, workspace_id=metadata.get("workspace_id"), stripe_checkout_session_id__isnull=True
     ).update(stripe_checkout_session_id=session["id"])
     return Purchase.objects.filter(stripe_checkout_session_id=session["id"]).first() if linked else None
 

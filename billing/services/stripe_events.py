@@ -17,6 +17,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from billing.bounds import id_parsed
 from billing.models import StripeEvent, Workspace
 from billing.services import payments
 
@@ -79,8 +80,9 @@ HANDLERS: dict[str, Callable[[dict[str, Any], datetime], Any]] = {
 def _workspace_of(obj: dict[str, Any]) -> int | None:
     metadata = obj.get("metadata") or {}
     raw = metadata.get("workspace_id") or obj.get("client_reference_id") or ""
-    if isinstance(raw, str) and raw.isdigit():
-        return int(raw)
+    workspace_id = id_parsed(raw)
+    if workspace_id is not None:
+        return workspace_id
     customer = obj.get("customer")
     customer = customer.get("id") if isinstance(customer, dict) else customer
     if customer:

@@ -108,8 +108,8 @@ def test_a_service_token_must_name_a_workspace_that_exists(client, service_token
     missing = Api(client, service_token, workspace.pk + 10_000).get("balance")
     assert missing.status_code == 404
     assert missing.json() == {"code": "not_found", "message": "No such workspace for this credential."}
-    huge = Api(client, service_token, 10**19).get("balance")
-    assert huge.status_code == 404
+    huge = Api(client, service_token, 10**19).get("balance")  # past bigint: not an id at all
+    assert (huge.status_code, huge.json()["field"]) == (422, "Sigora-Workspace")
 
 
 def test_an_api_key_cannot_touch_another_workspace_and_cannot_tell_if_it_exists(client, api_key, workspace):

@@ -702,7 +702,7 @@ def test_a_refused_cap_names_its_errors_for_assistive_technology(client, team):
     assert 'aria-invalid="true" aria-describedby="cap-specialist-error"' in html
     assert 'aria-describedby="cap-daily-cap-help cap-daily-cap-error" aria-invalid="true"' in html
     assert '<span id="cap-specialist-error">Select a valid choice.' in html
-    assert '<span id="cap-daily-cap-error">A cap cannot be negative.</span>' in html
+    assert '<span id="cap-daily-cap-error">Enter 0 or more credits.</span>' in html
     assert 'value="-5"' in html and '<span class="muted small" id="cap-daily-cap-help">' in html
 
 
