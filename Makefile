@@ -26,6 +26,9 @@ seed: migrate
 ## make run — install, migrate, load the demo and serve on http://127.0.0.1:8000
 # With no STRIPE_SECRET_KEY, payments go to the offline Stripe double (billing/stripe_double),
 # started beside the server and stopped with it; its keys are the dev settings' (sigora/settings/dev.py).
+# Ctrl-C, SIGTERM or SIGHUP to the group stops all of it before make returns: the shell waits for
+# runserver (which stops the embedded PostgreSQL if it was its last user), then stops the double and
+# waits for it too, so the ports are free and a second `make run` starts cleanly.
 run: seed
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
 	@if [ -n "$$STRIPE_SECRET_KEY" ]; then exec $(BIN)/python manage.py runserver $(HOST):$(PORT); fi; \
@@ -33,7 +36,7 @@ run: seed
 	$(BIN)/python -m billing.stripe_double --host 127.0.0.1 --port $(STRIPE_DOUBLE_PORT) \
 		--api-key sk_test_offline_double --webhook-secret whsec_offline_double_dev_only \
 		--webhook-url http://$(HOST):$(PORT)/stripe/webhook/ & double=$$!; \
-	trap 'kill $$double 2>/dev/null' EXIT INT TERM; \
+	trap 'kill $$double 2>/dev/null; wait $$double' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	export STRIPE_DOUBLE_URL=http://127.0.0.1:$(STRIPE_DOUBLE_PORT); \
 	$(BIN)/python manage.py sync_stripe_catalog --wait 15 && $(BIN)/python manage.py runserver $(HOST):$(PORT)
 

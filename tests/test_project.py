@@ -1,11 +1,18 @@
-"""The project as a whole: settings, the deploy checklist, the embedded database, the pages."""
+"""The project as a whole: settings, the deploy checklist, the embedded database, the Makefile."""
 
+import json
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,3 +76,113 @@ def test_without_database_url_an_embedded_postgresql_starts(tmp_path):
     vendor, major, name = result.stdout.split()[-3:]
     assert (vendor, name) == ("postgresql", "sigora")
     assert int(major) >= 15
+
+
+# --- The Makefile, as a newcomer runs it ---------------------------------------------------------
+
+# Whatever the suite's own run hands down that a newcomer's shell would not have: a database and Redis,
+# the test settings, a Stripe key, and the outer make's flags (`make test` runs this suite).
+NOT_A_NEWCOMERS = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"}
+NOT_A_NEWCOMERS |= {"DEBUG", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_ARGS"}
+
+
+def newcomers_env(**extra: str) -> dict[str, str]:
+    return {**{name: value for name, value in os.environ.items() if name not in NOT_A_NEWCOMERS}, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def postmaster(data_dir: Path) -> psutil.Process | None:
+    """The embedded server's postmaster for ``data_dir``, if one runs."""
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        process = psutil.Process(int(pid_file.read_text().split()[0]))
+    except (FileNotFoundError, psutil.NoSuchProcess):
+        return None
+    return process if running(process) and str(data_dir) in process.cmdline() else None
+
+
+def in_session(session: int) -> list[psutil.Process]:
+    left = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == session and running(process):
+                left.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return left
+
+
+def make_run_until_answering(data_dir: Path, log: Path) -> tuple[subprocess.Popen, int, int]:
+    """``make run`` as a newcomer starts it (no DATABASE_URL: the embedded server), in a session of its own
+    like a terminal's job; returned once the demo's sign-in page answers."""
+    port, double_port = free_port(), free_port()
+    with log.open("w") as output:
+        run = subprocess.Popen(
+            ["make", "run", f"PORT={port}", f"STRIPE_DOUBLE_PORT={double_port}"],
+            cwd=ROOT,
+            env=newcomers_env(EMBEDDED_PG_DIR=str(data_dir)),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=5) as answer:
+                if answer.status == 200:
+                    return run, port, double_port
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+    raise AssertionError(f"make run did not answer:\n{log.read_text()}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_make_run_stops_all_it_started_and_it_starts_again(tmp_path, signum):
+    """Ctrl-C (SIGINT to the terminal's process group) or SIGTERM to the group: when make exits, nothing it
+    started runs (the embedded PostgreSQL, runserver and its reloader, the Stripe double), no process is
+    listed as using the server and nothing listens on either port; a second run right after, on the same data
+    directory, starts and stops as cleanly."""
+    data_dir = tmp_path / "pgdata"
+    for attempt in ("first", "second"):
+        log = tmp_path / f"{attempt}.log"
+        run, port, double_port = make_run_until_answering(data_dir, log)
+        try:
+            server = postmaster(data_dir)
+            assert server is not None, f"{attempt} run: no embedded server in {data_dir}"
+            started = [*psutil.Process(run.pid).children(recursive=True), server]
+            assert listening(double_port), f"{attempt} run: the Stripe double is not listening"
+            os.killpg(run.pid, signum)
+            run.wait(timeout=90)
+            left = [process for process in started if running(process)] + in_session(run.pid)
+            assert not left, f"{attempt} run: still running after make exited: {left}\n{log.read_text()}"
+            assert postmaster(data_dir) is None
+            assert json.loads((data_dir / ".handle_pids.json").read_text()) == [], log.read_text()
+            assert not listening(port) and not listening(double_port)
+        finally:
+            leftovers = in_session(run.pid) + [p for p in [postmaster(data_dir)] if p]
+            for process in leftovers:  # a failed run must not leave its servers behind
+                process.kill()
