@@ -1,7 +1,9 @@
 """The project as a whole: settings, the deploy checklist, the embedded database, the Makefile."""
 
+import ast
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -88,6 +90,29 @@ NOT_A_NEWCOMERS |= {"DEBUG", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"
 
 def newcomers_env(**extra: str) -> dict[str, str]:
     return {**{name: value for name, value in os.environ.items() if name not in NOT_A_NEWCOMERS}, **extra}
+
+
+def benchmark_files() -> set[str]:
+    """The bench/ modules that run as a script (a ``__main__`` block); the rest are what they import or serve."""
+    found = set()
+    for path in (ROOT / "bench").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        if any(
+            isinstance(node, ast.If) and ast.unparse(node.test) in ("__name__ == '__main__'", "'__main__' == __name__")
+            for node in tree.body
+        ):
+            found.add(f"bench/{path.name}")
+    return found
+
+
+def test_make_bench_runs_every_benchmark_and_nothing_else():
+    """What the bench recipe runs (make's dry run prints it, its list expanded) is exactly the benchmarks."""
+    assert benchmark_files() >= {"bench/charge.py", "bench/api.py"}  # the rule finds them at all
+    result = subprocess.run(
+        ["make", "--dry-run", "bench"], cwd=ROOT, env=newcomers_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(re.findall(r"bench/\w+\.py", result.stdout)) == benchmark_files(), result.stdout
 
 
 def free_port() -> int:
