@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
-from billing.credits import format_credits
+from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import BillingError, InvalidRequest
 from billing.models import Activity, AutoTopUp, Membership, Purchase, TopUpPack, Wallet, Workspace
 from billing.services.accounts import activity_record
@@ -49,8 +49,11 @@ def auto_topup_set(
     pack = TopUpPack.objects.filter(key=pack_key, is_active=True).first()
     if pack is None:
         raise InvalidRequest(f"There is no top-up pack called {pack_key!r}.", field="pack")
-    if not isinstance(threshold, int) or threshold <= 0:
-        raise InvalidRequest("The threshold must be a positive number of credits.", field="threshold")
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 < threshold <= MAX_MILLICREDITS:
+        raise InvalidRequest(
+            f"The threshold must be a positive number of credits, at most {format_credits(MAX_MILLICREDITS)}.",
+            field="threshold",
+        )
     if not isinstance(monthly_limit, int) or not 1 <= monthly_limit <= MAX_MONTHLY_LIMIT:
         raise InvalidRequest(f"The monthly limit must be from 1 to {MAX_MONTHLY_LIMIT}.", field="monthly_limit")
     if enabled and not workspace.stripe_customer_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from billing.credits import format_credits
+from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import InvalidRequest
 from billing.models import Activity, Specialist, SpecialistCap, Workspace
 from billing.services.accounts import activity_record
@@ -23,8 +23,10 @@ def cap_set(
         if deleted:
             activity_record(workspace=workspace, actor=actor, verb=Activity.Verb.CAP_CHANGED, detail=f"{label}: no cap")
         return None
-    if not isinstance(daily_cap, int) or isinstance(daily_cap, bool) or daily_cap < 0:
-        raise InvalidRequest("daily_cap must be a whole, non-negative number of millicredits.", field="daily_cap")
+    if not isinstance(daily_cap, int) or isinstance(daily_cap, bool) or not 0 <= daily_cap <= MAX_MILLICREDITS:
+        raise InvalidRequest(
+            f"daily_cap must be a whole number of millicredits from 0 to {MAX_MILLICREDITS:,}.", field="daily_cap"
+        )
     cap, _ = SpecialistCap.objects.update_or_create(
         workspace=workspace,
         specialist_id=specialist,
@@ -42,9 +44,13 @@ def cap_set(
 def budget_set(*, workspace: Workspace, monthly_budget: int | None, actor: AbstractBaseUser | None = None) -> Workspace:
     """Set the monthly spend guardrail in millicredits; ``None`` removes it."""
     if monthly_budget is not None and (
-        not isinstance(monthly_budget, int) or isinstance(monthly_budget, bool) or monthly_budget < 0
+        not isinstance(monthly_budget, int)
+        or isinstance(monthly_budget, bool)
+        or not 0 <= monthly_budget <= MAX_MILLICREDITS
     ):
-        raise InvalidRequest("monthly_budget must be a whole, non-negative number of millicredits.", field="budget")
+        raise InvalidRequest(
+            f"monthly_budget must be a whole number of millicredits from 0 to {MAX_MILLICREDITS:,}.", field="budget"
+        )
     Workspace.objects.filter(pk=workspace.pk).update(monthly_budget=monthly_budget)
     workspace.monthly_budget = monthly_budget
     detail = "no monthly budget" if monthly_budget is None else f"{format_credits(monthly_budget)} credits a month"

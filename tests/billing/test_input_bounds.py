@@ -331,3 +331,30 @@ def test_the_staff_export_keeps_formulas_as_text_the_same_way(client, workspace,
     header, adjustment = rows[0], rows[1]
     assert adjustment[header.index("reason")] == f"'{formula}"
     assert adjustment[header.index("top-up")] == "+5"
+
+
+# --- The services hold the same bound for callers that are not forms ---------------------------
+
+
+def test_the_services_refuse_amounts_past_the_bound_naming_the_field(workspace):
+    from billing.errors import InvalidRequest
+    from billing.services import budget_set, cap_set
+    from billing.services.auto_topup import auto_topup_set
+
+    owner = workspace.memberships.get().user
+    before = _state(workspace)
+    calls = [
+        ("daily_cap", lambda: cap_set(workspace=workspace, specialist="outreach", daily_cap=MAX_MILLICREDITS + 1)),
+        ("budget", lambda: budget_set(workspace=workspace, monthly_budget=BIGINT_MAX)),
+        (
+            "threshold",
+            lambda: auto_topup_set(
+                workspace=workspace, actor=owner, enabled=False, threshold=10**20, pack_key="100k", monthly_limit=1
+            ),
+        ),
+    ]
+    for field, call in calls:
+        with pytest.raises(InvalidRequest) as refused:
+            call()
+        assert refused.value.details["field"] == field and "1,000,000,000" in refused.value.message
+    assert _state(workspace) == before
