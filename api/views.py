@@ -15,6 +15,7 @@ from api import schema
 from api.credentials import byok_key_read
 from api.http import ApiError, amount, endpoint, json_response, string_field, timestamp
 from billing import selectors, services
+from billing.bounds import BIGINT_MAX, whole_number
 from billing.forms import LedgerFilterForm
 from billing.models import LeadState, LedgerEntry, Wallet, Workspace
 from billing.services.charging import MAX_BATCH, MAX_KEY_LENGTH, MAX_METADATA_BYTES, fields_checked
@@ -26,7 +27,10 @@ BALANCE = schema.ref("Balance")
 _LEAD = {"type": "string", "minLength": 1, "maxLength": 200}
 # What key_checked and metadata_checked accept, as the request schemas say it (holds use them too).
 KEY_PATTERN = f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"  # printable ASCII without spaces
-METADATA_FIELD = {"type": "object", "description": f"Free JSON, at most {MAX_METADATA_BYTES:,} bytes encoded."}
+METADATA_FIELD = {
+    "type": ["object", "null"],
+    "description": f"Free JSON, at most {MAX_METADATA_BYTES:,} bytes encoded; null or left out: none.",
+}
 
 EVENT_FIELDS = {
     "action": {"type": "string", "description": "A catalog action's key, e.g. `claude-haiku`, `linkedin-dm`."},
@@ -453,7 +457,7 @@ def transactions(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
         raise ApiError(422, "invalid_request", " ".join(messages), field=field if field != "__all__" else None)
-    cursor = _int_param(query, "cursor", low=1, high=2**63 - 1, default=None)
+    cursor = _int_param(query, "cursor", low=1, high=BIGINT_MAX, default=None)
     limit = _int_param(query, "limit", low=1, high=MAX_PAGE, default=50)
     workspace_id = request.api.workspace_id
     zone = Workspace.objects.only("time_zone").get(pk=workspace_id).zone
@@ -490,10 +494,10 @@ def _int_param(query, name: str, *, low: int, high: int, default: int | None) ->
     raw = query.get(name)
     if raw is None:
         return default
-    # The length first: int() refuses (ValueError) a string of over 4,300 digits.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(high))) or not low <= int(raw) <= high:
+    value = whole_number(raw, low=low, high=high)
+    if value is None:
         raise ApiError(422, "invalid_request", f"{name} must be a whole number from {low} to {high}.", field=name)
-    return int(raw)
+    return value
 
 
 CATALOG = schema.schema_component(

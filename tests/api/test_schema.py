@@ -15,13 +15,19 @@ from tests.conftest import fund
 
 pytestmark = pytest.mark.django_db
 
-FUZZ_CONFIG = {
-    "generation": {"max-examples": 25, "deterministic": True, "allow-x00": True},
-    "checks": {
-        # The request itself may be refused (422, 402…) whatever the schema allows: those are
-        # business rules, not schema violations. What must hold is every response's conformance.
-        "positive_data_acceptance": {"enabled": False},
-    },
+CHECKS = {
+    # The request itself may be refused (422, 402…) whatever the schema allows: those are
+    # business rules, not schema violations. What must hold is every response's conformance.
+    "positive_data_acceptance": {"enabled": False},
+    # And the other way round: a request the document calls invalid must be refused (4xx), never
+    # accepted, so the document and the validation cannot drift apart unnoticed.
+    "negative_data_rejection": {"enabled": True},
+}
+FUZZ_CONFIG = {"generation": {"max-examples": 25, "deterministic": True, "allow-x00": True}, "checks": CHECKS}
+# Only schema-violating requests, and more of them: each operation's every field broken in turn.
+INVALID_CONFIG = {
+    "generation": {"mode": "negative", "max-examples": 60, "deterministic": True, "allow-x00": True},
+    "checks": CHECKS,
 }
 
 
@@ -29,6 +35,9 @@ FUZZ_CONFIG = {
 # Loaded at import: schemathesis's lazy fixture loader does not run under this pytest.
 schema = schemathesis.openapi.from_wsgi(
     "/api/v1/openapi.json", application, config=SchemathesisConfig.from_dict(FUZZ_CONFIG)
+)
+invalid_schema = schemathesis.openapi.from_wsgi(
+    "/api/v1/openapi.json", application, config=SchemathesisConfig.from_dict(INVALID_CONFIG)
 )
 
 
@@ -61,6 +70,15 @@ def test_every_endpoint_answers_as_its_schema_says_to_an_api_key(case, fuzz_work
 def test_every_endpoint_answers_as_its_schema_says_to_a_service_token(case, fuzz_workspace, service_token):
     headers = {"Authorization": f"Bearer {service_token}"}
     if "Sigora-Workspace" not in (case.headers or {}):  # name the funded workspace, unless the case tries another
+        headers["Sigora-Workspace"] = str(fuzz_workspace.pk)
+    case.call_and_validate(headers=headers)
+
+
+@invalid_schema.parametrize()
+@settings(deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_endpoint_refuses_what_its_schema_calls_invalid(case, fuzz_workspace, service_token):
+    headers = {"Authorization": f"Bearer {service_token}"}
+    if "Sigora-Workspace" not in (case.headers or {}):
         headers["Sigora-Workspace"] = str(fuzz_workspace.pk)
     case.call_and_validate(headers=headers)
 
