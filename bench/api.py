@@ -42,8 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
-from bench.server import gunicorn_serve  # noqa: E402
-from sigora.embedded_db import database_url  # noqa: E402
+from bench.server import database_url, gunicorn_serve  # noqa: E402
 
 os.environ["LOG_LEVEL"] = "WARNING"  # before django.setup(): billing logs each charge at INFO otherwise
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sigora.embedded_db import database_url  # noqa: F401  (the URL to hand gunicorn: api.py and tests/api/test_load.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0  # seconds for the master to import the app and listen
 
