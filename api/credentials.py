@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.models import ApiKey, ByokKeyRead, ServiceToken
-from billing.bounds import id_parsed
+from billing.bounds import column_length, id_parsed
 from billing.errors import InvalidRequest
 from billing.models import Activity, Workspace
 from billing.services import activity_record, byok_key
@@ -34,7 +34,7 @@ API_KEY_KIND = "sgk"
 PREFIX_LENGTH = 12  # "sgk_" and 8 random characters: 48 bits, unique by constraint
 _TOKEN_SHAPE = re.compile(r"sg[sk]_[A-Za-z0-9_-]{43}")
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per credential
-MAX_NAME_LENGTH = 120
+MAX_NAME_LENGTH = column_length(ApiKey, "name")
 
 
 def _digest(token: str) -> str:

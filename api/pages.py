@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from api.credentials import api_key_create, api_key_revoke
+from api.credentials import MAX_NAME_LENGTH, api_key_create, api_key_revoke
 from api.models import ApiKey
 from billing.errors import BillingError
 from billing.views import workspace_view
@@ -45,6 +45,7 @@ def settings_api_keys(request: HttpRequest) -> HttpResponse:
         "name": name,
         "can_manage": can_manage,
         "docs_url": reverse("api:docs"),
+        "name_max_length": MAX_NAME_LENGTH,
     }
     response = render(request, "api/settings_api_keys.html", context, status=422 if error else 200)
     if secret:

@@ -11,6 +11,8 @@ come from the model field the text is stored in.
 
 from __future__ import annotations
 
+from django.db.models import Model
+
 BIGINT_MAX = 2**63 - 1  # PostgreSQL's bigint: every id column and every millicredit column
 
 
@@ -33,3 +35,16 @@ def whole_number(raw: object, *, low: int = 0, high: int = BIGINT_MAX) -> int | 
 def id_parsed(raw: object) -> int | None:
     """A row id (1 to bigint's maximum) from text or an int, or None when ``raw`` is not one."""
     return whole_number(raw, low=1)
+
+
+def column_length(model: type[Model], field: str) -> int:
+    """The most characters ``model.field``'s column holds: forms and services read it, never restate it."""
+    return model._meta.get_field(field).max_length
+
+
+def fits_column(text: str, model: type[Model], field: str) -> bool:
+    """Whether ``text`` could be stored in ``model.field``, so looking it up there can find it at all.
+
+    Within the column's length, and without NUL, which PostgreSQL's text refuses (a query naming it fails).
+    """
+    return len(text) <= column_length(model, field) and "\x00" not in text

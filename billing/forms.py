@@ -14,6 +14,7 @@ from django.forms.utils import pretty_name
 from django.utils.safestring import SafeString, mark_safe
 
 from billing import selectors
+from billing.bounds import column_length
 from billing.credits import CreditsInputError, credits_input
 from billing.errors import BillingError
 from billing.models import Invitation, LedgerEntry, Membership, Workspace
@@ -119,23 +120,18 @@ class WholeNumberField(forms.IntegerField):
         return super().to_python(text)
 
 
-def _stored_length(model: type, field: str) -> int:
-    """The most characters the database column behind ``model.field`` holds: a form never restates it."""
-    return model._meta.get_field(field).max_length
-
-
 # The account's email is its username too (billing.services.accounts): the shorter column bounds it.
-_ACCOUNT_EMAIL_LENGTH = min(_stored_length(get_user_model(), "username"), _stored_length(get_user_model(), "email"))
+_ACCOUNT_EMAIL_LENGTH = min(column_length(get_user_model(), "username"), column_length(get_user_model(), "email"))
 
 
 class SignupForm(forms.Form):
     email = forms.EmailField(max_length=_ACCOUNT_EMAIL_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    workspace_name = forms.CharField(max_length=_stored_length(Workspace, "name"), label="Workspace name")
+    workspace_name = forms.CharField(max_length=column_length(Workspace, "name"), label="Workspace name")
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(max_length=_stored_length(Invitation, "email"))
+    email = forms.EmailField(max_length=column_length(Invitation, "email"))
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
 

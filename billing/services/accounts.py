@@ -16,6 +16,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.bounds import column_length
 from billing.errors import BillingError, InvalidRequest
 from billing.models import Activity, Invitation, Membership, Workspace
 from billing.services.workspaces import workspace_create
@@ -42,7 +43,7 @@ def activity_record(*, workspace: Workspace, actor: AbstractBaseUser | None, ver
 def _email(raw: str, *, stored_in: type, field: str) -> str:
     """``raw`` as a valid email address, no longer than the column ``stored_in.field`` that keeps it."""
     email = (raw or "").strip().lower()
-    max_length = stored_in._meta.get_field(field).max_length
+    max_length = column_length(stored_in, field)
     if len(email) > max_length:
         raise InvalidRequest(f"Enter an email address of at most {max_length} characters.", field="email")
     try:

@@ -44,6 +44,7 @@ import psycopg.errors
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing.bounds import column_length
 from billing.catalog import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
 from billing.credits import format_credits
 from billing.errors import (
@@ -61,8 +62,8 @@ from billing.models import LedgerEntry, Workspace, epoch_us
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1_000
-MAX_KEY_LENGTH = 200
-MAX_LEAD_LENGTH = 200
+MAX_KEY_LENGTH = column_length(LedgerEntry, "idempotency_key")
+MAX_LEAD_LENGTH = column_length(LedgerEntry, "lead")
 MAX_METADATA_BYTES = 4_096
 DEFAULT_AI_SPECIALIST = "other"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: safe in logs, URLs and CSV

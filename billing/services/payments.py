@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
-from billing.bounds import id_parsed
+from billing.bounds import fits_column, id_parsed
 from billing.errors import BillingError, InvalidRequest
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
 from billing.periods import shift_months
@@ -227,7 +227,9 @@ def portal_start(*, workspace: Workspace, return_url: str) -> str:
 
 def checkout_return(*, workspace: Workspace, session_id: str, now: datetime | None = None) -> Purchase:
     """The buyer landed back from Checkout: fulfil now if Stripe says it is paid (the webhook may lag)."""
-    purchase = Purchase.objects.filter(workspace=workspace, stripe_checkout_session_id=session_id).first()
+    purchase = None
+    if fits_column(session_id, Purchase, "stripe_checkout_session_id"):
+        purchase = Purchase.objects.filter(workspace=workspace, stripe_checkout_session_id=session_id).first()
     if purchase is None:
         # Someone else's session, or made up: indistinguishable on purpose.
         raise InvalidRequest("That checkout does not belong to this workspace.", field="session_id")

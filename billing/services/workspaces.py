@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from billing.bounds import column_length
 from billing.errors import InvalidRequest
 from billing.models import LedgerEntry, Membership, Plan, Wallet, Workspace, validate_time_zone
 from billing.periods import shift_months
@@ -31,8 +32,10 @@ def workspace_create(
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("A workspace needs a name.", field="name")
-    if len(name) > Workspace._meta.get_field("name").max_length:
-        raise InvalidRequest("The workspace name is too long (120 characters at most).", field="name")
+    if len(name) > column_length(Workspace, "name"):
+        raise InvalidRequest(
+            f"The workspace name is too long ({column_length(Workspace, 'name')} characters at most).", field="name"
+        )
     try:
         validate_time_zone(time_zone)
     except ValidationError as exc:

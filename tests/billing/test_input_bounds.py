@@ -358,3 +358,22 @@ def test_the_services_refuse_amounts_past_the_bound_naming_the_field(workspace):
             call()
         assert refused.value.details["field"] == field and "1,000,000,000" in refused.value.message
     assert _state(workspace) == before
+
+
+@pytest.mark.parametrize("session_id", ["cs_\x00", "cs_" + "x" * 300, ""])
+def test_a_checkout_return_naming_no_storable_session_is_not_found(client, owner, session_id):
+    response = client.get(reverse("billing:checkout_return"), {"session_id": session_id})
+    assert response.status_code == 404
+
+
+def test_lengths_come_from_the_columns_that_store_them():
+    from api.credentials import MAX_NAME_LENGTH
+    from api.models import ApiKey
+    from billing.bounds import column_length
+    from billing.services.charging import MAX_KEY_LENGTH, MAX_LEAD_LENGTH
+
+    assert MAX_NAME_LENGTH == ApiKey._meta.get_field("name").max_length == column_length(ApiKey, "name")
+    assert (
+        LedgerEntry._meta.get_field("idempotency_key").max_length,
+        LedgerEntry._meta.get_field("lead").max_length,
+    ) == (MAX_KEY_LENGTH, MAX_LEAD_LENGTH)
