@@ -377,3 +377,21 @@ def test_lengths_come_from_the_columns_that_store_them():
         LedgerEntry._meta.get_field("idempotency_key").max_length,
         LedgerEntry._meta.get_field("lead").max_length,
     ) == (MAX_KEY_LENGTH, MAX_LEAD_LENGTH)
+
+
+def test_refusals_are_pages_that_say_what_happened(client, owner, workspace):
+    member = UserFactory()
+    workspace.memberships.create(user=member, role="member")
+    missing = client.post(reverse("billing:workspace_switch"), {"workspace": "abc"})
+    assert missing.status_code == 404 and "<h1>Not found</h1>" in missing.content.decode()
+    assert "Sign out" in missing.content.decode()  # the site's own layout, signed in
+    client.force_login(member)
+    denied = client.post(reverse("billing:settings_byok"), {"api_key": "sk-ant-x"})
+    assert denied.status_code == 403
+    assert "Only the workspace&#x27;s owners and admins can change the BYOK key." in denied.content.decode()
+
+
+def test_the_server_error_page_renders_without_a_request():
+    from django.template.loader import render_to_string
+
+    assert "Something went wrong" in render_to_string("500.html")
