@@ -141,7 +141,7 @@ def postmaster(data_dir: Path) -> psutil.Process | None:
     pid_file = data_dir / "postmaster.pid"
     try:
         process = psutil.Process(int(pid_file.read_text().split()[0]))
-    except (FileNotFoundError, psutil.NoSuchProcess):
+    except (FileNotFoundError, ValueError, IndexError, psutil.NoSuchProcess):  # none, or being written
         return None
     return process if running(process) and str(data_dir) in process.cmdline() else None
 
