@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 # --- Pages: their forms and links --------------------------------------------------------------------------
 
+BUTTONS = ("button", "submit")  # a form sends the one that was clicked
+
 
 @dataclass
 class FormField:
@@ -29,7 +31,7 @@ class FormField:
 
     def plausible(self) -> str:
         """What a person would send: the page's value, else a valid one for the kind."""
-        if self.value or self.kind in ("hidden", "button", "submit"):
+        if self.value or self.kind in ("hidden", *BUTTONS):
             return self.value
         if self.options:
             return next((option for option in self.options if option), self.options[0])
@@ -44,13 +46,21 @@ class Form:
     htmx: bool
     fields: dict[str, FormField] = field(default_factory=dict)
 
+    @property
+    def path(self) -> str:
+        return unquote(urlsplit(self.action).path)
+
     def real(self) -> list[tuple[str, str]]:
-        """What a person sends: every field as the page fills it (or validly), but unchecked boxes."""
-        return [(f.name, f.plausible()) for f in self.fields.values() if f.checked or f.kind != "checkbox"]
+        """What a person sends: every field as the page fills it (or validly), but unchecked boxes, and one button."""
+        sent, buttons = [], [f for f in self.fields.values() if f.kind in BUTTONS][:1]
+        for f in self.fields.values():
+            if (f.kind != "checkbox" or f.checked) and (f.kind not in BUTTONS or f in buttons):
+                sent.append((f.name, f.plausible()))
+        return sent
 
     def swept(self) -> list[str]:
         """The fields that get each seed in turn: not the CSRF token (the test client ignores it), nor buttons."""
-        return [f.name for f in self.fields.values() if f.name != "csrfmiddlewaretoken" and f.kind != "button"]
+        return [f.name for f in self.fields.values() if f.name != "csrfmiddlewaretoken" and f.kind not in BUTTONS]
 
 
 class PageParser(HTMLParser):
@@ -226,18 +236,23 @@ class Site:
                     continue
                 route.real.append(path)
             _, html = self.prober.send(role, "GET", path)
-            if not html:
-                continue
-            page = PageParser(path)
-            page.feed(html)
-            for link in [*page.links, *(form.action for form in page.forms)]:
-                parts = urlsplit(link)
-                target = self.route_of(unquote(parts.path)) if parts.netloc in ("", "testserver") else None
-                if target is not None:
-                    target.keys.update(name for name, _ in parse_qsl(parts.query, keep_blank_values=True))
-                    queue.append(unquote(parts.path))
-            for form in page.forms:
-                target = self.route_of(unquote(urlsplit(form.action).path))
-                if target is not None:
-                    target.keys.update(form.fields)
-                    self.forms.setdefault((form.method, target.route, tuple(sorted(form.fields))), (role, form, target))
+            queue += self.read(role, path, html)[0]
+
+    def read(self, role: str, path: str, html: str) -> tuple[list[str], list[tuple[str, Form, Route]]]:
+        """Note what the page at ``path`` shows ``role``: answer the paths it links to, and the forms new here."""
+        page, linked, new = PageParser(path), [], []
+        page.feed(html)
+        for link in [*page.links, *(form.action for form in page.forms)]:
+            parts = urlsplit(link)
+            target = self.route_of(unquote(parts.path)) if parts.netloc in ("", "testserver") else None
+            if target is not None:
+                target.keys.update(name for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+                linked.append(unquote(parts.path))
+        for form in page.forms:
+            target = self.route_of(form.path)
+            key = (form.method, target and target.route, tuple(sorted(form.fields)))
+            if target is not None and key not in self.forms:
+                target.keys.update(form.fields)
+                self.forms[key] = (role, form, target)
+                new.append(self.forms[key])
+        return linked, new
