@@ -1,4 +1,5 @@
-"""Hostile input on every URL and every form, as every role: no answer is a 5xx, and a refusal changes nothing.
+"""Hostile input on every URL and every form, as every role: no answer is a 5xx, a refusal changes nothing, and
+no one changes a workspace they are not in (another workspace exists, with its own members, invitation and key).
 
 The URL patterns come from the resolver and the forms from the pages themselves, so a new page, form or field
 is covered without a change here. The values come from hypothesis: numbers past every range, Unicode digits,
@@ -22,7 +23,7 @@ import pytest
 from django import urls
 from django.apps import apps
 from django.core import mail
-from django.http import HttpResponseForbidden
+from django.http import HttpResponse
 from django.test import Client
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
@@ -115,7 +116,7 @@ def run(test, seeds, examples: int):
 
 
 def rotations(keys: list[str], values: list[str]) -> list[tuple[str, tuple]]:
-    """One request per value, every key in each with a different value: each key gets each value once."""
+    """One request per value (POST, GET, POST…), every key in each with a different value: each key gets each once."""
     return [
         ("GET" if i % 2 else "POST", tuple((key, values[(i + j) % len(values)]) for j, key in enumerate(keys)))
         for i in range(len(values))
@@ -250,14 +251,14 @@ def world(team, settings, django_capture_on_commit_callbacks):  # noqa: F811
     foreign_ids = [str(row.pk) for row in [*foreign, ApiKey.objects.get(workspace=other)]]
     logging.disable(logging.ERROR)  # thousands of 4xx and the 500s: the report says what broke, once
     try:
-        yield clients, [invitation_link], foreign_ids
+        yield clients, [invitation_link], other.pk, foreign_ids
     finally:
         logging.disable(logging.NOTSET)
 
 
-def test_no_hostile_input_is_a_5xx_and_no_refusal_changes_data(world):
-    clients, start, foreign_ids = world
-    prober, started = Prober(clients), time.monotonic()
+def test_no_hostile_input_is_a_5xx_or_changes_what_it_may_not(world):
+    clients, start, elsewhere, foreign_ids = world
+    prober, started = Prober(clients, elsewhere=elsewhere, let_elsewhere={"staff"}), time.monotonic()
     try:
         site = Site(prober)
         for role in ("owner", "admin", "member", "anonymous", "staff"):
@@ -288,39 +289,45 @@ def test_no_hostile_input_is_a_5xx_and_no_refusal_changes_data(world):
         )
 
 
-# The prober itself must be able to fail: two views that do what the test looks for, on this module's URLs.
+# The prober itself must be able to fail: views that do what the test looks for, on this module's URLs.
 
 
-def write_then_refuse(request):
-    Activity.objects.create(workspace=Workspace.objects.first(), verb=Activity.Verb.BUDGET_CHANGED, detail="x")
-    return HttpResponseForbidden()
+def write(request, status: int):
+    Activity.objects.create(workspace_id=request.POST["workspace"], verb=Activity.Verb.BUDGET_CHANGED, detail="x")
+    return HttpResponse(status=status)
 
 
 def crash(request):
     raise ValueError("the view broke")
 
 
-urlpatterns = [urls.path("write-then-refuse/", write_then_refuse), urls.path("crash/", crash)]
+urlpatterns = [urls.path("write/<int:status>/", write), urls.path("crash/", crash)]
 
 
 @pytest.mark.urls(__name__)
-def test_the_prober_reports_a_crash_and_a_refusal_that_changed_data(world):
-    clients, _, _ = world
+def test_the_prober_reports_a_crash_a_refusal_that_wrote_and_a_change_to_another_workspace(world):
+    clients, _, elsewhere, _ = world
+    here = Workspace.objects.exclude(pk=elsewhere).get().pk
     activities = Activity.objects.count()
-    prober = Prober(clients)
+    prober = Prober(clients, elsewhere=elsewhere, let_elsewhere={"staff"})
     try:
-        assert prober.send("owner", "POST", "/write-then-refuse/", [("name", "x")])[0] == 403
+        assert prober.send("owner", "POST", "/write/403/", [("workspace", str(here))])[0] == 403
+        assert prober.send("owner", "POST", "/write/200/", [("workspace", str(here))])[0] == 200  # allowed
+        assert prober.send("admin", "POST", "/write/200/", [("workspace", str(elsewhere))])[0] == 200
+        assert prober.send("staff", "POST", "/write/200/", [("workspace", str(elsewhere))])[0] == 200  # allowed
         assert prober.send("member", "GET", "/crash/")[0] == 500
     finally:
         prober.close()
-    found = [(f.view, f.problem, f.site) for failures in prober.failures.values() for f in failures]
+    found = [(f.role, f.view, f.problem, f.site) for failures in prober.failures.values() for f in failures]
     assert found == [
-        (f"{__name__}.write_then_refuse", "refused, but changed activity", ""),
+        ("owner", f"{__name__}.write", "refused, but changed activity", ""),
+        ("admin", f"{__name__}.write", "changed another workspace's activity", ""),
         (
+            "member",
             f"{__name__}.crash",
             "ValueError: the view broke",
             f"tests/test_hostile_input.py:{crash.__code__.co_firstlineno + 1}",
         ),
     ]
     assert Activity.objects.count() == activities  # each request was rolled back
-    assert "1. POST /write-then-refuse/ as owner" in prober.report()
+    assert "1. POST /write/403/ as owner" in prober.report()

@@ -52,46 +52,62 @@ def shown_path(path: str) -> str:
 # --- What the database holds ------------------------------------------------------------------------------
 
 
-def state_queries() -> dict[str, QuerySet]:
-    """What a refused request must leave as it was, per workspace where it has one."""
-    per_workspace = {"ledger entries": LedgerEntry, "activity": Activity, "holds": Hold, "purchases": Purchase}
+def state_queries(workspace_id: int | None = None) -> dict[str, QuerySet]:
+    """What a refused request must leave as it was; with ``workspace_id``, that workspace's rows only."""
+
+    def rows(model, *columns: str, by: str = "workspace") -> QuerySet:
+        found = model.objects.order_by("pk")
+        return (found if workspace_id is None else found.filter(**{by: workspace_id})).values_list(*columns)
+
+    counted = {"ledger entries": LedgerEntry, "activity": Activity, "holds": Hold, "purchases": Purchase}
+    queries = {
+        name: rows(model, "workspace").order_by("workspace").annotate(n=Count("pk")) for name, model in counted.items()
+    }
     return {
-        **{
-            name: model.objects.order_by("workspace")
-            .values("workspace")
-            .annotate(n=Count("pk"))
-            .values_list("workspace", "n")
-            for name, model in per_workspace.items()
-        },
-        "wallets": Wallet.objects.order_by("pk").values_list(
-            "pk", "plan_balance", "topup_balance", "revision", "period_spend", "day_spend", "holds"
+        **queries,
+        "wallets": rows(
+            Wallet, "pk", "plan_balance", "topup_balance", "revision", "period_spend", "day_spend", "holds"
         ),
-        "workspace settings": Workspace.objects.order_by("pk").values_list(
-            "pk", "name", "plan", "seats", "monthly_budget", "byok_key_hint", "time_zone", "closed_at"
+        "workspace settings": rows(
+            Workspace,
+            "pk",
+            "name",
+            "plan",
+            "seats",
+            "monthly_budget",
+            "byok_key_hint",
+            "time_zone",
+            "closed_at",
+            by="pk",
         ),
-        "caps": SpecialistCap.objects.order_by("pk").values_list("workspace", "specialist", "daily_cap"),
-        "auto top-up": AutoTopUp.objects.order_by("pk").values_list(
-            "pk", "enabled", "threshold", "pack", "monthly_limit"
+        "caps": rows(SpecialistCap, "workspace", "specialist", "daily_cap"),
+        "auto top-up": rows(AutoTopUp, "pk", "enabled", "threshold", "pack", "monthly_limit"),
+        "members": rows(Membership, "pk", "workspace", "user", "role"),
+        "invitations": rows(Invitation, "pk", "workspace", "email", "role", "revoked_at"),
+        "api keys": rows(ApiKey, "pk", "workspace", "name", "revoked_at"),
+        **(
+            {}
+            if workspace_id
+            else {"users": rows(get_user_model(), "pk", "username", "email", "password", "is_active", "is_superuser")}
         ),
-        "members": Membership.objects.order_by("pk").values_list("pk", "workspace", "user", "role"),
-        "invitations": Invitation.objects.order_by("pk").values_list("pk", "workspace", "email", "role", "revoked_at"),
-        "api keys": ApiKey.objects.order_by("pk").values_list("pk", "workspace", "name", "revoked_at"),
-        "users": get_user_model()
-        .objects.order_by("pk")
-        .values_list("pk", "username", "email", "password", "is_active", "is_staff", "is_superuser"),
     }
 
 
 class DatabaseState:
     """The rows of ``state_queries()``, read in one round trip: it runs after most requests, so compiled once."""
 
-    def __init__(self):
-        queries = state_queries()
+    def __init__(self, workspace_id: int | None = None):
+        queries = state_queries(workspace_id)
         self.names = list(queries)
         self.reads = [Read(*queryset.query.sql_with_params(), list) for queryset in queries.values()]
+        self.baseline = self.read()
 
     def read(self) -> dict[str, list[tuple]]:
         return dict(zip(self.names, reads_run(*self.reads), strict=True))
+
+    def changed(self) -> list[str]:
+        """What differs from the state it was made in (a transaction broken by an error raises DatabaseError)."""
+        return [name for name, rows in self.read().items() if rows != self.baseline[name]]
 
 
 @dataclass
@@ -129,15 +145,15 @@ def crash_site(tb) -> str:
 
 
 class Prober:
-    """Sends one request in a savepoint and records what went wrong: a 5xx, or a refusal that changed data."""
+    """Sends one request in a savepoint and records what went wrong: a 5xx, a refusal that changed data, or a
+    change to the workspace ``elsewhere`` by a role not in ``let_elsewhere`` (none of its people is among them)."""
 
-    def __init__(self, clients: dict[str, Client]):
-        self.clients = clients
+    def __init__(self, clients: dict[str, Client], *, elsewhere: int, let_elsewhere: set[str]):
+        self.clients, self.let_elsewhere = clients, let_elsewhere
         self.failures: dict[tuple, list[Failure]] = defaultdict(list)
         self.requests = 0
         self.crash = None
-        self.state = DatabaseState()
-        self.baseline = self.state.read()
+        self.state, self.elsewhere = DatabaseState(), DatabaseState(elsewhere)
         got_request_exception.connect(self.caught)
 
     def close(self):
@@ -175,7 +191,9 @@ class Prober:
                 failure.problem = "a 5xx, with no exception raised"
                 self.record(failure)
             elif status >= 400 or response.get("Location", "").startswith(LOGIN_PAGES):
-                self.compare(failure)
+                self.compare(failure, self.state, "refused, but changed")
+            elif role not in self.let_elsewhere:
+                self.compare(failure, self.elsewhere, "changed another workspace's")
             html = "text/html" in response.get("Content-Type", "") and status == 200
             return status, body.decode(errors="replace") if html else ""
         finally:
@@ -184,17 +202,18 @@ class Prober:
             transaction.savepoint_commit(savepoint)  # released, or thousands of them would nest
             client.cookies = SimpleCookie(cookies)  # signing out, in or up must not change who the next one is
 
-    def compare(self, failure: Failure):
-        """Record the refused request if the database is not as it was before it."""
+    def compare(self, failure: Failure, state: DatabaseState, problem: str):
+        """Record the request if ``state`` is not as it was before it."""
         try:
-            state = self.state.read()
+            changed = state.changed()
         except DatabaseError as error:
-            failure.problem = f"refused, leaving the transaction broken: {type(error).__name__}: {error}"
+            failure.problem = (
+                f"answered {failure.status}, leaving the transaction broken: {type(error).__name__}: {error}"
+            )
         else:
-            changed = [name for name, value in state.items() if self.baseline[name] != value]
             if not changed:
                 return
-            failure.problem = f"refused, but changed {', '.join(changed)}"
+            failure.problem = f"{problem} {', '.join(changed)}"
         self.record(failure)
 
     def record(self, failure: Failure):
