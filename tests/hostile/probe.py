@@ -1,4 +1,4 @@
-"""Send a request in a savepoint, check the answer, roll back: a 5xx or a refusal that changed data is recorded."""
+"""Send a request in a savepoint, check the answer, roll back; record a 5xx, and a change the request may not make."""
 
 from __future__ import annotations
 
@@ -60,37 +60,24 @@ def state_queries(workspace_id: int | None = None) -> dict[str, QuerySet]:
         return (found if workspace_id is None else found.filter(**{by: workspace_id})).values_list(*columns)
 
     counted = {"ledger entries": LedgerEntry, "activity": Activity, "holds": Hold, "purchases": Purchase}
-    queries = {
+    state = {
         name: rows(model, "workspace").order_by("workspace").annotate(n=Count("pk")) for name, model in counted.items()
     }
-    return {
-        **queries,
-        "wallets": rows(
-            Wallet, "pk", "plan_balance", "topup_balance", "revision", "period_spend", "day_spend", "holds"
-        ),
-        "workspace settings": rows(
-            Workspace,
-            "pk",
-            "name",
-            "plan",
-            "seats",
-            "monthly_budget",
-            "byok_key_hint",
-            "time_zone",
-            "closed_at",
-            by="pk",
-        ),
-        "caps": rows(SpecialistCap, "workspace", "specialist", "daily_cap"),
-        "auto top-up": rows(AutoTopUp, "pk", "enabled", "threshold", "pack", "monthly_limit"),
-        "members": rows(Membership, "pk", "workspace", "user", "role"),
-        "invitations": rows(Invitation, "pk", "workspace", "email", "role", "revoked_at"),
-        "api keys": rows(ApiKey, "pk", "workspace", "name", "revoked_at"),
-        **(
-            {}
-            if workspace_id
-            else {"users": rows(get_user_model(), "pk", "username", "email", "password", "is_active", "is_superuser")}
-        ),
-    }
+    state["wallets"] = rows(
+        Wallet, "pk", "plan_balance", "topup_balance", "revision", "period_spend", "day_spend", "holds"
+    )
+    state["workspace settings"] = rows(
+        Workspace, "pk", "name", "plan", "seats", "monthly_budget", "byok_key_hint", "time_zone", "closed_at", by="pk"
+    )
+    state["caps"] = rows(SpecialistCap, "workspace", "specialist", "daily_cap")
+    state["auto top-up"] = rows(AutoTopUp, "pk", "enabled", "threshold", "pack", "monthly_limit")
+    state["members"] = rows(Membership, "pk", "workspace", "user", "role")
+    state["invitations"] = rows(Invitation, "pk", "workspace", "email", "role", "revoked_at")
+    state["api keys"] = rows(ApiKey, "pk", "workspace", "name", "revoked_at")
+    if workspace_id is None:
+        user_columns = ("pk", "username", "email", "password", "is_active", "is_staff", "is_superuser")
+        state["users"] = get_user_model().objects.order_by("pk").values_list(*user_columns)
+    return state
 
 
 class DatabaseState:
