@@ -49,6 +49,8 @@ def _name(name: str) -> str:
     name = (name or "").strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidRequest(f"Give it a name of 1–{MAX_NAME_LENGTH} characters.", field="name")
+    if not name.isprintable():
+        raise InvalidRequest("A name cannot contain control characters (tabs, line breaks, NUL).", field="name")
     return name
 
 

@@ -11,7 +11,8 @@ come from the model field the text is stored in.
 
 from __future__ import annotations
 
-from django.db.models import Model
+from django.core.exceptions import ValidationError
+from django.db.models import Field, Model
 
 BIGINT_MAX = 2**63 - 1  # PostgreSQL's bigint: every id column and every millicredit column
 
@@ -48,3 +49,17 @@ def fits_column(text: str, model: type[Model], field: str) -> bool:
     Within the column's length, and without NUL, which PostgreSQL's text refuses (a query naming it fails).
     """
     return len(text) <= column_length(model, field) and "\x00" not in text
+
+
+def is_value_of(field: Field, raw: object) -> bool:
+    """Whether ``raw`` (an id from a URL or a form) is a value ``field``'s column could hold, so a lookup by it
+    can be sent: an integer within bigint, text within the column's length and without NUL."""
+    try:
+        value = field.to_python(raw)
+    except ValidationError:
+        return False
+    if isinstance(value, int):
+        return -BIGINT_MAX - 1 <= value <= BIGINT_MAX
+    if isinstance(value, str):
+        return "\x00" not in value and (field.max_length is None or len(value) <= field.max_length)
+    return value is not None

@@ -17,6 +17,7 @@ from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
+from billing.bounds import fits_column
 from billing.catalog import Catalog, catalog, specialist_known
 from billing.models import (
     Action,
@@ -607,6 +608,8 @@ def tool_named(key: str) -> tuple[int, ToolName] | None:
     found = catalog().actions.get(key)
     if found is not None:
         return found.id, ToolName(found.key, found.label, found.unit)
+    if not fits_column(key, Action, "key"):  # a key no action could have (NUL, too long): no lookup
+        return None
     row = Action.objects.filter(key=key).values_list("id", "key", "label", "unit").first()
     return None if row is None else (row[0], ToolName(*row[1:]))
 

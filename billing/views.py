@@ -20,7 +20,14 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotModified,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -974,8 +981,11 @@ def signup(request: HttpRequest) -> HttpResponse:
             refusal_shown(form, refusal)
         else:
             login(request, user)
-            if next_url and url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
-                return redirect(next_url)
+            # A path on this site only: redirect() would read any other text as a view's name.
+            if next_url.startswith("/") and url_has_allowed_host_and_scheme(
+                next_url, {request.get_host()}, request.is_secure()
+            ):
+                return HttpResponseRedirect(next_url)
             return redirect("billing:settings_billing")
     return render(
         request, "registration/signup.html", {"form": form, "next": next_url}, status=422 if form.errors else 200

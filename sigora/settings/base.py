@@ -18,7 +18,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     # Django
-    "django.contrib.admin",
+    "sigora.apps.SigoraAdminConfig",  # django.contrib.admin with the project's site (sigora/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

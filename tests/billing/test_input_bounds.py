@@ -395,3 +395,72 @@ def test_the_server_error_page_renders_without_a_request():
     from django.template.loader import render_to_string
 
     assert "Something went wrong" in render_to_string("500.html")
+
+
+# --- What the hunt for 500s found beyond the list (tests/test_hostile_input.py) --------
+
+
+@pytest.mark.parametrize("name", ["billing:settings_billing", "billing:transactions", "billing:transactions_csv"])
+def test_a_tool_filter_no_action_could_have_is_a_filter_error(client, owner, name):
+    for tool in ("a\x00b", "x" * 100):
+        response = client.get(reverse(name), {"action": tool})
+        assert response.status_code in (200, 422)
+        assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_portal_button_without_payments_says_so(client, owner):
+    response = client.post(reverse("billing:billing_portal"))
+    assert response.status_code == 200
+    assert "manage your plan and the card on file" in response.content.decode()
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak"])
+def test_an_api_key_name_with_control_characters_is_refused(client, owner, workspace, name):
+    from api.models import ApiKey
+
+    response = client.post(reverse("api_keys:settings_api_keys"), {"name": name})
+    assert response.status_code == 422 and "control characters" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("next_url", ["²", "abc", "billing:settings_byok", "https://evil.example/", "//evil.example/"])
+def test_a_sign_up_goes_to_its_next_page_only_when_it_is_a_path_here(client, next_url):
+    form = {"email": "new@example.test", "password": PASSWORD, "workspace_name": "Mine", "next": next_url}
+    response = client.post(reverse("billing:signup"), form)
+    assert response.status_code == 302 and response["Location"] == reverse("billing:settings_billing")
+
+
+def test_a_sign_up_follows_a_next_path_on_this_site(client):
+    form = {"email": "new@example.test", "password": PASSWORD, "workspace_name": "Mine", "next": "/settings/byok/"}
+    assert client.post(reverse("billing:signup"), form)["Location"] == "/settings/byok/"
+
+
+@pytest.fixture
+def superuser(client):
+    user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return user
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "k" * 100])
+@pytest.mark.parametrize("page", ["change", "history", "delete"])
+def test_an_admin_object_id_no_row_could_have_is_not_found(client, superuser, key, page):
+    from urllib.parse import quote
+
+    response = client.get(f"/admin/billing/specialist/{quote(key)}/{page}/")
+    if page == "delete":  # nothing in the catalog is ever deleted
+        assert response.status_code == 403
+    else:  # Django's "does not exist" message, back to the admin's index
+        assert (response.status_code, response["Location"]) == (302, reverse("admin:index"))
+
+
+@pytest.mark.parametrize("selected", ["", "abc", "a\x00b", str(BIGINT_MAX + 1)])
+@pytest.mark.parametrize(
+    ("url", "action"), [("/admin/auth/user/", "delete_selected"), ("/admin/api/apikey/", "revoke")]
+)
+def test_an_admin_action_on_rows_that_are_not_ids_takes_no_action(client, superuser, url, action, selected):
+    users = get_user_model().objects.count()
+    form = {"action": action, "select_across": "0", "index": "0", "_selected_action": selected}
+    response = client.post(url, form, follow=True)
+    assert response.status_code == 200 and "no action was taken" in response.content.decode()
+    assert get_user_model().objects.count() == users
