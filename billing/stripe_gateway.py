@@ -200,6 +200,11 @@ def charge_retrieve(charge_id: str) -> dict[str, Any]:
     return _retrieve("find charge", _client().v1.charges.retrieve, charge_id)
 
 
+def charge_disputes(charge_id: str) -> list[dict[str, Any]]:
+    """Every dispute of a charge, as it stands now (a charge is disputed once, but list them all)."""
+    return _call("list disputes", _client().v1.disputes.list, {"charge": charge_id, "limit": 100})["data"]
+
+
 # --- Off-session payments (auto top-up) ----------------------------------------------------------
 
 

@@ -328,6 +328,8 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
         purchase.stripe_charge_id = details.get("charge", "")
         purchase.receipt_url = details.get("receipt_url", "")
         purchase.save()
+        if details.get("back") is not None:  # refunded or disputed before this fulfilment ran
+            reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
         if was_processing:
             _processing_count(purchase.workspace_id, -1)
         activity_record(workspace=purchase.workspace, actor=purchase.created_by, verb=verb, detail=detail)
@@ -367,7 +369,8 @@ def _check_amount(purchase: Purchase, session: dict[str, Any]) -> None:
         )
 
 
-def _payment_details(payment_intent_id: str | None) -> dict[str, str]:
+def _payment_details(payment_intent_id: str | None) -> dict[str, Any]:
+    """The paid charge, its receipt, and what Stripe says is back with the buyer already ("back")."""
     if not payment_intent_id:
         return {}
     intent = gateway.payment_intent_retrieve(payment_intent_id)
@@ -379,7 +382,8 @@ def _payment_details(payment_intent_id: str | None) -> dict[str, str]:
     if isinstance(charge_id, dict):
         charge_id = charge_id.get("id", "")
     charge = gateway.charge_retrieve(charge_id) if charge_id else {}
-    return {"charge": charge_id, "receipt_url": charge.get("receipt_url") or ""}
+    back = money_back(charge) if charge else None
+    return {"charge": charge_id, "receipt_url": charge.get("receipt_url") or "", "back": back}
 
 
 def _invoice_details(invoice_id: str | None) -> dict[str, str]:
@@ -743,10 +747,11 @@ def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = Non
     now = now or timezone.now()
     purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"], kind=Purchase.Kind.AUTO_TOP_UP).first()
     metadata = intent.get("metadata") or {}
-    if purchase is None and metadata.get("kind") == "auto_top_up" and str(metadata.get("purchase_id", "")).isdigit():
+    purchase_id = id_parsed(metadata.get("purchase_id"))
+    if purchase is None and metadata.get("kind") == "auto_top_up" and purchase_id is not None:
         # Charged, but the process died before recording the PaymentIntent: its metadata links it.
         Purchase.objects.filter(
-            pk=int(metadata["purchase_id"]), kind=Purchase.Kind.AUTO_TOP_UP, stripe_payment_intent_id__isnull=True
+            pk=purchase_id, kind=Purchase.Kind.AUTO_TOP_UP, stripe_payment_intent_id__isnull=True
         ).update(stripe_payment_intent_id=intent["id"])
         purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"]).first()
     if purchase is None or purchase.status == Purchase.Status.PAID:
@@ -775,6 +780,10 @@ def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = Non
             purchase.paid_at = now
             purchase.stripe_charge_id = details.get("charge", "")
             purchase.receipt_url = details.get("receipt_url", "")
+            purchase.save()
+            if details.get("back") is not None:
+                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
+                purchase.refresh_from_db()
         elif current.get("status") in ("requires_payment_method", "canceled"):
             error = current.get("last_payment_error") or {}
             purchase.status = Purchase.Status.FAILED
@@ -784,6 +793,40 @@ def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = Non
 
 
 # --- Money going back: refunds and disputes -------------------------------------------------------
+# Refunds and disputes act on what Stripe says about the charge now, never on the event that told
+# us: events come late, twice and out of order, a refund can come before the payment's own event,
+# and a dispute opened can later be won. So each handler, and fulfilment itself, reads the charge
+# (and its disputes) from Stripe, works out how much of the purchase's money is back with the buyer,
+# and moves the purchase's credits to match, once: any order of events ends in the same books.
+
+# Dispute statuses whose money is with the buyer: Stripe withdraws a dispute's amount when it opens
+# (inquiries, the warning_* statuses, withdraw nothing) and returns it only when the dispute is won.
+_DISPUTE_WITHHOLDS = frozenset({"needs_response", "under_review", "lost"})
+
+
+@dataclass(frozen=True)
+class MoneyBack:
+    """What Stripe says went back to the buyer from one charge: refunded, and held by disputes."""
+
+    charge_id: str
+    refunded_cents: int = 0
+    disputed_cents: int = 0
+    dispute_id: str = ""  # the charge's dispute, if it has one (open, won or lost)
+
+    @property
+    def cents(self) -> int:
+        return self.refunded_cents + self.disputed_cents
+
+
+def money_back(charge: dict[str, Any]) -> MoneyBack:
+    """Read from Stripe (call it before any transaction): the charge as given, its disputes fetched."""
+    disputes = gateway.charge_disputes(charge["id"]) if charge.get("disputed") else []
+    return MoneyBack(
+        charge_id=charge["id"],
+        refunded_cents=int(charge.get("amount_refunded") or 0),
+        disputed_cents=sum(int(d.get("amount") or 0) for d in disputes if d.get("status") in _DISPUTE_WITHHOLDS),
+        dispute_id=disputes[0]["id"] if disputes else "",
+    )
 
 
 @dataclass
@@ -795,91 +838,94 @@ class Reversal:
 
 
 def _purchase_for_charge(charge: dict[str, Any]) -> Purchase | None:
+    """The purchase a charge paid for: by the charge or its PaymentIntent once fulfilled, else by the
+    purchase its metadata names (copied from the PaymentIntent), which a refund before fulfilment needs."""
     intent = charge.get("payment_intent")
     intent = intent.get("id") if isinstance(intent, dict) else intent
-    found = Purchase.objects.filter(stripe_charge_id=charge["id"]).first() if charge.get("id") else None
+    found = Purchase.objects.filter(stripe_charge_id=charge["id"]).first()
     if found is None and intent:
         found = Purchase.objects.filter(stripe_payment_intent_id=intent).first()
+    metadata = charge.get("metadata") or {}
+    purchase_id, workspace_id = id_parsed(metadata.get("purchase_id")), id_parsed(metadata.get("workspace_id"))
+    if found is None and purchase_id is not None and workspace_id is not None:
+        found = Purchase.objects.filter(pk=purchase_id, workspace_id=workspace_id).first()
     return found
+
+
+def _charge_changed(charge_id: str, *, what: str, now: datetime | None) -> Reversal | None:
+    """A refund or dispute moved on a charge: bring its purchase's credits in line with Stripe's state."""
+    charge = gateway.charge_retrieve(charge_id)
+    purchase = _purchase_for_charge(charge)
+    if purchase is None:
+        logger.warning("%s of charge %s matches no purchase: ignored", what, charge_id)
+        return None
+    return reversal_sync(purchase_id=purchase.pk, back=money_back(charge), now=now or timezone.now())
 
 
 def charge_refunded(*, charge: dict[str, Any], now: datetime | None = None) -> Reversal | None:
     """``charge.refunded``: take the refunded share of the purchase's credits back out."""
-    purchase = _purchase_for_charge(charge)
-    if purchase is None:
-        logger.warning("refund of charge %s matches no purchase: ignored", charge.get("id"))
+    return _charge_changed(charge["id"], what="refund", now=now)
+
+
+def dispute_changed(*, dispute: dict[str, Any], now: datetime | None = None) -> Reversal | None:
+    """``charge.dispute.*``: the disputed money is held back while the dispute is open or lost, so are its
+    credits; a dispute won gives both back."""
+    charge = dispute.get("charge")
+    charge = charge.get("id") if isinstance(charge, dict) else charge
+    if not charge:
         return None
-    refunded = int(charge.get("amount_refunded") or 0)
-    return _reverse(
-        purchase_id=purchase.pk,
-        refunded_cents=refunded,
-        key=f"refund:{charge['id']}:{refunded}",
-        external_ref=charge["id"],
-        now=now or timezone.now(),
-    )
+    return _charge_changed(charge, what="dispute", now=now)
 
 
-def dispute_created(*, dispute: dict[str, Any], now: datetime | None = None) -> Reversal | None:
-    """``charge.dispute.created``: the disputed money is held back, so are its credits."""
-    purchase = _purchase_for_charge({"id": dispute.get("charge"), "payment_intent": dispute.get("payment_intent")})
-    if purchase is None:
-        logger.warning("dispute %s matches no purchase: ignored", dispute.get("id"))
-        return None
-    return _reverse(
-        purchase_id=purchase.pk,
-        disputed_cents=int(dispute.get("amount") or 0),
-        key=f"dispute:{dispute['id']}",
-        external_ref=dispute["id"],
-        now=now or timezone.now(),
-    )
+def reversal_sync(*, purchase_id: int, back: MoneyBack, now: datetime) -> Reversal:
+    """Reverse the share of a purchase's credits its money back calls for, less what is reversed already.
 
-
-def _reverse(
-    *,
-    purchase_id: int,
-    key: str,
-    external_ref: str,
-    now: datetime,
-    refunded_cents: int | None = None,
-    disputed_cents: int = 0,
-) -> Reversal:
+    An unpaid purchase only records the amounts: its fulfilment grants and then reverses, reading
+    Stripe again. Credits already spent are not taken (never a negative balance): they are recorded as
+    a shortfall, and money that comes back to us (a dispute won) forgives the shortfall first.
+    """
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        purchase.refunded_cents, purchase.disputed_cents = back.refunded_cents, back.disputed_cents
+        returned = min(purchase.amount_cents, back.cents)
+        target = purchase.credits * returned // purchase.amount_cents if purchase.amount_cents else 0
+        change = target - purchase.credits_reversed
+        if purchase.status != Purchase.Status.PAID or change == 0:
+            purchase.save(update_fields=["refunded_cents", "disputed_cents"])
+            return Reversal(purchase=purchase)
         wallet = wallet_lock(workspace_id=purchase.workspace_id)
-        if LedgerEntry.objects.filter(workspace_id=purchase.workspace_id, idempotency_key=key).exists():
-            return Reversal(purchase=purchase)
-        if refunded_cents is not None:
-            purchase.refunded_cents = max(purchase.refunded_cents, refunded_cents)
-        purchase.disputed_cents += disputed_cents
-        money_back = min(purchase.amount_cents, purchase.refunded_cents + purchase.disputed_cents)
-        if purchase.status != Purchase.Status.PAID or not purchase.amount_cents:
-            purchase.save()
-            return Reversal(purchase=purchase)
-        owed = purchase.credits * money_back // purchase.amount_cents - purchase.credits_reversed
-        if owed <= 0:
-            purchase.save()
-            return Reversal(purchase=purchase)
         from_topup = purchase.kind in (Purchase.Kind.TOP_UP, Purchase.Kind.AUTO_TOP_UP)
-        available = wallet.topup_balance if from_topup else wallet.plan_balance
-        removed = min(owed, available)
-        shortfall = owed - removed
-        what = "Dispute" if disputed_cents else "Refund"
+        if change > 0:
+            available = wallet.topup_balance if from_topup else wallet.plan_balance
+            moved = -min(change, available)
+            shortfall = change + moved
+            disputed = bool(back.disputed_cents)
+            reason = f"{'Dispute' if disputed else 'Refund'} of {purchase}: the refunded share of its credits" + (
+                " (part was already spent: recorded as a shortfall)" if shortfall else ""
+            )
+        else:
+            forgiven = min(-change, purchase.shortfall)
+            moved, shortfall, disputed = -change - forgiven, -forgiven, True
+            reason = f"Dispute of {purchase} won: its credits are back"
+        # One entry per step of the purchase's reversals, in order, under the purchase's lock.
+        steps = LedgerEntry.objects.filter(
+            workspace_id=purchase.workspace_id, idempotency_key__startswith=f"reversal:{purchase.pk}:"
+        ).count()
         entry = entry_post(
             wallet,
             kind=LedgerEntry.Kind.REFUND,
-            topup_delta=-removed if from_topup else 0,
-            plan_delta=0 if from_topup else -removed,
-            idempotency_key=key,
-            reason=f"{what} of {purchase}: the refunded share of its credits"
-            + (" (part was already spent: recorded as a shortfall)" if shortfall else ""),
-            external_ref=external_ref,
+            topup_delta=moved if from_topup else 0,
+            plan_delta=0 if from_topup else moved,
+            idempotency_key=f"reversal:{purchase.pk}:{steps + 1}",
+            reason=reason,
+            external_ref=back.dispute_id if disputed and back.dispute_id else back.charge_id,
             now=now,
-            metadata={"purchase": purchase.pk, "money_back_cents": money_back, "shortfall": shortfall},
+            metadata={"purchase": purchase.pk, "money_back_cents": returned, "shortfall": max(shortfall, 0)},
         )
-        purchase.credits_reversed += owed
+        purchase.credits_reversed = target
         purchase.shortfall += shortfall
         purchase.save()
-        return Reversal(purchase=purchase, credits_removed=removed, shortfall=shortfall, entry=entry)
+        return Reversal(purchase=purchase, credits_removed=max(-moved, 0), shortfall=max(shortfall, 0), entry=entry)
 
 
 # --- Reconciliation -------------------------------------------------------------------------------

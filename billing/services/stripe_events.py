@@ -49,7 +49,7 @@ def _refunded(obj: dict[str, Any], now: datetime) -> Any:
 
 
 def _dispute(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.dispute_created(dispute=obj, now=now)
+    return payments.dispute_changed(dispute=obj, now=now)
 
 
 def _intent_succeeded(obj: dict[str, Any], now: datetime) -> Any:
@@ -71,7 +71,11 @@ HANDLERS: dict[str, Callable[[dict[str, Any], datetime], Any]] = {
     "customer.subscription.updated": _subscription,
     "customer.subscription.deleted": _subscription,
     "charge.refunded": _refunded,
+    # Opened, closed (won or lost), money withdrawn or reinstated: each reads the dispute's state now.
     "charge.dispute.created": _dispute,
+    "charge.dispute.closed": _dispute,
+    "charge.dispute.funds_withdrawn": _dispute,
+    "charge.dispute.funds_reinstated": _dispute,
     "payment_intent.succeeded": _intent_succeeded,
     "payment_intent.payment_failed": _intent_failed,
 }
