@@ -322,7 +322,8 @@ class LedgerEntry(models.Model):
     """One movement of credits. **Append-only**: never updated or deleted.
 
     A correction is a new entry. The database refuses UPDATE and DELETE on this table (a
-    trigger, see migration 0001), so not even a bug or a superuser can rewrite history.
+    trigger, see migration 0002), so not even a bug or a superuser can rewrite history (0018 lifted
+    it once, visibly, to split old staff adjustments' reasons into a description and an internal note).
     Each entry carries the change to each bucket and both balances after it, so the
     running balance can be checked entry by entry.
     """
@@ -373,7 +374,19 @@ class LedgerEntry(models.Model):
         db_index=False,
         help_text="The person who made the entry (staff adjustments, purchases).",
     )
-    reason = models.TextField(blank=True)
+    # ``reason`` is the customer's text for every kind (their transactions, CSV and API show it);
+    # ``internal_note`` is staff's alone and never leaves the admin.
+    reason = models.TextField(
+        blank=True,
+        help_text="Shown to the customer with the entry (transactions, CSV, API). "
+        "For a staff adjustment, the description staff wrote for the customer.",
+    )
+    internal_note = models.TextField(
+        blank=True,
+        default="",
+        db_default="",  # the engine's own INSERTs (raw SQL) name their columns and leave this one out
+        help_text="Staff only (admin and staff export), never shown to the customer: why a staff adjustment was made.",
+    )
     external_ref = models.CharField(max_length=255, blank=True, help_text="Stripe id (session, invoice, charge…).")
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
@@ -397,8 +410,13 @@ class LedgerEntry(models.Model):
                 condition=~Q(kind="usage") | Q(plan_delta__lte=0, topup_delta__lte=0),
                 name="ledger_usage_only_debits",
             ),
+            # Every adjustment tells the customer what it is; one a person made also keeps their why.
             models.CheckConstraint(
                 condition=~Q(kind="adjustment") | ~Q(reason=""), name="ledger_adjustment_has_reason"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="adjustment") | Q(actor__isnull=True) | ~Q(internal_note=""),
+                name="ledger_staff_adjustment_has_internal_note",
             ),
         ]
         indexes = [

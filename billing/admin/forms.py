@@ -28,10 +28,21 @@ class AdjustCreditsForm(forms.Form):
         help_text="Positive adds, negative takes away: 500, -12.5, 1,000. Exact to a thousandth of a credit.",
     )
     bucket = forms.ChoiceField(choices=LedgerEntry.Bucket.choices, widget=forms.RadioSelect)
-    reason = forms.CharField(
+    # Two texts with two readers: the customer reads the description in their transactions and
+    # CSV; the note stays with staff (the admin and the staff export).
+    description = forms.CharField(
+        label="Description (the customer sees this)",
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "placeholder": "Goodwill credit for the outage of May 3"}),
+        help_text="Required. Shown word for word in the customer's transactions and CSV: write it for them, "
+        "with no ticket numbers, names or internal detail.",
+    )
+    internal_note = forms.CharField(
+        label="Internal note (staff only)",
         max_length=MAX_REASON_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Required. Kept on the ledger entry with your name; the customer's support ticket helps.",
+        help_text="Required. Why you made it, kept on the ledger entry with your name; the customer never sees it. "
+        "The support ticket helps.",
     )
     token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
 

@@ -2,7 +2,8 @@
 
 A workspace is read-only here (plan, seats, time zone, budget and members change through
 their own services and pages); credits change only through "Adjust credits", which writes
-a ledger entry with the staff user and the reason.
+a ledger entry with the staff user, a description the customer reads and an internal note
+for staff.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         return guarded
 
     def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """Step 1: amount, bucket, reason. Step 2: balances before and after, confirm. Then the entry.
+        """Step 1: amount, bucket, description, note. Step 2: balances before and after, confirm. Then the entry.
 
         The form's token is the adjustment's idempotency key, generated when the form is first
         shown and carried through both steps, so a confirmation posted twice adjusts once.
@@ -214,13 +215,18 @@ class WorkspaceAdmin(ReadOnlyAdmin):
                             workspace_id=workspace.pk,
                             bucket=data["bucket"],
                             amount=data["amount"],
-                            reason=data["reason"],
+                            description=data["description"],
+                            internal_note=data["internal_note"],
                             actor=request.user,
                             idempotency_key=data["token"],
                         )
                         return self._adjusted(request, workspace, entry)
                     preview = credits_adjust_preview(
-                        workspace_id=workspace.pk, bucket=data["bucket"], amount=data["amount"], reason=data["reason"]
+                        workspace_id=workspace.pk,
+                        bucket=data["bucket"],
+                        amount=data["amount"],
+                        description=data["description"],
+                        internal_note=data["internal_note"],
                     )
                 except InvalidRequest as error:
                     refusal_shown(form, error)

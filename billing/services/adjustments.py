@@ -1,9 +1,11 @@
 """Staff credit adjustments: one bucket up or down, with who did it and why, never below zero.
 
 An adjustment is a ledger entry of kind ``adjustment`` written under the wallet's lock with
-the staff user as its actor and a reason (the database refuses an adjustment without one).
-The caller supplies an idempotency key (the admin's form carries one from the first step
-to the confirmation), so a confirmation submitted twice adjusts once.
+the staff user as its actor and two texts: a ``description`` the customer reads (stored as the
+entry's ``reason``, the text their transactions, CSV and API show for every kind) and an
+``internal_note`` for staff alone (the admin and the staff export). The database refuses an
+adjustment without either. The caller supplies an idempotency key (the admin's form carries one
+from the first step to the confirmation), so a confirmation submitted twice adjusts once.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class AdjustmentPreview:
     workspace_id: int
     bucket: str
     amount: int
-    reason: str
+    description: str
+    internal_note: str
     plan_before: int
     topup_before: int
     plan_after: int
@@ -53,8 +56,19 @@ class AdjustmentPreview:
         return LedgerEntry.Bucket(self.bucket).label
 
 
-def _checked_input(*, bucket: str, amount: int, reason: str) -> str:
-    """Refuse bad input naming the field; return the reason stripped."""
+def _checked_text(text: str, *, field: str, name: str, why: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidRequest(f"{name} is required: {why}.", field=field)
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidRequest(f"{name} is too long ({MAX_REASON_LENGTH:,} characters at most).", field=field)
+    if "\x00" in text:  # PostgreSQL's text cannot hold it
+        raise InvalidRequest(f"{name} must not contain a NUL character.", field=field)
+    return text
+
+
+def _checked_input(*, bucket: str, amount: int, description: str, internal_note: str) -> tuple[str, str]:
+    """Refuse bad input naming the field; return the description and the note, stripped."""
     if bucket not in LedgerEntry.Bucket.values:
         raise InvalidRequest(
             f"Bucket must be one of {', '.join(LedgerEntry.Bucket.values)} (got {bucket!r}).", field="bucket"
@@ -67,25 +81,27 @@ def _checked_input(*, bucket: str, amount: int, reason: str) -> str:
         raise InvalidRequest(
             f"Amount must be at most {format_credits(MAX_MILLICREDITS)} credits either way.", field="amount"
         )
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidRequest("A reason is required: it is kept on the ledger entry.", field="reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise InvalidRequest(f"The reason is too long ({MAX_REASON_LENGTH} characters at most).", field="reason")
-    return reason
+    description = _checked_text(
+        description, field="description", name="A description", why="the customer reads it with the entry"
+    )
+    internal_note = _checked_text(
+        internal_note, field="internal_note", name="An internal note", why="staff's record of why, kept on the entry"
+    )
+    return description, internal_note
 
 
 def _deltas(bucket: str, amount: int) -> tuple[int, int]:
     return (amount, 0) if bucket == LedgerEntry.Bucket.PLAN else (0, amount)
 
 
-def _preview(wallet: Wallet, *, bucket: str, amount: int, reason: str) -> AdjustmentPreview:
+def _preview(wallet: Wallet, *, bucket: str, amount: int, description: str, internal_note: str) -> AdjustmentPreview:
     plan_delta, topup_delta = _deltas(bucket, amount)
     preview = AdjustmentPreview(
         workspace_id=wallet.workspace_id,
         bucket=bucket,
         amount=amount,
-        reason=reason,
+        description=description,
+        internal_note=internal_note,
         plan_before=wallet.plan_balance,
         topup_before=wallet.topup_balance,
         plan_after=wallet.plan_balance + plan_delta,
@@ -112,14 +128,24 @@ def _wallet(workspace_id: int, *, lock: bool) -> Wallet:
         raise InvalidRequest(f"Workspace {workspace_id} has no wallet.", field="workspace") from None
 
 
-def credits_adjust_preview(*, workspace_id: int, bucket: str, amount: int, reason: str) -> AdjustmentPreview:
+def credits_adjust_preview(
+    *, workspace_id: int, bucket: str, amount: int, description: str, internal_note: str
+) -> AdjustmentPreview:
     """The balances before and after, for the confirmation step. Writes nothing.
 
     The same checks as :func:`credits_adjust`, against the wallet as it is now; the
     adjustment itself checks again under the lock, since the balance can move in between.
     """
-    reason = _checked_input(bucket=bucket, amount=amount, reason=reason)
-    return _preview(_wallet(workspace_id, lock=False), bucket=bucket, amount=amount, reason=reason)
+    description, internal_note = _checked_input(
+        bucket=bucket, amount=amount, description=description, internal_note=internal_note
+    )
+    return _preview(
+        _wallet(workspace_id, lock=False),
+        bucket=bucket,
+        amount=amount,
+        description=description,
+        internal_note=internal_note,
+    )
 
 
 @transaction.atomic
@@ -128,20 +154,24 @@ def credits_adjust(
     workspace_id: int,
     bucket: str,
     amount: int,
-    reason: str,
+    description: str,
+    internal_note: str,
     actor: AbstractBaseUser,
     idempotency_key: str,
     now: datetime | None = None,
 ) -> LedgerEntry:
-    """Add (or, negative, take) ``amount`` millicredits to one bucket, as ``actor``, for ``reason``.
+    """Add (or, negative, take) ``amount`` millicredits to one bucket, as ``actor``.
 
-    Returns the entry; ``entry.replayed`` is True when this key was used before with the same
-    request (nothing more is written). The same key with a different request is an
-    IdempotencyConflict.
+    ``description`` is what the customer reads beside the entry; ``internal_note`` is staff's
+    why, shown only in the admin. Returns the entry; ``entry.replayed`` is True when this key
+    was used before with the same request (nothing more is written). The same key with a
+    different request (amount, bucket, actor, description or note) is an IdempotencyConflict.
     """
     if not staff_may(actor, PERMISSION):
         raise PermissionDenied("Adjusting credits needs staff with the “Can adjust a workspace's credits” permission.")
-    reason = _checked_input(bucket=bucket, amount=amount, reason=reason)
+    description, internal_note = _checked_input(
+        bucket=bucket, amount=amount, description=description, internal_note=internal_note
+    )
     key = (idempotency_key or "").strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidRequest(
@@ -159,12 +189,13 @@ def credits_adjust(
         plan_delta=plan_delta,
         topup_delta=topup_delta,
         actor_id=actor.pk,
-        reason=reason,
+        reason=description,
+        internal_note=internal_note,
     )
     if replay is not None:
         replay.replayed = True
         return replay
-    _preview(wallet, bucket=bucket, amount=amount, reason=reason)
+    _preview(wallet, bucket=bucket, amount=amount, description=description, internal_note=internal_note)
     entry = entry_post(
         wallet,
         kind=LedgerEntry.Kind.ADJUSTMENT,
@@ -173,7 +204,8 @@ def credits_adjust(
         idempotency_key=key,
         now=now or timezone.now(),
         actor=actor,
-        reason=reason,
+        reason=description,
+        internal_note=internal_note,
         metadata={"bucket": bucket, "by": actor.get_username()},
     )
     entry.replayed = False

@@ -26,7 +26,13 @@ def _audit_problems() -> list:
 
 
 def _adjust(ws, actor, **overrides):
-    fields = {"bucket": "top_up", "amount": credits(250), "reason": "Refund for ticket #4411", "idempotency_key": "k1"}
+    fields = {
+        "bucket": "top_up",
+        "amount": credits(250),
+        "description": "Credit for the failed LinkedIn sends",
+        "internal_note": "Refund for ticket #4411",
+        "idempotency_key": "k1",
+    }
     fields.update(overrides)
     return credits_adjust(workspace_id=ws.pk, actor=actor, **fields)
 
@@ -34,7 +40,7 @@ def _adjust(ws, actor, **overrides):
 # --- The service ------------------------------------------------------------------------------
 
 
-def test_an_adjustment_writes_exactly_one_entry_with_actor_and_reason_and_the_ledger_stays_balanced(
+def test_an_adjustment_writes_exactly_one_entry_with_actor_description_and_note_and_the_ledger_stays_balanced(
     billing_staff, capsys
 ):
     ws = WorkspaceFactory()
@@ -45,7 +51,9 @@ def test_an_adjustment_writes_exactly_one_entry_with_actor_and_reason_and_the_le
 
     assert LedgerEntry.objects.filter(workspace=ws).count() == entries_before + 1
     entry.refresh_from_db()
-    assert (entry.kind, entry.actor_id, entry.reason) == ("adjustment", billing_staff.pk, "Refund for ticket #4411")
+    assert (entry.kind, entry.actor_id) == ("adjustment", billing_staff.pk)
+    # The customer's text is the entry's reason (what their pages read); staff's is the note.
+    assert (entry.reason, entry.internal_note) == ("Credit for the failed LinkedIn sends", "Refund for ticket #4411")
     assert (entry.plan_delta, entry.topup_delta) == (0, credits(250))
     assert (entry.plan_balance_after, entry.topup_balance_after) == (plan_before, topup_before + credits(250))
     assert balances(ws) == (plan_before, topup_before + credits(250))
@@ -84,9 +92,14 @@ def test_a_negative_adjustment_cannot_take_a_bucket_below_zero_and_writes_nothin
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"reason": "   "}, "reason"),
-        ({"reason": ""}, "reason"),
-        ({"reason": "x" * 1_001}, "reason"),
+        ({"description": "   "}, "description"),
+        ({"description": ""}, "description"),
+        ({"description": "x" * 1_001}, "description"),
+        ({"description": "a\x00b"}, "description"),
+        ({"internal_note": "   "}, "internal_note"),
+        ({"internal_note": ""}, "internal_note"),
+        ({"internal_note": "x" * 1_001}, "internal_note"),
+        ({"internal_note": "a\x00b"}, "internal_note"),
         ({"amount": 0}, "amount"),
         ({"amount": credits(1_000_000_001)}, "amount"),
         ({"amount": True}, "amount"),
@@ -122,8 +135,12 @@ def test_the_same_key_adjusts_once_and_a_different_request_with_it_is_a_conflict
     first = _adjust(ws, billing_staff)
     again = _adjust(ws, billing_staff)
     assert again.pk == first.pk and again.replayed and not first.replayed
-    with pytest.raises(IdempotencyConflict):
-        _adjust(ws, billing_staff, amount=credits(999))
+    # Only the same request replays: a retry that says something else to the customer, or
+    # records another why, is a different adjustment, not this one again.
+    for different in ({"amount": credits(999)}, {"description": "Another text"}, {"internal_note": "Ticket #1"}):
+        with pytest.raises(IdempotencyConflict):
+            _adjust(ws, billing_staff, **different)
+    assert _adjust(ws, billing_staff, description="  Credit for the failed LinkedIn sends ").pk == first.pk
     assert LedgerEntry.objects.filter(workspace=ws, kind="adjustment").count() == 1
 
 
@@ -131,14 +148,24 @@ def test_the_preview_shows_before_and_after_and_writes_nothing(billing_staff):
     ws = WorkspaceFactory()
     fund(ws, plan=100, topup=40)
     count = LedgerEntry.objects.count()
-    preview = credits_adjust_preview(workspace_id=ws.pk, bucket="plan", amount=credits(-30), reason=" goodwill ")
+    preview = credits_adjust_preview(
+        workspace_id=ws.pk, bucket="plan", amount=credits(-30), description=" Correction ", internal_note=" dup #7 "
+    )
     assert (preview.plan_before, preview.plan_after) == (credits(100), credits(70))
     assert (preview.topup_before, preview.topup_after) == (credits(40), credits(40))
-    assert (preview.total_before, preview.total_after, preview.reason) == (credits(140), credits(110), "goodwill")
+    assert (preview.total_before, preview.total_after) == (credits(140), credits(110))
+    assert (preview.description, preview.internal_note) == ("Correction", "dup #7")
     assert LedgerEntry.objects.count() == count
     with pytest.raises(InvalidRequest) as refused:
-        credits_adjust_preview(workspace_id=ws.pk, bucket="top_up", amount=credits(-41), reason="x")
+        credits_adjust_preview(
+            workspace_id=ws.pk, bucket="top_up", amount=credits(-41), description="x", internal_note="y"
+        )
     assert refused.value.field == "amount"
+    with pytest.raises(InvalidRequest) as refused:
+        credits_adjust_preview(
+            workspace_id=ws.pk, bucket="top_up", amount=credits(1), description="x", internal_note=""
+        )
+    assert refused.value.field == "internal_note"
 
 
 # --- The admin's form -------------------------------------------------------------------------
@@ -146,6 +173,9 @@ def test_the_preview_shows_before_and_after_and_writes_nothing(billing_staff):
 
 def _adjust_url(ws) -> str:
     return reverse("admin:billing_workspace_adjust", args=[ws.pk])
+
+
+TEXTS = ("description", "internal-note")
 
 
 def _token(response) -> str:
@@ -160,7 +190,16 @@ def test_the_form_then_the_confirmation_then_one_entry_and_a_double_submit_adjus
     form = client.get(_adjust_url(ws))
     assert form.status_code == 200
     token = _token(form)
-    data = {"amount": "-12.5", "bucket": "top_up", "reason": "Duplicate charge, ticket #77", "token": token}
+    asked = form.content.decode()
+    assert "Description (the customer sees this)" in asked and "Internal note (staff only)" in asked
+    assert "Shown word for word in the customer&#x27;s transactions and CSV" in asked
+    data = {
+        "amount": "-12.5",
+        "bucket": "top_up",
+        "description": "Correction of a duplicate top-up",
+        "internal_note": "Duplicate charge, ticket #77",
+        "token": token,
+    }
 
     confirm = client.post(_adjust_url(ws), data)
     page = confirm.content.decode()
@@ -170,6 +209,10 @@ def test_the_form_then_the_confirmation_then_one_entry_and_a_double_submit_adjus
     assert re.search(r"Plan bucket</td><td>100</td><td>100</td>", page)
     assert re.search(r"Total</td><td>140</td><td>127.5</td>", page)
     assert f'value="{token}"' in page
+    # Both texts, each under what it is for.
+    shown = {name: re.search(rf'data-testid="adjust-{name}">(.*?)</p>', page).group(1) for name in TEXTS}
+    assert shown == {"description": "Correction of a duplicate top-up", "internal-note": "Duplicate charge, ticket #77"}
+    assert "The customer reads" in page and "Internal note, staff only" in page
     assert balances(ws) == (credits(100), credits(40)), "the review step writes nothing"
 
     done = client.post(_adjust_url(ws), {**data, "confirm": "1"})
@@ -178,7 +221,9 @@ def test_the_form_then_the_confirmation_then_one_entry_and_a_double_submit_adjus
     assert "already made" in again.content.decode()
 
     entries = LedgerEntry.objects.filter(workspace=ws, kind="adjustment", actor=billing_staff)
-    assert [(e.topup_delta, e.reason) for e in entries] == [(credits("-12.5"), "Duplicate charge, ticket #77")]
+    assert [(e.topup_delta, e.reason, e.internal_note) for e in entries] == [
+        (credits("-12.5"), "Correction of a duplicate top-up", "Duplicate charge, ticket #77")
+    ]
     history = client.get(reverse("admin:billing_workspace_history", args=[ws.pk])).content.decode()
     assert f"Adjusted credits: ledger entry #{entries[0].pk}." in history
     assert balances(ws) == (credits(100), credits("27.5"))
@@ -198,8 +243,12 @@ def test_the_form_then_the_confirmation_then_one_entry_and_a_double_submit_adjus
         ({"amount": "-1000000000.001"}, "amount", "from -1,000,000,000 to 1,000,000,000 credits"),
         ({"amount": "9" * 10_000}, "amount", "from -1,000,000,000 to 1,000,000,000 credits"),
         ({"amount": "0"}, "amount", "must not be zero"),
-        ({"reason": ""}, "reason", "This field is required"),
-        ({"reason": "   "}, "reason", "This field is required"),
+        ({"description": ""}, "description", "This field is required"),
+        ({"description": "   "}, "description", "This field is required"),
+        ({"description": "x" * 1_001}, "description", "at most 1000 characters"),
+        ({"internal_note": ""}, "internal_note", "This field is required"),
+        ({"internal_note": "   "}, "internal_note", "This field is required"),
+        ({"internal_note": "x" * 1_001}, "internal_note", "at most 1000 characters"),
         ({"bucket": "both"}, "bucket", "Select a valid choice"),
     ],
 )
@@ -211,7 +260,7 @@ def test_bad_input_on_the_form_is_shown_beside_its_field_and_nothing_is_written(
     client.force_login(billing_staff)
     count = LedgerEntry.objects.count()
     token = _token(client.get(_adjust_url(ws)))
-    post = {"amount": "5", "bucket": "top_up", "reason": "why", "token": token, **data}
+    post = {"amount": "5", "bucket": "top_up", "description": "Credit", "internal_note": "why", "token": token, **data}
     for step in ({}, {"confirm": "1"}):  # the review and a forged confirmation alike
         response = client.post(_adjust_url(ws), {**post, **step})
         assert response.status_code == 200
@@ -236,7 +285,8 @@ def test_the_entry_names_the_staff_user_in_the_admins_ledger(client, billing_sta
     entry = _adjust(ws, billing_staff)
     client.force_login(billing_staff)
     page = client.get(reverse("admin:billing_ledgerentry_change", args=[entry.pk])).content.decode()
-    assert "Refund for ticket #4411" in page and billing_staff.email in page
+    assert "Credit for the failed LinkedIn sends" in page and "Refund for ticket #4411" in page
+    assert billing_staff.email in page
     assert Wallet.objects.get(workspace=ws).revision >= 2
 
 

@@ -29,7 +29,8 @@ def test_the_same_confirmation_at_once_from_several_requests_writes_one_entry():
             workspace_id=ws.pk,
             bucket="top_up",
             amount=credits(75),
-            reason="goodwill, ticket #9",
+            description="Goodwill credit",
+            internal_note="goodwill, ticket #9",
             actor=type(staff).objects.get(pk=staff.pk),
             idempotency_key="0123456789abcdef0123456789abcdef",
         )

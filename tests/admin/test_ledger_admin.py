@@ -140,7 +140,8 @@ def test_filters_select_what_they_name(client, busy_workspace, billing_staff):
         workspace_id=other.pk,
         bucket="plan",
         amount=credits(5),
-        reason="goodwill",
+        description="Goodwill credit",
+        internal_note="goodwill",
         actor=billing_staff,
         idempotency_key="t-1",
     )
@@ -213,7 +214,8 @@ def test_the_csv_export_streams_the_filtered_entries(client, busy_workspace, bil
         workspace_id=other.pk,
         bucket="top_up",
         amount=credits("-0.5") + credits(1),
-        reason="=HYPERLINK(evil)",
+        description="=HYPERLINK(evil)",
+        internal_note="Customer asked twice; ticket #52",
         actor=billing_staff,
         idempotency_key="x",
     )

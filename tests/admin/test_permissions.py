@@ -111,7 +111,14 @@ def test_every_page_for_every_role(client, world, role):
 
 def _adjust(client, world):
     url = reverse("admin:billing_workspace_adjust", args=[world["ws"].pk])
-    data = {"amount": "5", "bucket": "top_up", "reason": "goodwill", "token": "a" * 32, "confirm": "1"}
+    data = {
+        "amount": "5",
+        "bucket": "top_up",
+        "description": "Goodwill credit",
+        "internal_note": "goodwill",
+        "token": "a" * 32,
+        "confirm": "1",
+    }
     response = client.post(url, data)
     return response, LedgerEntry.objects.filter(workspace=world["ws"], kind="adjustment").exists()
 

@@ -76,3 +76,15 @@ def test_usage_must_name_what_was_used_and_only_debit(workspace):
 def test_adjustments_need_a_reason_and_keys_cannot_be_empty(workspace):
     refused(lambda: entry(workspace, reason="").save())
     refused(lambda: entry(workspace, idempotency_key="").save())
+
+
+def test_an_adjustment_a_person_made_keeps_an_internal_note(workspace):
+    from tests.factories import UserFactory
+
+    staff = UserFactory(is_staff=True)
+    refused(lambda: entry(workspace, actor=staff).save())  # the note defaults to "" in Python and in SQL
+    refused(lambda: entry(workspace, actor=staff, internal_note="", idempotency_key="k-2").save())
+    entry(workspace, actor=staff, internal_note="ticket #1", idempotency_key="k-3").save()
+    entry(workspace, idempotency_key="k-4").save()  # written by no one (test funding): a reason is enough
+    notes = dict(LedgerEntry.objects.filter(kind="adjustment").values_list("idempotency_key", "internal_note"))
+    assert notes == {"k-3": "ticket #1", "k-4": ""}

@@ -319,12 +319,18 @@ def test_the_customers_export_keeps_formulas_as_text(client, owner, workspace, f
     assert usage[header.index("credits")] == usage[header.index("plan bucket")] == "-200"  # amounts stay numbers
 
 
-@pytest.mark.parametrize("formula", FORMULAS[:4])  # a reason is stripped: it never starts with a tab
+@pytest.mark.parametrize("formula", FORMULAS[:4])  # a description or note is stripped: it never starts with a tab
 def test_the_staff_export_keeps_formulas_as_text_the_same_way(client, workspace, formula):
     staff = UserFactory(is_staff=True, is_superuser=True)
     fund(workspace, topup=10_000)
     credits_adjust(
-        workspace_id=workspace.pk, bucket="top_up", amount=credits(5), reason=formula, actor=staff, idempotency_key="a"
+        workspace_id=workspace.pk,
+        bucket="top_up",
+        amount=credits(5),
+        description=formula,
+        internal_note=formula,
+        actor=staff,
+        idempotency_key="a",
     )
     client.force_login(staff)
     rows = _rows(client.get(reverse("admin:billing_ledgerentry_export")))
