@@ -111,15 +111,20 @@ def _credits_text(milli: int | None, *, signed: bool = False) -> str:
     return "" if milli is None else format_credits(milli, signed=signed, grouped=False)
 
 
+def _line(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# The staff export: the customer's reason and staff's internal note side by side.
 CSV_COLUMNS = [
     "id", "time (UTC)", "workspace id", "workspace", "kind", "tool", "specialist", "quantity", "unit price (mc)",
     "plan bucket", "top-up", "plan balance after", "top-up balance after", "byok", "actor", "reason",
-    "idempotency key", "external ref",
+    "internal note", "idempotency key", "external ref",
 ]  # fmt: skip
 _CSV_FIELDS = [
     "id", "created_at", "workspace_id", "workspace__name", "kind", "action__key", "specialist_id", "quantity",
     "unit_price", "plan_delta", "topup_delta", "plan_balance_after", "topup_balance_after", "byok", "actor__email",
-    "reason", "idempotency_key", "external_ref",
+    "reason", "internal_note", "idempotency_key", "external_ref",
 ]  # fmt: skip
 
 
@@ -141,6 +146,7 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
         byok,
         actor,
         reason,
+        internal_note,
         key,
         ref,
     ) in rows:
@@ -161,6 +167,7 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
             "yes" if byok else "",
             actor or "",
             reason,
+            internal_note,
             key,
             ref,
         ]
@@ -179,6 +186,7 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
         "credits_moved",
         "balances_after",
         "actor",
+        "texts",
         "key",
     ]
     list_select_related = ["workspace", "action", "actor"]
@@ -207,6 +215,7 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
         "idempotency_key",
         "actor",
         "reason",
+        "internal_note",
         "external_ref",
         "metadata",
     ]
@@ -254,6 +263,17 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
             if delta
         ]
         return ", ".join(parts) or "0"
+
+    @admin.display(description="reason (customer sees) / internal note")
+    def texts(self, entry: LedgerEntry) -> str:
+        """Both texts, each cut to a line: the entry's page shows them whole."""
+        return format_html(
+            "{}{}",
+            _line(entry.reason),
+            format_html('<br><span class="quiet">Note: {}</span>', _line(entry.internal_note))
+            if entry.internal_note
+            else "",
+        )
 
     @admin.display(description="idempotency key")
     def key(self, entry: LedgerEntry) -> str:

@@ -229,6 +229,7 @@ def test_the_csv_export_streams_the_filtered_entries(client, busy_workspace, bil
     assert len(adjustments) == 2
     row = dict(zip(adjustments[0], adjustments[1], strict=True))
     assert (row["top-up"], row["actor"], row["reason"]) == ("+0.5", billing_staff.email, "'=HYPERLINK(evil)")
+    assert row["internal note"] == "Customer asked twice; ticket #52"  # staff's export carries staff's note
 
     dms = _export(client, {"workspace": str(busy_workspace.pk), "q": "dm-2"})
     assert [r[5] for r in dms[1:]] == ["linkedin-dm"]
@@ -290,3 +291,24 @@ def test_a_big_table_pages_newer_and_older_and_its_search_shows_no_result_count(
     html = client.get(url, {"q": "dm-1"}).content.decode()
     assert 'id="searchbar"' in html and 'value="dm-1"' in html
     assert not re.search(r"\d+ results?\b", html) and "Show all" not in html and " total)" not in html
+
+
+def test_staff_read_both_the_customers_description_and_the_internal_note(client, busy_workspace, billing_staff):
+    entry = credits_adjust(
+        workspace_id=busy_workspace.pk,
+        bucket="top_up",
+        amount=credits(25),
+        description="Goodwill credit for the outage",
+        internal_note="Angry on the phone; ticket #4411",
+        actor=billing_staff,
+        idempotency_key="notes",
+    )
+    client.force_login(make_person("staff"))  # view permissions only: support reads the note too
+    listed = client.get(reverse(CHANGELIST), {"workspace": str(busy_workspace.pk)}).content.decode()
+    newest = re.findall(r'<td class="field-texts">(.*?)</td>', listed)[0]  # the list is newest first
+    assert (
+        newest == 'Goodwill credit for the outage<br><span class="quiet">Note: Angry on the phone; ticket #4411</span>'
+    )
+    page = client.get(reverse("admin:billing_ledgerentry_change", args=[entry.pk])).content.decode()
+    assert "Goodwill credit for the outage" in page and "Angry on the phone; ticket #4411" in page
+    assert "Internal note" in page and "never shown to the customer" in page

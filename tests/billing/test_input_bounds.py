@@ -335,7 +335,7 @@ def test_the_staff_export_keeps_formulas_as_text_the_same_way(client, workspace,
     client.force_login(staff)
     rows = _rows(client.get(reverse("admin:billing_ledgerentry_export")))
     header, adjustment = rows[0], rows[1]
-    assert adjustment[header.index("reason")] == f"'{formula}"
+    assert adjustment[header.index("reason")] == adjustment[header.index("internal note")] == f"'{formula}"
     assert adjustment[header.index("top-up")] == "+5"
 
 
