@@ -630,6 +630,8 @@ def _specialist_label(key: str | None, names: dict[str, str]) -> str:
 _LEDGER_TABLE = LedgerEntry._meta.db_table
 # The time is read as a UTC timestamp and made aware here: psycopg decodes that type in C, while
 # the loader Django installs for timestamptz parses each value in Python (a CSV chunk has 2,000).
+# These rows go to the customer (page, CSV, API): ``reason`` is their text; ``internal_note`` is
+# staff's and is never read here.
 _LEDGER_COLUMNS = (
     "id, created_at AT TIME ZONE 'UTC', kind, specialist_id, action_id, quantity, plan_delta, topup_delta,"
     " plan_balance_after, topup_balance_after, byok, list_amount, lead, reason, idempotency_key, external_ref,"

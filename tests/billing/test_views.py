@@ -993,3 +993,43 @@ def test_pages_link_the_static_files_as_the_static_tag_would_and_follow_a_new_st
     settings.STATIC_URL = "/assets/"  # a new storage: the cached URLs are not reused
     html = client.get(reverse("login")).content.decode()
     assert all(f'"/assets/{name}"' in html for name in files)
+
+
+SECRET_NOTE = "STAFF-ONLY-7f3a9c: threatened a chargeback, ticket #4411"
+
+
+def test_the_customer_reads_a_staff_adjustments_description_and_never_its_internal_note(client, team, settings):
+    """Made through the admin's two steps; then every place the customer reads their ledger."""
+    from api.credentials import api_key_create
+    from api.ratelimit import rate_limit_reset
+    from billing.models import LedgerEntry
+    from tests.admin.conftest import make_person
+
+    ws = team["ws"]
+    adjust = reverse("admin:billing_workspace_adjust", args=[ws.pk])
+    client_for(client, make_person("staff_with_permission"))
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', client.get(adjust).content.decode()).group(1)
+    post = {"amount": "250", "bucket": "top_up", "token": token}
+    post |= {"description": "Goodwill credit for the outage", "internal_note": SECRET_NOTE}
+    review = client.post(adjust, post).content.decode()
+    assert "Goodwill credit for the outage" in review and "threatened a chargeback" in review  # staff see both
+    assert client.post(adjust, {**post, "confirm": "1"}).status_code == 302
+    entry = LedgerEntry.objects.get(workspace=ws, kind="adjustment")
+    assert (entry.reason, entry.internal_note) == ("Goodwill credit for the outage", SECRET_NOTE)
+
+    owner = client_for(client, team["owner"])
+    page = owner.get(reverse("billing:settings_billing")).content.decode()
+    fragment = owner.get(reverse("billing:transactions"), {"kind": "adjustment"}, HTTP_HX_REQUEST="true")
+    exported = b"".join(owner.get(reverse("billing:transactions_csv")).streaming_content).decode()
+    settings.API_RATE_LIMIT_REDIS_URL = ""  # count in-process, as the API's own tests do
+    rate_limit_reset()
+    _, secret = api_key_create(workspace=ws, name="Our scripts", actor=None)
+    api = client.get("/api/v1/transactions", {"kind": "adjustment"}, headers={"Authorization": f"Bearer {secret}"})
+    assert api.status_code == 200
+    row = next(csv.DictReader(io.StringIO(exported)))  # newest first: the adjustment
+    assert row["kind"] == "adjustment" and row["reason"] == "Goodwill credit for the outage"
+    assert "— Adjustment Goodwill credit for the outage +250 Top-up" in _rows(fragment.content.decode())[entry.pk]
+    assert [e["reason"] for e in api.json()["entries"]] == ["Goodwill credit for the outage"]
+    for text in (page, fragment.content.decode(), exported, api.content.decode()):
+        assert "Goodwill credit for the outage" in text
+        assert "STAFF-ONLY" not in text and "chargeback" not in text
