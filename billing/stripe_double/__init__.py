@@ -32,6 +32,7 @@ _CONTROL_ACTIONS = (
     "settle_delayed",
     "renew",
     "dispute",
+    "close_dispute",
     "set_card",
     "redeliver",
     "hold_deliveries",
@@ -197,6 +198,10 @@ class StripeDouble:
 
     def dispute(self, charge_id: str) -> Obj:
         return self._act(lambda: refunds.dispute_open(self.store, charge_id))
+
+    def close_dispute(self, dispute_id: str, won: bool = True) -> Obj:
+        """The bank rules on a dispute: ``charge.dispute.closed`` with status ``won`` or ``lost``."""
+        return self._act(lambda: refunds.dispute_close(self.store, dispute_id, won=bool(won)))
 
     def set_card(self, customer_id: str, card: str) -> list[Obj]:
         """Make the customer's saved card(s) succeed, decline, need authentication or pay by delayed debit."""

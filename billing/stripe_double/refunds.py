@@ -64,6 +64,8 @@ def refund_create(store: Store, params: Params) -> Obj:
 
 # --- disputes ---------------------------------------------------------------------------------------
 
+_OPEN_STATUSES = ("needs_response", "under_review", "warning_needs_response", "warning_under_review")
+
 
 def dispute_open(store: Store, charge_id: str, *, reason: str = "fraudulent") -> Obj:
     """The cardholder disputes a charge with their bank."""
@@ -99,6 +101,21 @@ def dispute_open(store: Store, charge_id: str, *, reason: str = "fraudulent") ->
     )
     charge["disputed"] = True
     store.emit("charge.dispute.created", dispute)
+    return dispute
+
+
+def dispute_close(store: Store, dispute_id: str, *, won: bool) -> Obj:
+    """The bank rules: won (the evidence given held, the money stays) or lost (the cardholder keeps the money)."""
+    dispute = store.get(dispute_id, "dispute")
+    if dispute["status"] not in _OPEN_STATUSES:
+        raise refused(f"Dispute {dispute_id} is already closed ({dispute['status']}).")
+    if won:
+        with store.updating(dispute, "charge.dispute.updated"):
+            dispute["status"] = "under_review"
+            dispute["evidence"]["uncategorized_text"] = "The customer received the credits they bought."
+            dispute["evidence_details"].update(has_evidence=True, submission_count=1)
+    dispute["status"] = "won" if won else "lost"
+    store.emit("charge.dispute.closed", dispute)
     return dispute
 
 

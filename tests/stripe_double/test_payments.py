@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import stripe
 
+from billing.stripe_double import StripeError
+
 from .conftest import event_types
+from .test_webhooks import control
 
 
 @pytest.fixture
@@ -197,3 +200,30 @@ def test_a_dispute_is_opened_on_a_charge(client, double, customer, saved_card):
     assert event["data"]["object"]["id"] == dispute["id"]
     assert client.v1.charges.retrieve(intent.latest_charge).disputed is True
     assert client.v1.disputes.retrieve(dispute["id"]).payment_intent == intent.id
+
+
+def test_a_dispute_is_won_with_evidence(client, double, customer, saved_card):
+    intent = charge_off_session(client, customer, saved_card, amount=3000)
+    dispute = double.dispute(intent.latest_charge)
+    before = len(double.events)
+    won = double.close_dispute(dispute["id"], won=True)
+    assert (won["status"], won["evidence_details"]["submission_count"]) == ("won", 1)
+    assert event_types(double, before) == ["charge.dispute.updated", "charge.dispute.closed"]
+    updated, closed = double.events[before:]
+    assert updated["data"]["previous_attributes"]["status"] == "needs_response"
+    assert closed["data"]["object"]["status"] == "won"
+    assert client.v1.disputes.retrieve(dispute["id"]).status == "won"
+    assert client.v1.charges.retrieve(intent.latest_charge).disputed is True
+
+
+def test_a_dispute_is_lost_and_stays_closed(client, double, customer, saved_card):
+    intent = charge_off_session(client, customer, saved_card, amount=3000)
+    dispute = double.dispute(intent.latest_charge)
+    before = len(double.events)
+    status, answer = control(double, "POST", "close_dispute", form=f"dispute_id={dispute['id']}&won=false")
+    assert (status, answer["result"]["status"]) == (200, "lost")
+    assert event_types(double, before) == ["charge.dispute.closed"]
+    assert client.v1.disputes.retrieve(dispute["id"]).status == "lost"
+    with pytest.raises(StripeError) as caught:
+        double.close_dispute(dispute["id"], won=True)
+    assert caught.value.status == 400
