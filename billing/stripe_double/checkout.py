@@ -81,7 +81,7 @@ def session_create(store: Store, params: Params) -> Obj:
             "discounts": [],
             "expires_at": expires_at,
             "invoice": None,
-            "invoice_creation": {"enabled": False, "invoice_data": None} if mode == "payment" else None,
+            "invoice_creation": _invoice_creation_off() if mode == "payment" else None,
             "livemode": False,
             "locale": as_str(params, "locale"),
             "metadata": merge_metadata({}, params.get("metadata", {})),
@@ -107,7 +107,7 @@ def session_create(store: Store, params: Params) -> Obj:
             "subscription": None,
             "success_url": as_str(params, "success_url"),
             "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-            "ui_mode": "hosted",
+            "ui_mode": "hosted_page",
             "url": f"{store.base_url}/checkout/{session_id}",
             "wallet_options": None,
             "_items": items,
@@ -117,6 +117,20 @@ def session_create(store: Store, params: Params) -> Obj:
             "_subscription_metadata": merge_metadata({}, subscription_data.get("metadata", {})),
         }
     )
+
+
+def _invoice_creation_off() -> Obj:
+    """A payment-mode session makes no invoice, but Stripe still shows the (empty) invoice settings."""
+    invoice_data = {
+        "account_tax_ids": None,
+        "custom_fields": None,
+        "description": None,
+        "footer": None,
+        "issuer": None,
+        "metadata": {},
+        "rendering_options": None,
+    }
+    return {"enabled": False, "invoice_data": invoice_data}
 
 
 def _line_items(store: Store, mode: str, entries: list[Any]) -> list[Obj]:

@@ -112,8 +112,7 @@ def intent_attempt(store: Store, intent: Obj, method: Obj, *, off_session: bool,
     if behaviour == "success":
         _succeed(store, intent, _charge_new(store, intent, method, "succeeded"))
     elif behaviour == "delayed":
-        intent["status"] = "processing"
-        intent["processing"] = {"type": method["type"]}
+        intent["status"] = "processing"  # ``processing`` stays null: Stripe fills it in for cards only
         charge = _charge_new(store, intent, method, "pending")
         store.emit("payment_intent.processing", intent)
         store.emit("charge.pending", charge)
@@ -159,7 +158,6 @@ def intent_settle(store: Store, intent: Obj, *, succeed: bool) -> Obj:
     """A bank debit that was processing clears or bounces."""
     if intent["status"] != "processing":
         raise refused(f"PaymentIntent {intent['id']} is {intent['status']}, not processing.")
-    intent["processing"] = None
     charge = store.get(intent["latest_charge"], "charge")
     method = store.get(intent["payment_method"], "payment_method")
     if succeed:
