@@ -64,6 +64,36 @@ def refund_create(store: Store, params: Params) -> Obj:
 
 # --- disputes ---------------------------------------------------------------------------------------
 
+# What a dispute's evidence holds before any is given (files and texts, all null).
+_EVIDENCE_FIELDS = (
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
+)
 _OPEN_STATUSES = ("needs_response", "under_review", "warning_needs_response", "warning_under_review")
 
 
@@ -84,12 +114,15 @@ def dispute_open(store: Store, charge_id: str, *, reason: str = "fraudulent") ->
             "charge": charge_id,
             "created": now,
             "currency": charge["currency"],
-            "evidence": {},
+            "enhanced_eligibility_types": [],
+            "evidence": dict.fromkeys(_EVIDENCE_FIELDS) | {"enhanced_evidence": {}},
             "evidence_details": {
                 "due_by": now + 7 * 86400,
+                "enhanced_eligibility": {},
                 "has_evidence": False,
                 "past_due": False,
                 "submission_count": 0,
+                "submission_method": "not_submitted",
             },
             "is_charge_refundable": False,
             "livemode": False,
@@ -113,7 +146,7 @@ def dispute_close(store: Store, dispute_id: str, *, won: bool) -> Obj:
         with store.updating(dispute, "charge.dispute.updated"):
             dispute["status"] = "under_review"
             dispute["evidence"]["uncategorized_text"] = "The customer received the credits they bought."
-            dispute["evidence_details"].update(has_evidence=True, submission_count=1)
+            dispute["evidence_details"].update(has_evidence=True, submission_count=1, submission_method="manual")
     dispute["status"] = "won" if won else "lost"
     store.emit("charge.dispute.closed", dispute)
     return dispute

@@ -79,6 +79,7 @@ def subscription_new(
             "billing_cycle_anchor": now,
             "billing_cycle_anchor_config": None,
             "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
+            "billing_schedules": [],
             "billing_thresholds": None,
             "cancel_at": None,
             "cancel_at_period_end": False,
