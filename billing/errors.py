@@ -101,3 +101,10 @@ class TooManyHolds(BillingError):
 
     code = "too_many_holds"
     http_status = 409
+
+
+class FulfilmentMismatch(BillingError):
+    """Stripe reports a payment that does not match what was asked for: nothing is granted."""
+
+    code = "fulfilment_mismatch"
+    http_status = 409

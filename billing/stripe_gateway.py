@@ -200,6 +200,18 @@ def charge_retrieve(charge_id: str) -> dict[str, Any]:
     return _retrieve("find charge", _client().v1.charges.retrieve, charge_id)
 
 
+def subscription_invoices(subscription_id: str) -> list[dict[str, Any]]:
+    """Every invoice a subscription billed, all pages."""
+    client, found = _client(), []
+    params: dict[str, Any] = {"subscription": subscription_id, "limit": 100}
+    while True:
+        page = _call("list invoices", client.v1.invoices.list, params)
+        found += page["data"]
+        if not page.get("has_more") or not page["data"]:
+            return found
+        params = {**params, "starting_after": page["data"][-1]["id"]}
+
+
 def charge_disputes(charge_id: str) -> list[dict[str, Any]]:
     """Every dispute of a charge, as it stands now (a charge is disputed once, but list them all)."""
     return _call("list disputes", _client().v1.disputes.list, {"charge": charge_id, "limit": 100})["data"]

@@ -14,34 +14,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
 from billing.bounds import fits_column, id_parsed
-from billing.errors import BillingError, InvalidRequest
-from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
-from billing.periods import shift_months
+from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest
+from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Workspace
 from billing.services.accounts import activity_record
-from billing.services.periods import period_begin
-from billing.services.wallets import entry_post, wallet_lock
+from billing.services.subscriptions import Billed, subscription_billed, subscription_sync
+from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
 
 logger = logging.getLogger(__name__)
 
 MAX_SEATS = 500
-
-
-class FulfilmentMismatch(BillingError):
-    """Stripe reports a payment that does not match what was asked for: nothing is granted."""
-
-    code = "fulfilment_mismatch"
-    http_status = 409
 
 
 # --- Catalog ↔ Stripe prices ----------------------------------------------------------------------
@@ -53,18 +44,6 @@ def plan_lookup_key(plan_key: str) -> str:
 
 def pack_lookup_key(pack_key: str) -> str:
     return f"sigora_pack_{pack_key}"
-
-
-def _plan_from_price(price: dict[str, Any]) -> Plan:
-    """The plan a Stripe price bills for, by its lookup key or (renamed keys) its metadata."""
-    key = (price.get("metadata") or {}).get("plan") or ""
-    lookup = price.get("lookup_key") or ""
-    if not key and lookup.startswith("sigora_plan_"):
-        key = lookup.removeprefix("sigora_plan_")
-    plan = Plan.objects.filter(key=key).first()
-    if plan is None:
-        raise FulfilmentMismatch(f"Stripe price {price.get('id')} is not one of the catalog's plans.")
-    return plan
 
 
 def _price_for(lookup_key: str, *, expected_cents: int) -> str:
@@ -188,7 +167,8 @@ def plan_checkout_start(
             "success_url": _success_url(return_url),
             "cancel_url": cancel_url,
             "metadata": metadata,
-            "subscription_data": {"metadata": {"workspace_id": str(workspace.pk)}},
+            # The first invoice can be paid (and its event arrive) before this session is fulfilled.
+            "subscription_data": {"metadata": {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk)}},
         },
     )
     return _session_attach(purchase, session)
@@ -266,12 +246,11 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
     paid = session.get("status") == "complete" and session.get("payment_status") in ("paid", "no_payment_required")
     # Stripe first, outside the transaction: what a paid session bought.
     details: dict[str, Any] = {}
-    subscription: dict[str, Any] | None = None
+    billed: Billed | None = None
     if paid:
         _check_amount(purchase, session)
         if purchase.kind == Purchase.Kind.SUBSCRIPTION:
-            subscription = gateway.subscription_retrieve(session["subscription"])
-            details = _invoice_details(session.get("invoice"))
+            billed = subscription_billed(session["subscription"])
         else:
             details = _payment_details(session.get("payment_intent"))
 
@@ -288,26 +267,22 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
             if session.get("status") == "complete" and purchase.status == Purchase.Status.PENDING:
                 purchase.status = Purchase.Status.PROCESSING  # a delayed method (bank debit) still settling
                 purchase.save(update_fields=["status"])
-                _processing_count(purchase.workspace_id, +1)
+                wallet_processing_count(purchase.workspace_id, +1)
             return purchase
-        was_processing = purchase.status == Purchase.Status.PROCESSING
         if purchase.kind == Purchase.Kind.SUBSCRIPTION:
-            assert subscription is not None
-            state = _subscription_store(workspace_id=purchase.workspace_id, subscription=subscription, now=now)
-            period_begin(
-                workspace_id=purchase.workspace_id,
-                start=state.current_period_start,
-                end=state.current_period_end,
-                plan=state.plan,
-                seats=state.seats,
-                now=now,
-                external_ref=session.get("invoice") or session["id"],
-                reason=f"{state.plan.name} plan: monthly credits",
-                receipt_url=details.get("receipt_url", ""),
-                anchor=state.anchor,
+            # Its first invoice is what was paid: marked paid, and the period opened, as Stripe has them now.
+            assert billed is not None
+            subscription_sync(workspace=purchase.workspace, billed=billed, now=now, checkout=purchase)
+            purchase.refresh_from_db()
+            plan = purchase.plan.name if purchase.plan else "a plan"
+            activity_record(
+                workspace=purchase.workspace,
+                actor=purchase.created_by,
+                verb=Activity.Verb.PLAN_CHANGED,
+                detail=f"subscribed to {plan}",
             )
-            verb, detail = Activity.Verb.PLAN_CHANGED, f"subscribed to {state.plan.name}"
         else:
+            was_processing = purchase.status == Purchase.Status.PROCESSING
             wallet = wallet_lock(workspace_id=purchase.workspace_id)
             entry_post(
                 wallet,
@@ -320,19 +295,22 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
                 now=now,
                 metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
             )
-            verb, detail = Activity.Verb.TOP_UP, f"bought {purchase.pack}"
-        purchase.status = Purchase.Status.PAID
-        purchase.paid_at = now
-        purchase.stripe_payment_intent_id = session.get("payment_intent") or purchase.stripe_payment_intent_id
-        purchase.stripe_invoice_id = session.get("invoice") or purchase.stripe_invoice_id
-        purchase.stripe_charge_id = details.get("charge", "")
-        purchase.receipt_url = details.get("receipt_url", "")
-        purchase.save()
-        if details.get("back") is not None:  # refunded or disputed before this fulfilment ran
-            reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
-        if was_processing:
-            _processing_count(purchase.workspace_id, -1)
-        activity_record(workspace=purchase.workspace, actor=purchase.created_by, verb=verb, detail=detail)
+            purchase.status = Purchase.Status.PAID
+            purchase.paid_at = now
+            purchase.stripe_payment_intent_id = session.get("payment_intent") or purchase.stripe_payment_intent_id
+            purchase.stripe_charge_id = details.get("charge", "")
+            purchase.receipt_url = details.get("receipt_url", "")
+            purchase.save()
+            if details.get("back") is not None:  # refunded or disputed before this fulfilment ran
+                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
+            if was_processing:
+                wallet_processing_count(purchase.workspace_id, -1)
+            activity_record(
+                workspace=purchase.workspace,
+                actor=purchase.created_by,
+                verb=Activity.Verb.TOP_UP,
+                detail=f"bought {purchase.pack}",
+            )
     logger.info("checkout %s fulfilled: purchase=%s workspace=%s", session["id"], purchase.pk, purchase.workspace_id)
     return purchase
 
@@ -346,18 +324,11 @@ def checkout_payment_failed(*, session: dict[str, Any]) -> Purchase | None:
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
         if purchase.status in (Purchase.Status.PENDING, Purchase.Status.PROCESSING):
             if purchase.status == Purchase.Status.PROCESSING:
-                _processing_count(purchase.workspace_id, -1)
+                wallet_processing_count(purchase.workspace_id, -1)
             purchase.status = Purchase.Status.FAILED
             purchase.failure = "The payment failed."
             purchase.save(update_fields=["status", "failure"])
     return purchase
-
-
-def _processing_count(workspace_id: int, delta: int) -> None:
-    """Count a purchase into or out of "payment processing"; the revision bump refreshes the polled balance."""
-    Wallet.objects.filter(workspace_id=workspace_id).update(
-        payments_processing=F("payments_processing") + delta, revision=F("revision") + 1
-    )
 
 
 def _check_amount(purchase: Purchase, session: dict[str, Any]) -> None:
@@ -384,355 +355,6 @@ def _payment_details(payment_intent_id: str | None) -> dict[str, Any]:
     charge = gateway.charge_retrieve(charge_id) if charge_id else {}
     back = money_back(charge) if charge else None
     return {"charge": charge_id, "receipt_url": charge.get("receipt_url") or "", "back": back}
-
-
-def _invoice_details(invoice_id: str | None) -> dict[str, str]:
-    if not invoice_id:
-        return {}
-    invoice = gateway.invoice_retrieve(invoice_id)
-    return {"receipt_url": invoice.get("hosted_invoice_url") or ""}
-
-
-# --- Subscriptions and invoices -------------------------------------------------------------------
-
-
-def _ts(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
-@dataclass(frozen=True)
-class _SubscriptionState:
-    plan: Plan
-    seats: int
-    current_period_start: datetime
-    current_period_end: datetime
-    anchor: datetime
-
-
-def _subscription_item(subscription: dict[str, Any]) -> dict[str, Any]:
-    items = (subscription.get("items") or {}).get("data") or []
-    if not items:
-        raise FulfilmentMismatch(f"Subscription {subscription.get('id')} has no items.")
-    return items[0]
-
-
-def _subscription_store(*, workspace_id: int, subscription: dict[str, Any], now: datetime) -> _SubscriptionState:
-    """Record what Stripe bills now; the workspace's own plan changes only when a period or upgrade is paid."""
-    item = _subscription_item(subscription)
-    plan = _plan_from_price(item["price"])
-    seats = int(item.get("quantity") or 1)
-    # Since API 2025-03-31 the period lives on the item; older shapes kept it on the subscription.
-    start = _ts(item.get("current_period_start") or subscription.get("current_period_start"))
-    end = _ts(item.get("current_period_end") or subscription.get("current_period_end"))
-    if start is None or end is None:
-        raise FulfilmentMismatch(f"Subscription {subscription.get('id')} has no current period.")
-    status = subscription.get("status") or ""
-    existing = Subscription.objects.select_for_update().filter(workspace_id=workspace_id).first()
-    past_due_since = existing.past_due_since if existing else None
-    if status in ("past_due", "unpaid"):
-        past_due_since = past_due_since or now
-    elif status in ("active", "trialing", "canceled"):
-        past_due_since = None
-    Subscription.objects.update_or_create(
-        workspace_id=workspace_id,
-        defaults={
-            "stripe_subscription_id": subscription["id"],
-            "status": status,
-            "plan": plan,
-            "seats": seats,
-            "current_period_start": start,
-            "current_period_end": end,
-            "cancel_at_period_end": bool(subscription.get("cancel_at_period_end")),
-            "past_due_since": past_due_since,
-            "updated_at": now,
-        },
-    )
-    anchor = _ts(subscription.get("billing_cycle_anchor")) or start
-    return _SubscriptionState(plan=plan, seats=seats, current_period_start=start, current_period_end=end, anchor=anchor)
-
-
-def _workspace_for_customer(customer: str | dict | None) -> Workspace | None:
-    customer_id = customer.get("id") if isinstance(customer, dict) else customer
-    return Workspace.objects.filter(stripe_customer_id=customer_id).first() if customer_id else None
-
-
-def _invoice_subscription_id(invoice: dict[str, Any]) -> str:
-    parent = invoice.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    found = details.get("subscription") or invoice.get("subscription") or ""
-    return found.get("id", "") if isinstance(found, dict) else found
-
-
-def subscription_changed(*, subscription: dict[str, Any], now: datetime | None = None) -> Subscription | None:
-    """``customer.subscription.*``: store Stripe's current state (fetched: events arrive in any order)."""
-    now = now or timezone.now()
-    workspace = _workspace_for_customer(subscription.get("customer"))
-    if workspace is None:
-        logger.warning(
-            "subscription %s: no workspace for customer %s", subscription.get("id"), subscription.get("customer")
-        )
-        return None
-    current = gateway.subscription_retrieve(subscription["id"])
-    with transaction.atomic():
-        known = Subscription.objects.select_for_update().filter(workspace=workspace).first()
-        if known is not None and known.stripe_subscription_id != current["id"] and current.get("status") == "canceled":
-            return known  # an old subscription ended after a newer one began: nothing to change
-        _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
-        if current.get("status") == "canceled":
-            _subscription_ended(workspace=workspace, subscription=current, now=now)
-    return Subscription.objects.get(workspace=workspace)
-
-
-def _subscription_ended(*, workspace: Workspace, subscription: dict[str, Any], now: datetime) -> None:
-    """Back to Free from the end of what was paid for: at once if that moment has passed.
-
-    A subscription cancelled mid-period keeps its bucket until the wallet's period ends; the
-    reset job then opens the Free period (the workspace has no live subscription any more).
-    """
-    wallet = Wallet.objects.get(workspace=workspace)
-    ended = _ts(subscription.get("ended_at")) or now
-    start = max(ended, wallet.period_end)
-    # Stripe's word that the subscription ended is final, even a little ahead of this clock.
-    if start > max(now, ended):
-        return
-    local = start.astimezone(workspace.zone)
-    granted = period_begin(
-        workspace_id=workspace.pk,
-        start=local,
-        end=shift_months(local, 1),
-        plan=Plan.objects.get(key="free"),
-        seats=1,
-        now=now,
-        external_ref=subscription["id"],
-        reason="Subscription ended: Free plan credits",
-        anchor=local,
-    )
-    if granted is not None:
-        activity_record(workspace=workspace, actor=None, verb=Activity.Verb.PLAN_CHANGED, detail="moved to Free")
-
-
-@dataclass
-class _InvoiceLine:
-    plan: Plan
-    seats: int
-    amount: int
-    proration: bool
-    start: datetime
-    end: datetime
-
-
-def _invoice_lines(invoice: dict[str, Any]) -> list[_InvoiceLine]:
-    lines = []
-    for line in (invoice.get("lines") or {}).get("data") or []:
-        pricing = line.get("pricing") or {}
-        price = (pricing.get("price_details") or {}).get("price") or line.get("price")
-        if isinstance(price, str):
-            price = gateway.price_retrieve(price)
-        if not price:
-            continue
-        parent = line.get("parent") or {}
-        item_details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
-        period = line.get("period") or {}
-        lines.append(
-            _InvoiceLine(
-                plan=_plan_from_price(price),
-                seats=int(line.get("quantity") or 1),
-                amount=int(line.get("amount") or 0),
-                proration=bool(item_details.get("proration") or line.get("proration")),
-                start=_ts(period.get("start")) or timezone.now(),
-                end=_ts(period.get("end")) or timezone.now(),
-            )
-        )
-    return lines
-
-
-def invoice_paid(*, invoice: dict[str, Any], now: datetime | None = None) -> Purchase | None:
-    """``invoice.paid``: a new period's bucket (first invoice or renewal) or an upgrade's prorated credits."""
-    now = now or timezone.now()
-    subscription_id = _invoice_subscription_id(invoice)
-    workspace = _workspace_for_customer(invoice.get("customer"))
-    if not subscription_id or workspace is None:
-        return None
-    current = gateway.subscription_retrieve(subscription_id)
-    invoice = gateway.invoice_retrieve(invoice["id"])  # the event is a snapshot; lines may be paged there
-    lines = _invoice_lines(invoice)
-    reason = invoice.get("billing_reason") or ""
-    with transaction.atomic():
-        if reason in ("subscription_create", "subscription_cycle"):
-            return _renewal_paid(workspace=workspace, invoice=invoice, lines=lines, current=current, now=now)
-        if reason == "subscription_update":
-            return _upgrade_paid(workspace=workspace, invoice=invoice, lines=lines, current=current, now=now)
-    return None
-
-
-def _invoice_purchase(
-    *, workspace: Workspace, invoice: dict[str, Any], kind: str, plan: Plan | None, seats: int | None
-) -> Purchase:
-    purchase, _ = Purchase.objects.get_or_create(
-        stripe_invoice_id=invoice["id"],
-        defaults={
-            "workspace": workspace,
-            "kind": kind,
-            "plan": plan,
-            "seats": seats,
-            "amount_cents": int(invoice.get("amount_paid") or 0),
-            "currency": (invoice.get("currency") or settings.STRIPE_CURRENCY).lower(),
-        },
-    )
-    return Purchase.objects.select_for_update().get(pk=purchase.pk)
-
-
-def _renewal_paid(
-    *, workspace: Workspace, invoice: dict[str, Any], lines: list[_InvoiceLine], current: dict[str, Any], now: datetime
-) -> Purchase | None:
-    billed = [line for line in lines if not line.proration] or lines
-    if not billed:
-        raise FulfilmentMismatch(f"Invoice {invoice['id']} bills no plan.")
-    line = billed[0]
-    state = _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
-    first = invoice.get("billing_reason") == "subscription_create"
-    # The first invoice belongs to the Checkout purchase that started the subscription.
-    purchase = (
-        Purchase.objects.select_for_update()
-        .filter(workspace=workspace, kind=Purchase.Kind.SUBSCRIPTION, stripe_invoice_id=invoice["id"])
-        .first()
-        if first
-        else None
-    )
-    if purchase is None and not first:
-        purchase = _invoice_purchase(
-            workspace=workspace, invoice=invoice, kind=Purchase.Kind.RENEWAL, plan=line.plan, seats=line.seats
-        )
-    grant = period_begin(
-        workspace_id=workspace.pk,
-        start=line.start,
-        end=line.end,
-        plan=line.plan,
-        seats=line.seats,
-        now=now,
-        external_ref=invoice["id"],
-        reason=f"{line.plan.name} plan: monthly credits",
-        receipt_url=invoice.get("hosted_invoice_url") or "",
-        anchor=state.anchor,
-    )
-    if grant is None:
-        grant = _fallback_restore(workspace=workspace, invoice=invoice, line=line, now=now)
-    Subscription.objects.filter(workspace=workspace).update(past_due_since=None)
-    if purchase is not None and purchase.status != Purchase.Status.PAID:
-        purchase.status = Purchase.Status.PAID
-        purchase.paid_at = now
-        purchase.credits = grant.plan_delta if grant else line.plan.allowance_for(line.seats)
-        purchase.receipt_url = invoice.get("hosted_invoice_url") or ""
-        purchase.save()
-    return purchase
-
-
-def _fallback_restore(*, workspace: Workspace, invoice: dict[str, Any], line: _InvoiceLine, now: datetime):
-    """A renewal paid after the workspace fell back to Free (three days unpaid): the paid bucket returns."""
-    wallet = wallet_lock(workspace_id=workspace.pk)
-    workspace.refresh_from_db(fields=["plan", "seats"])
-    fell_back = LedgerEntry.objects.filter(
-        workspace=workspace, idempotency_key=f"plan-fallback:{wallet.period_start.astimezone(UTC).isoformat()}"
-    ).exists()
-    if not fell_back or line.plan.is_free or abs((wallet.period_start - line.start).total_seconds()) > 1:
-        return None
-    if wallet.plan_balance:
-        entry_post(
-            wallet,
-            kind=LedgerEntry.Kind.PLAN_EXPIRY,
-            plan_delta=-wallet.plan_balance,
-            idempotency_key=f"plan-restore:{invoice['id']}:expiry",
-            reason="Renewal paid: the Free stand-in credits are replaced",
-            now=now,
-        )
-    allowance = line.plan.allowance_for(line.seats)
-    wallet.period_allowance = allowance
-    entry = entry_post(
-        wallet,
-        kind=LedgerEntry.Kind.PLAN_GRANT,
-        plan_delta=allowance,
-        idempotency_key=f"plan-restore:{invoice['id']}",
-        reason=f"{line.plan.name} plan: monthly credits (renewal paid late)",
-        external_ref=invoice["id"],
-        now=now,
-        metadata={"plan": line.plan.key, "seats": line.seats, "receipt_url": invoice.get("hosted_invoice_url") or ""},
-    )
-    Workspace.objects.filter(pk=workspace.pk).update(plan=line.plan, seats=line.seats)
-    return entry
-
-
-def _upgrade_paid(
-    *, workspace: Workspace, invoice: dict[str, Any], lines: list[_InvoiceLine], current: dict[str, Any], now: datetime
-) -> Purchase | None:
-    """Prorated credits for the part of the period left: new allowance minus old, as Stripe prorates the money."""
-    _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
-    added = [line for line in lines if line.proration and line.amount > 0]
-    removed = [line for line in lines if line.proration and line.amount < 0]
-    if not added:
-        return None
-    new = added[0]
-    purchase = _invoice_purchase(
-        workspace=workspace, invoice=invoice, kind=Purchase.Kind.UPGRADE, plan=new.plan, seats=new.seats
-    )
-    if purchase.status == Purchase.Status.PAID:
-        return purchase
-    wallet = wallet_lock(workspace_id=workspace.pk)
-    workspace.refresh_from_db(fields=["plan", "seats"])
-    old_allowance = (
-        removed[0].plan.allowance_for(removed[0].seats) if removed else workspace.plan.allowance_for(workspace.seats)
-    )
-    new_allowance = new.plan.allowance_for(new.seats)
-    credits = 0
-    if new_allowance > old_allowance and wallet.period_start <= new.start < wallet.period_end:
-        total = int((wallet.period_end - wallet.period_start).total_seconds())
-        left = int((wallet.period_end - new.start).total_seconds())
-        credits = (new_allowance - old_allowance) * left // total
-    if credits:
-        wallet.period_allowance += credits
-        entry_post(
-            wallet,
-            kind=LedgerEntry.Kind.PLAN_GRANT,
-            plan_delta=credits,
-            idempotency_key=f"plan-upgrade:{invoice['id']}",
-            reason=f"Upgrade to {new.plan.name}"
-            + (f" × {new.seats} seats" if new.plan.per_seat else "")
-            + ": credits for the rest of the period",
-            external_ref=invoice["id"],
-            now=now,
-            metadata={
-                "purchase": purchase.pk,
-                "plan": new.plan.key,
-                "seats": new.seats,
-                "from": old_allowance,
-                "receipt_url": invoice.get("hosted_invoice_url") or "",
-            },
-        )
-    if new_allowance > workspace.plan.allowance_for(workspace.seats):
-        Workspace.objects.filter(pk=workspace.pk).update(plan=new.plan, seats=new.seats)
-    purchase.status = Purchase.Status.PAID
-    purchase.paid_at = now
-    purchase.credits = credits
-    purchase.receipt_url = invoice.get("hosted_invoice_url") or ""
-    purchase.save()
-    activity_record(
-        workspace=workspace, actor=None, verb=Activity.Verb.PLAN_CHANGED, detail=f"upgraded to {new.plan.name}"
-    )
-    return purchase
-
-
-def invoice_payment_failed(*, invoice: dict[str, Any], now: datetime | None = None) -> Subscription | None:
-    """A renewal (or upgrade) could not be charged: the workspace is past due until the card is fixed."""
-    now = now or timezone.now()
-    subscription_id = _invoice_subscription_id(invoice)
-    workspace = _workspace_for_customer(invoice.get("customer"))
-    if not subscription_id or workspace is None:
-        return None
-    current = gateway.subscription_retrieve(subscription_id)
-    with transaction.atomic():
-        _subscription_store(workspace_id=workspace.pk, subscription=current, now=now)
-        if invoice.get("billing_reason") == "subscription_cycle":
-            Subscription.objects.filter(workspace=workspace, past_due_since__isnull=True).update(past_due_since=now)
-    return Subscription.objects.get(workspace=workspace)
 
 
 # --- Off-session payments (auto top-up) -----------------------------------------------------------

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.bounds import id_parsed
 from billing.models import StripeEvent, Workspace
-from billing.services import payments
+from billing.services import payments, subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +33,15 @@ def _checkout_async_failed(obj: dict[str, Any], now: datetime) -> Any:
 
 
 def _invoice_paid(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.invoice_paid(invoice=obj, now=now)
+    return subscriptions.invoice_paid(invoice=obj, now=now)
 
 
 def _invoice_failed(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.invoice_payment_failed(invoice=obj, now=now)
+    return subscriptions.invoice_payment_failed(invoice=obj, now=now)
 
 
 def _subscription(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.subscription_changed(subscription=obj, now=now)
+    return subscriptions.subscription_changed(subscription=obj, now=now)
 
 
 def _refunded(obj: dict[str, Any], now: datetime) -> Any:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 
 from billing.errors import IdempotencyConflict, InsufficientCredits
 from billing.models import LedgerEntry, Wallet
@@ -94,3 +95,10 @@ def entry_post(
         entry.pk,
     )
     return entry
+
+
+def wallet_processing_count(workspace_id: int, delta: int) -> None:
+    """Count a purchase into or out of "payment processing"; the revision bump refreshes the polled balance."""
+    Wallet.objects.filter(workspace_id=workspace_id).update(
+        payments_processing=F("payments_processing") + delta, revision=F("revision") + 1
+    )

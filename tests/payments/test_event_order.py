@@ -25,11 +25,12 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.credits import credits
 from billing.errors import BillingError
 from billing.models import LedgerEntry, Purchase, Subscription, Wallet, Workspace
 from billing.selectors import ledger_audit
-from billing.services import checkout_return, topup_checkout_start
-from billing.services.payments import checkouts_reconcile
+from billing.services import checkout_return, plan_checkout_start, topup_checkout_start
+from billing.services.payments import checkouts_reconcile, plan_lookup_key
 from billing.services.stripe_events import EventFailed, stripe_event_process, stripe_event_record
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -277,3 +278,134 @@ def test_a_refund_with_no_webhooks_at_all_is_found_by_reconciliation(stripe, str
     purchase.refresh_from_db()
     assert purchase.status == "paid" and purchase.credits_reversed == purchase.credits
     assert Wallet.objects.get(workspace=flow.workspace).topup_balance == before
+
+
+# --- Subscriptions ------------------------------------------------------------------------------
+
+
+def subscribed(double, recorder: Recorder, plan: str = "pro", seats: int = 1) -> Flow:
+    """Free → ``plan`` through Checkout, its first invoice paid."""
+    owner, workspace = buyer()
+    purchase, _ = plan_checkout_start(
+        workspace=workspace, plan_key=plan, seats=seats, user=owner, return_url="http://t/back", cancel_url="http://t/"
+    )
+    events = recorder.step(lambda: double.pay_checkout(purchase.stripe_checkout_session_id, card="success"))
+    return Flow(workspace, [Phase(events)], sessions=[purchase.stripe_checkout_session_id])
+
+
+def subscription_of(double, flow: Flow) -> str:
+    return double.object(flow.sessions[0])["subscription"]
+
+
+def subscription_change(stripe_client, double, flow: Flow, *, plan: str | None = None, seats: int | None = None):
+    current = stripe_client.v1.subscriptions.retrieve(subscription_of(double, flow))
+    item = {"id": current["items"]["data"][0]["id"]}
+    if plan:
+        item["price"] = stripe_client.v1.prices.list({"lookup_keys": [plan_lookup_key(plan)]}).data[0].id
+    if seats:
+        item["quantity"] = seats
+    stripe_client.v1.subscriptions.update(current.id, {"items": [item], "proration_behavior": "always_invoice"})
+
+
+def test_a_subscription_created_with_its_first_invoice_paid(stripe):
+    check_every_order(subscribed(stripe, Recorder(stripe), "ultra"), stripe)
+
+
+def test_a_renewal_paid(stripe):
+    recorder = Recorder(stripe)
+    flow = subscribed(stripe, recorder, "max")
+    flow.phases[0].events += recorder.step(lambda: stripe.renew(subscription_of(stripe, flow)))
+    check_every_order(flow, stripe)
+
+
+def test_seats_added_mid_period(stripe, stripe_client):
+    recorder = Recorder(stripe)
+    flow = subscribed(stripe, recorder, "pro", seats=2)
+    flow.phases[0].events += recorder.step(lambda: stripe.advance(5 * 86400))
+    flow.phases[0].events += recorder.step(lambda: subscription_change(stripe_client, stripe, flow, seats=4))
+    check_every_order(flow, stripe)
+
+
+def test_an_upgrade_mid_period(stripe, stripe_client):
+    recorder = Recorder(stripe)
+    flow = subscribed(stripe, recorder, "pro")
+    flow.phases[0].events += recorder.step(lambda: stripe.advance(10 * 86400))
+    flow.phases[0].events += recorder.step(lambda: subscription_change(stripe_client, stripe, flow, plan="max"))
+    check_every_order(flow, stripe)
+
+
+def test_a_downgrade_at_the_next_period(stripe, stripe_client):
+    recorder = Recorder(stripe)
+    flow = subscribed(stripe, recorder, "ultra")
+    flow.phases[0].events += recorder.step(lambda: subscription_change(stripe_client, stripe, flow, plan="pro"))
+    flow.phases[0].events += recorder.step(lambda: stripe.renew(subscription_of(stripe, flow)))
+    check_every_order(flow, stripe)
+
+
+def test_a_cancellation_at_the_period_end(stripe, stripe_client):
+    recorder = Recorder(stripe)
+    flow = subscribed(stripe, recorder, "pro")
+    subscription = subscription_of(stripe, flow)
+    flow.phases[0].events += recorder.step(
+        lambda: stripe_client.v1.subscriptions.update(subscription, {"cancel_at_period_end": True})
+    )
+    flow.phases[0].events += recorder.step(lambda: stripe.renew(subscription))
+    check_every_order(flow, stripe)
+
+
+# --- Disputes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("won", [True, False], ids=["won", "lost"])
+def test_a_dispute_opened_then_won_or_lost(stripe, won):
+    recorder = Recorder(stripe)
+    flow, purchase = topup_bought(stripe, recorder)
+    charge = stripe.object(payment_intent_of(stripe, purchase.stripe_checkout_session_id))["latest_charge"]
+    disputes = []
+    flow.phases[0].events += recorder.step(lambda: disputes.append(stripe.dispute(charge)))
+    flow.phases[0].events += recorder.step(lambda: stripe.close_dispute(disputes[0]["id"], won=won))
+    check_every_order(flow, stripe)
+    run(flow, in_order(flow))
+    purchase.refresh_from_db()
+    assert purchase.credits_reversed == (0 if won else purchase.credits)
+
+
+def test_a_dispute_won_after_its_credits_were_taken_gives_them_back(stripe):
+    """Delivered as it happens: the dispute takes the pack's credits, the win gives them back."""
+    recorder = Recorder(stripe)
+    flow, purchase = topup_bought(stripe, recorder)
+    charge = stripe.object(payment_intent_of(stripe, purchase.stripe_checkout_session_id))["latest_charge"]
+    disputes = []
+    flow.phases[0].events += recorder.step(lambda: disputes.append(stripe.dispute(charge)))
+    run(flow, in_order(flow))
+    for event in recorder.step(lambda: stripe.close_dispute(disputes[0]["id"], won=True)):
+        deliver(event)
+    refunds = LedgerEntry.objects.filter(workspace=flow.workspace, kind="refund").order_by("id")
+    assert list(refunds.values_list("topup_delta", flat=True)) == [-purchase.credits, purchase.credits]
+    assert {entry.external_ref for entry in refunds} == {disputes[0]["id"]}
+    purchase.refresh_from_db()
+    assert (purchase.credits_reversed, purchase.disputed_cents, purchase.shortfall) == (0, 0, 0)
+    assert_books_balanced()
+
+
+def test_a_dispute_won_forgives_the_shortfall_before_it_gives_credits_back(stripe):
+    from tests.conftest import fund
+
+    recorder = Recorder(stripe)
+    flow, purchase = topup_bought(stripe, recorder)  # 100,000 credits
+    run(flow, in_order(flow))
+    fund(flow.workspace, plan=0, topup=10_000)  # 90,000 of them spent
+    charge = stripe.object(payment_intent_of(stripe, purchase.stripe_checkout_session_id))["latest_charge"]
+    disputes = []
+    for event in recorder.step(lambda: disputes.append(stripe.dispute(charge))):
+        deliver(event)
+    purchase.refresh_from_db()
+    assert purchase.shortfall == purchase.credits - credits(10_000)
+    for event in recorder.step(lambda: stripe.close_dispute(disputes[0]["id"], won=True)):
+        deliver(event)
+    refunds = LedgerEntry.objects.filter(workspace=flow.workspace, kind="refund").order_by("id")
+    assert list(refunds.values_list("topup_delta", flat=True)) == [-credits(10_000), credits(10_000)]
+    purchase.refresh_from_db()
+    assert (purchase.credits_reversed, purchase.shortfall) == (0, 0)
+    assert Wallet.objects.get(workspace=flow.workspace).topup_balance == credits(10_000)
+    assert_books_balanced()
