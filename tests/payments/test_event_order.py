@@ -517,11 +517,11 @@ def test_an_auto_top_up_declined_then_paid(stripe):
         def card_saved():
             checkout_return(workspace=flow.workspace, session_id=purchase.stripe_checkout_session_id)
 
-        def declined():  # our side: the beat finds the balance low; the bank says no, so it turns itself off
-            customer = Workspace.objects.get(pk=flow.workspace.pk).stripe_customer_id
-            stripe.set_card(customer, "decline")
+        def run_with(card: str):  # the owner turns it on with this card; the beat finds the balance low
+            workspace = Workspace.objects.get(pk=flow.workspace.pk)
+            stripe.set_card(workspace.stripe_customer_id, card)
             auto_topup_set(
-                workspace=Workspace.objects.get(pk=flow.workspace.pk),
+                workspace=workspace,
                 actor=owner,
                 enabled=True,
                 threshold=credits(200_000),
@@ -530,18 +530,11 @@ def test_an_auto_top_up_declined_then_paid(stripe):
             )
             auto_topups_run()
 
-        def turned_on_again_and_paid():  # the owner fixes the card and turns it on: the next run pays
-            customer = Workspace.objects.get(pk=flow.workspace.pk).stripe_customer_id
-            stripe.set_card(customer, "success")
-            auto_topup_set(
-                workspace=Workspace.objects.get(pk=flow.workspace.pk),
-                actor=owner,
-                enabled=True,
-                threshold=credits(200_000),
-                pack_key="100k",
-                monthly_limit=3,
-            )
-            auto_topups_run()
+        def declined():  # the bank says no: it turns itself off
+            run_with("decline")
+
+        def turned_on_again_and_paid():
+            run_with("success")
 
         return flow, [card_saved, declined, turned_on_again_and_paid]
 
