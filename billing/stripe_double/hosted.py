@@ -11,7 +11,7 @@ from . import checkout, pages, payments
 from .api import Response
 from .customers import check_behaviour
 from .errors import StripeError
-from .portal import portal_change_plan, portal_set_cancel
+from .portal import portal_change_plan, portal_flow_confirm, portal_set_cancel
 from .store import Obj, Store
 
 _PATH = re.compile(r"^/(checkout|portal|receipts|invoices)/([^/]+)(?:/([a-z_]+))?/?$")
@@ -91,8 +91,17 @@ def _after(session: Obj, outcome: str) -> str:
 
 def _portal(store: Store, method: str, portal: Obj, action: str | None, form: dict[str, str]) -> Response:
     base = f"/portal/{portal['id']}"
+    flow = portal["flow"]
     if method == "GET" and action is None:
+        if flow is not None and not portal["_flow_done"]:  # a deep link opens on its flow's page
+            return _html(200, pages.portal_confirm_page(store, portal))
         return _html(200, pages.portal_page(store, portal, form.get("message")))
+    if action == "confirm":
+        return _portal_confirm(store, method, portal)
+    if action == "confirmed" and method == "GET" and flow is not None:
+        message = flow["after_completion"]["hosted_confirmation"] or {}
+        text = message.get("custom_message") or "Your plan has been updated."
+        return _html(200, pages.message_page("Plan updated", text, (portal["return_url"] or "", "Return")))
     if method != "POST" or action not in ("update", "cancel", "reactivate"):
         return _redirect(base)
     subscription_id = form.get("subscription", "")
@@ -111,6 +120,23 @@ def _portal(store: Store, method: str, portal: Obj, action: str | None, form: di
     except (StripeError, ValueError) as error:
         message = f"Error: {error.message if isinstance(error, StripeError) else error}"
     return _redirect(f"{base}?message={quote(message)}")
+
+
+def _portal_confirm(store: Store, method: str, portal: Obj) -> Response:
+    """Confirm the flow's change, then go where ``after_completion`` says."""
+    base = f"/portal/{portal['id']}"
+    if method != "POST":
+        return _redirect(base)
+    try:
+        portal_flow_confirm(store, portal)
+    except StripeError as error:
+        return _redirect(f"{base}?message={quote(f'Error: {error.message}')}")
+    after = portal["flow"]["after_completion"]
+    if after["type"] == "redirect":
+        return _redirect(after["redirect"]["return_url"])
+    if after["type"] == "hosted_confirmation":
+        return _redirect(f"{base}/confirmed")
+    return _redirect(f"{base}?message={quote('Your plan has been updated.')}")
 
 
 def _html(status: int, html: str) -> Response:

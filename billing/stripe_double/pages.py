@@ -12,7 +12,7 @@ from urllib.parse import quote
 from .catalog import price_label
 from .checkout import session_items
 from .money import format_amount, format_date
-from .portal import portal_subscriptions
+from .portal import portal_flow_change, portal_flow_due_now, portal_subscriptions
 from .store import Obj, Store
 
 _STYLE = """
@@ -185,6 +185,48 @@ def portal_page(store: Store, portal: Obj, message: str | None) -> str:
     if portal["return_url"]:
         body += f'<p><a id="return" href="{escape(portal["return_url"])}">Return</a></p>'
     return page("Billing portal", "Test billing portal (offline Stripe double)", body)
+
+
+def portal_confirm_page(store: Store, portal: Obj) -> str:
+    """The flow ``subscription_update_confirm`` opens here: the one change it names, and Confirm."""
+    subscription, item, price_id, quantity = portal_flow_change(store, portal)
+    old, new = store.get(item["price"], "price"), store.get(price_id, "price")
+    interval = new["recurring"]["interval"]
+
+    def plan(price: Obj, seats: int) -> str:
+        each = format_amount(price["unit_amount"] * seats, price["currency"])
+        return escape(
+            f"{price_label(store, price)} · {seats} × {format_amount(price['unit_amount'], price['currency'])}"
+            f" = {each} / {price['recurring']['interval']}"
+        )
+
+    due = portal_flow_due_now(store, subscription, item, price_id, quantity)
+    end = format_date(item["current_period_end"])
+    rows: list[Row] = [
+        ("Current plan", plan(old, item["quantity"]), "current-plan"),
+        ("New plan", plan(new, quantity), "new-plan"),
+    ]
+    total = ("Due today", escape(format_amount(due, new["currency"])), "due-today")
+    note = (
+        f"You are charged the prorated difference for the rest of the period today; from {end} the new plan "
+        f"renews at {format_amount(new['unit_amount'] * quantity, new['currency'])} / {interval}."
+        if due
+        else f"Nothing is charged or refunded today; from {end} the plan renews at "
+        f"{format_amount(new['unit_amount'] * quantity, new['currency'])} / {interval}."
+    )
+    body = (
+        "<h1>Confirm your plan change</h1>"
+        f'<p class="muted">{escape(store.get(portal["customer"], "customer")["email"] or portal["customer"])}</p>'
+        + table(rows, total=total)
+        + f'<p class="muted" id="terms">{escape(note)}</p>'
+        + f'<form method="post" action="/portal/{portal["id"]}/confirm">'
+        f'<input type="hidden" name="price" id="price" value="{escape(price_id)}">'
+        f'<input type="hidden" name="quantity" id="quantity" value="{quantity}">'
+        '<p><button type="submit" id="confirm" class="primary">Confirm</button></p></form>'
+    )
+    if portal["return_url"]:
+        body += f'<p><a id="return" href="{escape(portal["return_url"])}">Go back</a></p>'
+    return page("Confirm your plan change", "Test billing portal (offline Stripe double)", body)
 
 
 def _portal_subscription(store: Store, portal: Obj, subscription: Obj, suffix: str) -> str:

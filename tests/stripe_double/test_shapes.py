@@ -239,6 +239,29 @@ class Flows:
         self.portal_form(portal, "update", subscription=subscription, price=self.prices["plan_max"], quantity="1")
         self.subscription_read(subscription)
 
+    def changed_through_a_flow(self, price: str) -> None:
+        """A plan card's deep link: the portal opened on the confirm page of one change, then confirmed."""
+        customer, subscription = self.subscribed()
+        item = self.client.v1.subscriptions.retrieve(subscription)["items"].data[0].id
+        session = self.client.v1.billing_portal.sessions.create(
+            {
+                "customer": customer,
+                "return_url": "http://app.test/settings/billing/",
+                "flow_data": {
+                    "type": "subscription_update_confirm",
+                    "subscription_update_confirm": {
+                        "subscription": subscription,
+                        "items": [{"id": item, "price": self.prices[price], "quantity": 1}],
+                    },
+                    "after_completion": {"type": "redirect", "redirect": {"return_url": CANCEL_URL}},
+                },
+            }
+        )
+        assert self.browser.get(session.url).status == 200
+        self.double.advance(3 * DAY)
+        assert self.browser.post(f"/portal/{session.id}/confirm", {}).location == CANCEL_URL
+        self.subscription_read(subscription)
+
     def downgraded(self) -> None:
         customer = self.customer()
         session = self.checkout(customer, "subscription", self.prices["plan_max"])
@@ -293,6 +316,7 @@ FLOWS: list[Callable[[Flows], object]] = [
     Flows.renewal_needing_authentication,
     Flows.seats_added,
     Flows.upgraded,
+    lambda flows: flows.changed_through_a_flow("plan_max"),
     Flows.downgraded,
     Flows.canceled,
     Flows.auto_top_up_declined_then_succeeded,
