@@ -44,6 +44,9 @@ def session_create(store: Store, params: Params) -> Obj:
             param="expires_at",
         )
     items = _line_items(store, mode, as_list(params, "line_items"))
+    anchor = _billing_cycle_anchor(store, subscription_data, items)
+    if anchor is not None:
+        _items_prorate(store, items, anchor)
     total = sum(item["amount_total"] for item in items)
     session_id = store.new_id("cs_test_a1", 56)
     customer_creation = as_str(params, "customer_creation") or ("if_required" if mode == "payment" else None)
@@ -115,8 +118,54 @@ def session_create(store: Store, params: Params) -> Obj:
             "_intent": None,
             "_intent_data": intent_data,
             "_subscription_metadata": merge_metadata({}, subscription_data.get("metadata", {})),
+            "_anchor": anchor,
         }
     )
+
+
+def _billing_cycle_anchor(store: Store, data: Params, items: list[Obj]) -> int | None:
+    """``subscription_data[billing_cycle_anchor]``: a future time before the first natural renewal, or None."""
+    anchor = as_int(data, "billing_cycle_anchor")
+    behaviour = as_str(data, "proration_behavior")
+    if behaviour is not None and behaviour not in ("create_prorations", "none"):
+        raise invalid(
+            "Invalid subscription_data[proration_behavior]: must be one of create_prorations, none",
+            param="subscription_data[proration_behavior]",
+        )
+    if anchor is None:
+        return None
+    if behaviour == "none":
+        raise invalid(
+            "The double supports a billing cycle anchor with proration_behavior=create_prorations only.",
+            param="subscription_data[proration_behavior]",
+        )
+    now = store.now()
+    natural = subscriptions.period(now, store.get(items[0]["price"], "price")["recurring"], 0)[1]
+    if not now < anchor < natural:
+        raise invalid(
+            "subscription_data[billing_cycle_anchor] must be a future timestamp before the subscription's first "
+            "natural billing date.",
+            param="subscription_data[billing_cycle_anchor]",
+        )
+    return anchor
+
+
+def _items_prorate(store: Store, items: list[Obj], anchor: int) -> None:
+    """Charge each item for the time left until the anchor (what "due today" is on Checkout's page)."""
+    for item in items:
+        price = store.get(item["price"], "price")
+        left, length = subscriptions.until_anchor(anchor, price["recurring"], store.now())
+        amount = subscriptions.prorate(price["unit_amount"] * item["quantity"], left=left, length=length)
+        item.update(amount_subtotal=amount, amount_total=amount)
+
+
+def _items_whole(store: Store, session: Obj) -> None:
+    """The anchor passed before the buyer paid: Checkout charges the whole period that starts at it."""
+    for item in session["_items"]:
+        amount = store.get(item["price"], "price")["unit_amount"] * item["quantity"]
+        item.update(amount_subtotal=amount, amount_total=amount)
+    total = sum(item["amount_total"] for item in session["_items"])
+    session.update(amount_subtotal=total, amount_total=total)
 
 
 def _invoice_creation_off() -> Obj:
@@ -217,6 +266,8 @@ def _intent_for(store: Store, session: Obj) -> Obj:
     data = session["_intent_data"]
     subscribing = session["mode"] == "subscription"
     saving = subscribing or bool(data.get("setup_future_usage"))
+    if session["_anchor"] is not None and session["_anchor"] <= store.now():
+        _items_whole(store, session)
     if session["customer"] is None and (saving or session["customer_creation"] == "always"):
         customer = customer_new(store, email=session["_email"] or GUEST_EMAIL)
         session["customer"] = customer["id"]
@@ -255,6 +306,7 @@ def _complete(store: Store, session: Obj, intent: Obj, *, paid: bool) -> None:
         method = store.get(intent["payment_method"], "payment_method")
         payment_method_attach_to(store, method, customer)
         items = [(store.get(item["price"], "price"), item["quantity"]) for item in session["_items"]]
+        anchor = session["_anchor"]
         subscription = subscriptions.subscription_new(
             store,
             customer=customer["id"],
@@ -262,8 +314,11 @@ def _complete(store: Store, session: Obj, intent: Obj, *, paid: bool) -> None:
             metadata=dict(session["_subscription_metadata"]),
             default_payment_method=method["id"],
             status="active",
+            anchor=anchor,
         )
-        invoice = subscriptions.subscription_first_invoice(store, subscription)
+        short = anchor is not None and anchor > store.now()  # else paid past it: a whole period from the anchor
+        prorated = [item["amount_total"] for item in session["_items"]] if short else None
+        invoice = subscriptions.subscription_first_invoice(store, subscription, prorated)
         session.update(subscription=subscription["id"], invoice=invoice["id"])
         invoices.invoice_paid_by(store, invoice, intent)
     email = session["_email"] or GUEST_EMAIL

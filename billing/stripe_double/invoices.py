@@ -33,6 +33,7 @@ class Line:
     description: str
     subscription_item: str
     proration: bool = False
+    of_item: bool = False  # a subscription item's own (prorated) line, not a pending invoice item's
 
 
 def invoice_new(
@@ -150,7 +151,7 @@ def invoice_new(
 
 def _line(store: Store, invoice_id: str, subscription: Obj, line: Line) -> Obj:
     subscription_ref = {"proration": line.proration, "proration_details": {"credited_items": None}}
-    if line.proration:
+    if line.proration and not line.of_item:
         parent = {
             "invoice_item_details": {
                 **subscription_ref,

@@ -45,6 +45,12 @@ def period(anchor: int, recurring: Obj, cycle: int) -> tuple[int, int]:
     return shifted(cycle), shifted(cycle + 1)
 
 
+def until_anchor(anchor: int, recurring: Obj, now: int) -> tuple[int, int]:
+    """(time left, length) of a first period that runs from ``now`` to a future ``anchor``: Stripe prorates it
+    against the whole interval that would end at the anchor."""
+    return anchor - now, anchor - period(anchor, recurring, -1)[0]
+
+
 def prorate(amount: int, *, left: int, length: int) -> int:
     """``amount`` × left / length in whole cents, rounded half up (negative amounts symmetrically)."""
     magnitude = (abs(amount) * left * 2 + length) // (2 * length)
@@ -62,12 +68,22 @@ def subscription_new(
     metadata: Obj,
     default_payment_method: str | None,
     status: str,
+    anchor: int | None = None,
 ) -> Obj:
-    """A subscription starting now over ``items`` (price, quantity), announced by ``customer.subscription.created``."""
+    """A subscription starting now over ``items`` (price, quantity), announced by ``customer.subscription.created``.
+
+    ``anchor`` (``billing_cycle_anchor``): a future one makes the first period a short one that ends there; one
+    that has passed starts the subscription's first whole period at it, as Checkout does when paid too late.
+    """
     _check_prices([price for price, _ in items])
     now = store.now()
     recurring = items[0][0]["recurring"]
     start, end = period(now, recurring, 0)
+    anchor, cycle = anchor or now, 0
+    if anchor > now:
+        start, end, cycle = now, anchor, -1  # the renewal at the anchor bills cycle 0
+    elif anchor < now:
+        start, end = period(anchor, recurring, 0)
     subscription_id = store.new_id("sub_")
     subscription = store.add(
         {
@@ -76,7 +92,7 @@ def subscription_new(
             "application": None,
             "application_fee_percent": None,
             "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
-            "billing_cycle_anchor": now,
+            "billing_cycle_anchor": anchor,
             "billing_cycle_anchor_config": None,
             "billing_mode": {"flexible": None, "type": "classic", "updated_at": None},
             "billing_schedules": [],
@@ -122,7 +138,7 @@ def subscription_new(
             "trial_end": None,
             "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
             "trial_start": None,
-            "_cycle": 0,
+            "_cycle": cycle,
             "_pending": [],
         }
     )
@@ -132,16 +148,31 @@ def subscription_new(
     return subscription
 
 
-def subscription_first_invoice(store: Store, subscription: Obj) -> Obj:
-    """The finalized ``subscription_create`` invoice for the first period (not yet paid)."""
+def subscription_first_invoice(store: Store, subscription: Obj, prorated: list[int] | None = None) -> Obj:
+    """The finalized ``subscription_create`` invoice for the first period (not yet paid).
+
+    ``prorated``: the amount of each item for a short first period (up to a future billing cycle anchor),
+    billed as proration lines; otherwise each item's whole period.
+    """
     now = store.now()
+    lines = _period_lines(store, subscription)
+    if prorated is not None:
+        lines = [
+            Line(
+                line.price,
+                line.quantity,
+                amount,
+                line.start,
+                line.end,
+                f"Remaining time on {line.quantity} × {price_label(store, line.price)} until {format_date(line.end)}",
+                line.subscription_item,
+                proration=True,
+                of_item=True,
+            )
+            for line, amount in zip(lines, prorated, strict=True)
+        ]
     invoice = invoices.invoice_new(
-        store,
-        subscription,
-        billing_reason="subscription_create",
-        lines=_period_lines(store, subscription),
-        start=now,
-        end=now,
+        store, subscription, billing_reason="subscription_create", lines=lines, start=now, end=now
     )
     subscription["latest_invoice"] = invoice["id"]
     invoices.invoice_finalize(store, invoice)

@@ -72,7 +72,7 @@ class Flows:
         )
         return customer.id
 
-    def checkout(self, customer: str, mode: str, price: str, quantity: int = 1) -> str:
+    def checkout(self, customer: str, mode: str, price: str, quantity: int = 1, anchor: int | None = None) -> str:
         self.purchases += 1
         metadata = {"workspace_id": "1", "purchase_id": str(self.purchases), "plan": "pro"}
         params = {
@@ -88,6 +88,11 @@ class Flows:
             params["payment_intent_data"] = {"setup_future_usage": "off_session", "metadata": metadata}
         else:
             params["subscription_data"] = {"metadata": {"workspace_id": "1"}}
+            if anchor is not None:  # a paid plan without a subscription keeps its period: billed up to its end
+                params["subscription_data"] |= {
+                    "billing_cycle_anchor": anchor,
+                    "proration_behavior": "create_prorations",
+                }
         key = f"sigora-checkout-{self.purchases}"
         session = self.client.v1.checkout.sessions.create(params, {"idempotency_key": key})
         assert self.browser.get(session.url).status == 200
@@ -206,6 +211,14 @@ class Flows:
     def subscription_created(self) -> None:
         self.subscribed(quantity=2)
 
+    def subscription_anchored(self) -> None:
+        customer = self.customer()
+        session = self.checkout(customer, "subscription", self.prices["plan_max"], anchor=self.double.now() + 9 * DAY)
+        self.double.pay_checkout(session)
+        subscription = self.fulfilled(session).subscription
+        self.double.renew(subscription)
+        self.subscription_read(subscription)
+
     def renewal_paid(self) -> None:
         _, subscription = self.subscribed()
         self.double.renew(subscription)
@@ -311,6 +324,7 @@ FLOWS: list[Callable[[Flows], object]] = [
     lambda flows: flows.disputed(won=True),
     lambda flows: flows.disputed(won=False),
     Flows.subscription_created,
+    Flows.subscription_anchored,
     Flows.renewal_paid,
     Flows.renewal_failed_then_paid,
     Flows.renewal_needing_authentication,
