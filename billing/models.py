@@ -197,10 +197,32 @@ class Workspace(models.Model):
     monthly_budget = CreditsField(null=True, blank=True, help_text="Charges beyond this in a period are refused.")
     # The Stripe customer that pays for this workspace (created at the first purchase).
     stripe_customer_id = models.CharField(max_length=255, null=True, blank=True, unique=True, editable=False)
+    # The payment method Stripe charges next (the customer's default), as the webhooks and payments last
+    # showed it, so the billing page shows it without calling Stripe (billing.services.cards). A card has
+    # a brand and an expiry; a bank account its bank's name in ``brand`` and no expiry. The text fields'
+    # db_default: raw INSERTs of workspaces (bench/resets.py) name their columns and leave these out.
+    payment_method_id = models.CharField(max_length=255, blank=True, default="", db_default="", editable=False)
+    payment_method_type = models.CharField(
+        max_length=32, blank=True, default="", db_default="", editable=False, help_text='"card", "us_bank_account"…'
+    )
+    payment_method_brand = models.CharField(
+        max_length=100, blank=True, default="", db_default="", editable=False, help_text="A card's brand or a bank."
+    )
+    payment_method_last4 = models.CharField(max_length=4, blank=True, default="", db_default="", editable=False)
+    payment_method_exp_month = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    payment_method_exp_year = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    payment_method_as_of = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When Stripe last said so: an older report never replaces it."
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(seats__gte=1), name="workspace_seats_positive"),
+            models.CheckConstraint(
+                condition=Q(payment_method_exp_month__isnull=True)
+                | Q(payment_method_exp_month__gte=1, payment_method_exp_month__lte=12),
+                name="workspace_payment_method_exp_month_valid",
+            ),
         ]
         # Staff with this see the admin's "Adjust credits" form (billing.services.adjustments).
         permissions = [("adjust_credits", "Can adjust a workspace's credits")]
@@ -740,6 +762,9 @@ class Purchase(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
     failure = models.CharField(max_length=255, blank=True)
+    # The period a plan's invoice bills (a subscription's first, a renewal), as Stripe's invoice line says.
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
