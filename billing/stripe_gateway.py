@@ -169,12 +169,12 @@ def checkout_sessions_completed(*, since: int) -> Iterator[dict[str, Any]]:
         params = {**params, "starting_after": page["data"][-1]["id"]}
 
 
-def portal_session_create(*, customer: str, return_url: str) -> dict[str, Any]:
-    return _call(
-        "open the billing portal",
-        _client().v1.billing_portal.sessions.create,
-        {"customer": customer, "return_url": return_url},
-    )
+def portal_session_create(*, customer: str, return_url: str, flow_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Billing Portal session; ``flow_data`` deep-links it to one flow (a plan change's confirm page)."""
+    params: dict[str, Any] = {"customer": customer, "return_url": return_url}
+    if flow_data is not None:
+        params["flow_data"] = flow_data
+    return _call("open the billing portal", _client().v1.billing_portal.sessions.create, params)
 
 
 # --- Reading current state (events are snapshots; order matters, so fetch) -----------------------

@@ -711,8 +711,14 @@ def purchase(request: HttpRequest, kind: str, key: str) -> HttpResponse:
                 workspace=workspace, pack_key=key, user=request.user, return_url=return_url, cancel_url=back
             )
         elif selectors.subscription_of(workspace_id=workspace.pk) is not None:
-            # Plan and seat changes of a running subscription happen in Stripe's portal, which prorates.
-            url = services.portal_start(workspace=workspace, return_url=back)
+            # A running subscription changes in Stripe's portal, which prorates: on the confirm page of this plan.
+            raw_seats = request.POST.get("seats")
+            url = services.portal_start(
+                workspace=workspace,
+                return_url=back,
+                plan_key=key,
+                seats=None if raw_seats in (None, "") else _seats(raw_seats, default=workspace.seats),
+            )
         else:
             _, url = services.plan_checkout_start(
                 workspace=workspace,
