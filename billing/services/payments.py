@@ -25,7 +25,8 @@ from django.utils import timezone
 from billing import stripe_gateway as gateway
 from billing.bounds import fits_column, id_parsed
 from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest
-from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Workspace
+from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
+from billing.periods import shift_months
 from billing.services.accounts import activity_record
 from billing.services.subscriptions import Billed, subscription_billed, subscription_sync
 from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
@@ -33,6 +34,9 @@ from billing.services.wallets import entry_post, wallet_lock, wallet_processing_
 logger = logging.getLogger(__name__)
 
 MAX_SEATS = 500
+# Stripe lets a Checkout Session live from 30 minutes to 24 hours; a margin each side for clocks that differ.
+MIN_CHECKOUT_LIFETIME = timedelta(minutes=35)
+CHECKOUT_LIFETIME = timedelta(hours=23)
 
 
 # --- Catalog ↔ Stripe prices ----------------------------------------------------------------------
@@ -143,6 +147,7 @@ def plan_checkout_start(
             "This workspace already has a subscription: change plan or seats in the billing portal.", field="plan"
         )
     price_id = _price_for(plan_lookup_key(plan.key), expected_cents=plan.price_cents)
+    anchor = period_end_anchor(workspace=workspace, now=timezone.now())
     customer = customer_ensure(workspace_id=workspace.pk, user=user)
     purchase = Purchase.objects.create(
         workspace=workspace,
@@ -155,6 +160,17 @@ def plan_checkout_start(
         created_by=user,
     )
     metadata = {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "plan": plan.key}
+    # The first invoice can be paid (and its event arrive) before this session is fulfilled.
+    subscription_data: dict[str, Any] = {
+        "metadata": {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk)}
+    }
+    params: dict[str, Any] = {}
+    if anchor is not None:
+        # Billed up to the current period's end, then monthly from there: the period and its bucket stay.
+        subscription_data |= {"billing_cycle_anchor": anchor, "proration_behavior": "create_prorations"}
+        # Paid after the anchor, Checkout would bill a whole period from it: close the session before then.
+        params["expires_at"] = min(anchor, int((timezone.now() + CHECKOUT_LIFETIME).timestamp()))
+        metadata["billing_cycle_anchor"] = str(anchor)
     session = _checkout_create(
         workspace=workspace,
         user=user,
@@ -167,11 +183,30 @@ def plan_checkout_start(
             "success_url": _success_url(return_url),
             "cancel_url": cancel_url,
             "metadata": metadata,
-            # The first invoice can be paid (and its event arrive) before this session is fulfilled.
-            "subscription_data": {"metadata": {"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk)}},
+            "subscription_data": subscription_data,
+            **params,
         },
     )
+    if anchor is not None:  # what Checkout charges today: the time left of the period (credits follow once paid)
+        purchase.amount_cents = int(session.get("amount_total") or 0)
+        purchase.save(update_fields=["amount_cents"])
     return _session_attach(purchase, session)
+
+
+def period_end_anchor(*, workspace: Workspace, now: datetime) -> int | None:
+    """Where a new subscription's billing starts for a workspace on a paid plan without one: the end of its
+    current period (a unix time), so that period and its bucket are kept; None to start a period now.
+
+    Checkout needs the anchor at least half an hour ahead (a session lives that long at the least) and
+    before the first natural renewal; a period that ends sooner simply ends, and the subscription opens
+    the next one.
+    """
+    if workspace.plan.is_free:
+        return None
+    end = Wallet.objects.filter(workspace=workspace).values_list("period_end", flat=True).first()
+    if end is None or end - now < MIN_CHECKOUT_LIFETIME or end >= shift_months(now, 1):
+        return None
+    return int(end.timestamp())
 
 
 def _checkout_create(
@@ -382,6 +417,11 @@ def checkout_payment_failed(*, session: dict[str, Any]) -> Purchase | None:
 
 def _check_amount(purchase: Purchase, session: dict[str, Any]) -> None:
     amount, currency = session.get("amount_total"), (session.get("currency") or "").lower()
+    if (session.get("metadata") or {}).get("billing_cycle_anchor") and purchase.plan is not None:
+        # Billed up to a period's end: Stripe prorates to the second it bills, at most a whole period.
+        whole = purchase.plan.price_cents * purchase.seats
+        if isinstance(amount, int) and 0 < amount <= whole and currency == purchase.currency:
+            return
     if amount != purchase.amount_cents or currency != purchase.currency:
         raise FulfilmentMismatch(
             f"Checkout {session['id']} was paid {amount} {currency}, but purchase #{purchase.pk} "

@@ -224,12 +224,13 @@ def subscription_sync(
             _purchase_paid(workspace=workspace, billed=billed, paid=paid, credits=None, now=now, checkout=checkout)
         _subscription_ended(workspace=workspace, subscription=current, now=now)
         return state
-    opened = _period_open(workspace=workspace, billed=billed, state=state, now=now)
+    opened, joined = _period_open(workspace=workspace, billed=billed, state=state, now=now)
     for paid in (billed_invoice for billed_invoice in billed.invoices if billed_invoice.paid):
         if paid.reason == "subscription_update":
             _upgrade_grant(workspace=workspace, billed=billed, paid=paid, opened=opened, state=state, now=now)
         else:
-            _purchase_paid(workspace=workspace, billed=billed, paid=paid, credits=None, now=now, checkout=checkout)
+            credits = joined if opened is not None and paid.id == opened.id else None
+            _purchase_paid(workspace=workspace, billed=billed, paid=paid, credits=credits, now=now, checkout=checkout)
     return state
 
 
@@ -244,12 +245,16 @@ def _opening_invoice(billed: Billed, state: SubscriptionState) -> BilledInvoice 
 
 def _period_open(
     *, workspace: Workspace, billed: Billed, state: SubscriptionState, now: datetime
-) -> BilledInvoice | None:
-    """The current period's bucket, once the invoice that opens it is paid; that invoice, or None if unpaid."""
+) -> tuple[BilledInvoice | None, int | None]:
+    """The current period's bucket, once the invoice that opens it is paid: that invoice (None if unpaid), and
+    the credits it granted if it joined the workspace's current period rather than opening one."""
     opening = _opening_invoice(billed, state)
     if opening is None or not opening.paid:
-        return None  # not paid yet: the beat job opens the period, and falls back to Free three days on
+        return None, None  # not paid yet: the beat job opens the period, and falls back to Free three days on
     line = opening.plan_line
+    joined = _period_join(workspace=workspace, opening=opening, line=line, state=state, now=now)
+    if joined is not None:
+        return opening, joined
     grant = period_begin(
         workspace_id=workspace.pk,
         start=line.start,
@@ -264,7 +269,47 @@ def _period_open(
     )
     if grant is None:
         _fallback_restore(workspace=workspace, invoice=opening.invoice, line=line, now=now)
-    return opening
+    return opening, None
+
+
+def _period_join(
+    *, workspace: Workspace, opening: BilledInvoice, line: InvoiceLine, state: SubscriptionState, now: datetime
+) -> int | None:
+    """A first invoice billed up to the end of the workspace's current period joins that period; the credits.
+
+    A workspace on a paid plan without a subscription (the demo, a plan staff set) that subscribes keeps its
+    period and its bucket: Checkout anchors the subscription's billing at the period's end, so Stripe bills
+    the new plan for the time left (``plan_checkout_start``). That invoice grants its plan's allowance for
+    the same share of the period, on top of the bucket, and moves the workspace to its plan now; the
+    renewal at the anchor opens the next period as usual. None if this invoice opens a period of its own.
+    """
+    if opening.reason != "subscription_create":
+        return None
+    key = f"plan-join:{opening.id}"
+    wallet = wallet_lock(workspace_id=workspace.pk)
+    done = LedgerEntry.objects.filter(workspace=workspace, idempotency_key=key).first()
+    if done is not None:
+        return done.plan_delta
+    ends_with_it = abs(line.end - wallet.period_end) < SAME_MOMENT
+    if not ends_with_it or not wallet.period_start + SAME_MOMENT < line.start < line.end:
+        return None
+    length = int((wallet.period_end - wallet.period_start).total_seconds())
+    credits = line.allowance * int((line.end - line.start).total_seconds()) // length
+    seats = f" × {line.seats} seats" if line.plan.per_seat else ""
+    wallet.period_allowance += credits
+    wallet.period_anchor = state.anchor  # renewals from the anchor on, as Stripe bills them
+    entry_post(
+        wallet,
+        kind=LedgerEntry.Kind.PLAN_GRANT,
+        plan_delta=credits,
+        idempotency_key=key,
+        reason=f"{line.plan.name} plan{seats}: credits for the rest of this period",
+        external_ref=opening.id,
+        now=now,
+        metadata={"plan": line.plan.key, "seats": line.seats, "receipt_url": opening.receipt_url},
+    )
+    Workspace.objects.filter(pk=workspace.pk).update(plan=line.plan, seats=line.seats)
+    return credits
 
 
 def _fallback_restore(*, workspace: Workspace, invoice: dict[str, Any], line: InvoiceLine, now: datetime):

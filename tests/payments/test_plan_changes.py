@@ -1,16 +1,22 @@
-"""Plan changes: a subscriber's plan card opens the Billing Portal on that plan's confirm page."""
+"""Plan changes: a subscriber's plan card opens the Billing Portal on that plan's confirm page, and a workspace on a
+paid plan without a subscription keeps its period and its bucket when it subscribes."""
 
 from __future__ import annotations
 
 import http.client
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet
-from billing.services.payments import plan_lookup_key
+from billing import selectors
+from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
+from billing.services import usage_event, usage_record
+from billing.services.payments import period_end_anchor, plan_lookup_key
+from billing.services.resets import periods_reset
 from billing.stripe_double import StripeDouble
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.payments.conftest import API_KEY, WEBHOOK_SECRET
@@ -130,3 +136,75 @@ def test_a_per_seat_card_sends_its_seats_into_the_flow(client, webhooks):
     assert "Pro" in new_plan and "· 3 × $29.00" in new_plan
     response = client.post(reverse("billing:purchase", args=["upgrade", "pro"]), {"seats": "0"}, follow=True)
     assert "Seats must be a whole number" in response.content.decode()
+
+
+# --- a paid plan without a subscription ---------------------------------------------------------------------
+
+
+def used(ws: Workspace, at, key: str) -> None:
+    usage_record(workspace=ws, events=[usage_event(action="claude-opus", quantity=2_000, idempotency_key=key)], now=at)
+
+
+@live
+def test_subscribing_from_a_paid_plan_without_a_subscription_keeps_the_period_and_its_bucket(client, webhooks):
+    owner = UserFactory()
+    now = timezone.now()
+    ws = WorkspaceFactory(owner=owner, plan_key="max", now=now - timedelta(days=20))  # as the demo or staff set it
+    maxi, ultra = Plan.objects.get(key="max"), Plan.objects.get(key="ultra")
+    used(ws, now - timedelta(days=3), "before-1")
+    used(ws, now - timedelta(minutes=5), "before-2")  # today, before subscribing
+    before = Wallet.objects.get(workspace=ws)
+
+    purchase = subscribe(client, webhooks, owner, "ultra")
+    purchase.refresh_from_db()
+    ws.refresh_from_db()
+    wallet = Wallet.objects.get(workspace=ws)
+    sub = Subscription.objects.get(workspace=ws)
+
+    # Stripe billed Ultra up to the period's end, no further: the period and the bucket stay.
+    assert abs((sub.current_period_end - before.period_end).total_seconds()) < 1
+    assert (wallet.period_start, wallet.period_end) == (before.period_start, before.period_end)
+    assert 0 < purchase.amount_cents < ultra.price_cents
+    assert not LedgerEntry.objects.filter(workspace=ws, kind="plan_expiry").exists()
+    [joined] = LedgerEntry.objects.filter(workspace=ws, idempotency_key__startswith="plan-join:")
+    left = (sub.current_period_end - sub.current_period_start).total_seconds()
+    length = (before.period_end - before.period_start).total_seconds()
+    assert joined.plan_delta == ultra.allowance * int(left) // int(length)  # Ultra for the part of the period left
+    assert joined.reason == "Ultra plan: credits for the rest of this period"
+    assert wallet.plan_balance == before.plan_balance + joined.plan_delta
+    assert wallet.period_allowance == maxi.allowance + joined.plan_delta
+    assert (ws.plan.key, purchase.status, purchase.credits) == ("ultra", "paid", joined.plan_delta)
+
+    # The usage panel and the balance card count the same period, so they agree.
+    used(ws, timezone.now(), "after")
+    wallet = Wallet.objects.select_related("workspace__plan").get(workspace=ws)
+    usage = selectors.usage_summary(wallet=wallet, today=timezone.now().astimezone(ws.zone).date())
+    assert usage.total == selectors.balance_of(wallet).used > 0
+    client.force_login(owner)
+    page = client.get(reverse("billing:settings_billing")).content.decode()
+    assert "Ultra" in page and "Manage subscription" in page
+    assert books_balanced()
+
+    # At the period's end Stripe renews at the anchor: the bucket expires with the period it was granted for, and
+    # the next period opens once, with Ultra's whole allowance; the reset job then finds nothing to do.
+    webhooks.renew(sub.stripe_subscription_id)
+    webhooks.wait_for_deliveries()
+    wallet = Wallet.objects.get(workspace=ws)
+    assert abs((wallet.period_start - before.period_end).total_seconds()) < 1
+    assert wallet.plan_balance == wallet.period_allowance == ultra.allowance
+    [expiry] = LedgerEntry.objects.filter(workspace=ws, kind="plan_expiry")
+    assert expiry.metadata["period_end"] == before.period_end.isoformat()
+    assert periods_reset(now=before.period_end + timedelta(hours=1)).workspaces == 0
+    assert books_balanced()
+
+
+@pytest.mark.django_db
+def test_the_anchor_is_the_period_end_only_for_a_paid_plan_far_enough_ahead(stripe):
+    now = timezone.now()
+    free = WorkspaceFactory()
+    assert period_end_anchor(workspace=free, now=now) is None  # Free → paid opens Stripe's period now
+    comped = WorkspaceFactory(plan_key="max", now=now - timedelta(days=10))
+    end = Wallet.objects.get(workspace=comped).period_end
+    assert period_end_anchor(workspace=comped, now=now) == int(end.timestamp())
+    # Less than Checkout's half hour left: that period simply ends, the subscription opens the next.
+    assert period_end_anchor(workspace=comped, now=end - timedelta(minutes=20)) is None
