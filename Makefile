@@ -26,6 +26,8 @@ seed: migrate
 ## make run — install, migrate, load the demo and serve on http://127.0.0.1:8000
 # With no STRIPE_SECRET_KEY, payments go to the offline Stripe double (billing/stripe_double),
 # started beside the server and stopped with it; its keys are the dev settings' (sigora/settings/dev.py).
+# Once it answers, the catalog is synced into it and the demo workspace subscribes there (seed_demo
+# --subscribe: again after each restart, as the double keeps its state in memory).
 # Ctrl-C, SIGTERM or SIGHUP to the group stops all of it before make returns: the shell waits for
 # runserver (which stops the embedded PostgreSQL if it was its last user), then stops the double and
 # waits for it too, so the ports are free and a second `make run` starts cleanly.
@@ -38,7 +40,9 @@ run: seed
 		--webhook-url http://$(HOST):$(PORT)/stripe/webhook/ & double=$$!; \
 	trap 'kill $$double 2>/dev/null; wait $$double' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	export STRIPE_DOUBLE_URL=http://127.0.0.1:$(STRIPE_DOUBLE_PORT); \
-	$(BIN)/python manage.py sync_stripe_catalog --wait 15 && $(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py sync_stripe_catalog --wait 15 && \
+	$(BIN)/python manage.py seed_demo --subscribe --site http://$(HOST):$(PORT) && \
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## make test — lint and the whole test suite
 test: install lint

@@ -184,6 +184,19 @@ def subscription_retrieve(subscription_id: str) -> dict[str, Any]:
     return _retrieve("find subscription", _client().v1.subscriptions.retrieve, subscription_id)
 
 
+def subscription_find(subscription_id: str) -> dict[str, Any] | None:
+    """The subscription, or None when Stripe has no such subscription (Stripe keeps ended ones; the offline
+    double forgets everything when it restarts)."""
+    try:
+        return _client().v1.subscriptions.retrieve(subscription_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise StripeUnavailable(f"Stripe could not find subscription {subscription_id}: {exc.user_message}") from exc
+    except stripe.StripeError as exc:
+        raise StripeUnavailable(f"Stripe could not find subscription {subscription_id}: {exc.user_message}") from exc
+
+
 def invoice_retrieve(invoice_id: str) -> dict[str, Any]:
     return _retrieve("find invoice", _client().v1.invoices.retrieve, invoice_id)
 

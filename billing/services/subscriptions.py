@@ -485,6 +485,24 @@ def _subscription_ended(*, workspace: Workspace, subscription: dict[str, Any], n
         activity_record(workspace=workspace, actor=None, verb=Activity.Verb.PLAN_CHANGED, detail="moved to Free")
 
 
+def subscription_lost(*, workspace: Workspace, now: datetime) -> Subscription | None:
+    """Stripe has no record of the workspace's subscription any more (the offline double forgets everything when
+    it restarts): record it as ended. The books stay as they are: the period paid for runs to its end, then the
+    reset job, or a new subscription, takes over."""
+    known = Subscription.objects.filter(workspace=workspace).first()
+    if known is None or gateway.subscription_find(known.stripe_subscription_id) is not None:
+        return None
+    # Asked before writing (no lock waits on Stripe); a newer subscription recorded since is left alone.
+    Subscription.objects.filter(pk=known.pk, stripe_subscription_id=known.stripe_subscription_id).update(
+        status="canceled", cancel_at_period_end=False, past_due_since=None, updated_at=now
+    )
+    logger.warning(
+        "workspace %s: Stripe has no subscription %s; recorded as ended", workspace.pk, known.stripe_subscription_id
+    )
+    known.refresh_from_db()
+    return known
+
+
 # --- The events --------------------------------------------------------------------------------
 
 

@@ -3,15 +3,27 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
+from django.urls import reverse
 
-from billing.models import Action, DailyUsage, LedgerEntry, RefusalTally, Specialist, SpecialistCap, Wallet, Workspace
+from billing.models import (
+    Action,
+    DailyUsage,
+    LedgerEntry,
+    Purchase,
+    RefusalTally,
+    Specialist,
+    SpecialistCap,
+    Subscription,
+    Wallet,
+    Workspace,
+)
 
 pytestmark = pytest.mark.django_db
 
 
-def seed():
+def seed(*options):
     out = StringIO()
-    call_command("seed_demo", "--force", stdout=out, stderr=StringIO())
+    call_command("seed_demo", "--force", *options, stdout=out, stderr=StringIO())
     return out.getvalue()
 
 
@@ -52,3 +64,80 @@ def test_seed_demo_refuses_without_debug():
     with pytest.raises(CommandError, match="DEBUG"):
         call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
     assert not Workspace.objects.exists()
+
+
+@pytest.fixture
+def stripe_double(settings):
+    """The offline double, as make run starts it beside the server (here on a port of its own), with the catalog."""
+    from billing.services.stripe_catalog import stripe_catalog_sync
+    from billing.stripe_double import StripeDouble
+
+    def started() -> StripeDouble:
+        double = StripeDouble(api_key="sk_test_seed_demo", webhook_secret="whsec_seed_demo").start()
+        settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = "sk_test_seed_demo", "whsec_seed_demo"
+        settings.STRIPE_API_BASE = double.url
+        stripe_catalog_sync()
+        return double
+
+    doubles = [started()]
+    yield doubles, started
+    for double in doubles:
+        double.stop()
+
+
+def test_seed_demo_subscribe_makes_the_demo_a_subscriber_in_the_double(stripe_double, client):
+    doubles, restarted = stripe_double
+    seed()
+    workspace = Workspace.objects.get(name="Acme Growth")
+    before = Wallet.objects.get(workspace=workspace)
+    usage = LedgerEntry.objects.filter(workspace=workspace, kind="usage").count()
+
+    out = seed("--subscribe")
+    assert "The demo subscribes to Max in the Stripe double" in out
+    workspace.refresh_from_db()
+    subscription = Subscription.objects.get(workspace=workspace)
+    assert (subscription.plan.key, subscription.status, workspace.plan.key) == ("max", "active", "max")
+    # Stripe's side: an active subscription billed to the demo's period end, a paid invoice, a card on file.
+    stripe_sub = doubles[0].object(subscription.stripe_subscription_id)
+    assert stripe_sub["status"] == "active" and stripe_sub["customer"] == workspace.stripe_customer_id
+    assert abs(stripe_sub["items"]["data"][0]["current_period_end"] - before.period_end.timestamp()) < 1
+    card = doubles[0].object(stripe_sub["default_payment_method"])
+    assert (card["customer"], card["card"]["last4"]) == (workspace.stripe_customer_id, "4242")
+    [invoice] = [i for i in doubles[0].store.all("invoice") if i["customer"] == workspace.stripe_customer_id]
+    assert (invoice["status"], invoice["billing_reason"]) == ("paid", "subscription_create")
+    purchase = Purchase.objects.get(workspace=workspace, kind="subscription")
+    assert (purchase.status, purchase.stripe_invoice_id, purchase.amount_cents) == (
+        "paid",
+        invoice["id"],
+        invoice["amount_paid"],
+    )
+    # Our records came from Stripe's state, and the demo's month is intact: its period, its usage, no expiry.
+    wallet = Wallet.objects.get(workspace=workspace)
+    assert (wallet.period_start, wallet.period_end) == (before.period_start, before.period_end)
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == usage
+    assert not LedgerEntry.objects.filter(workspace=workspace, kind="plan_expiry").exists()
+    assert wallet.plan_balance == before.plan_balance + purchase.credits > before.plan_balance
+    client.force_login(workspace.memberships.get(role="owner").user)
+    page = client.get(reverse("billing:settings_billing")).content.decode()
+    assert "Manage subscription" in page and "Switch to" not in page
+
+    # Run again: nothing new. After a restart the double has forgotten it all: the demo subscribes again there.
+    assert "already subscribes to Max" in seed("--subscribe")
+    assert Purchase.objects.filter(workspace=workspace, kind="subscription").count() == 1
+    doubles.append(restarted())
+    assert "The demo subscribes to Max" in seed("--subscribe")
+    renewed = Subscription.objects.get(workspace=workspace)
+    assert renewed.stripe_subscription_id != subscription.stripe_subscription_id and renewed.is_live
+    assert doubles[1].object(renewed.stripe_subscription_id)["status"] == "active"
+    assert Wallet.objects.get(workspace=workspace).period_end == before.period_end
+
+    verified = StringIO()
+    call_command("verify_ledger", stdout=verified, stderr=StringIO())
+    assert "all balanced" in verified.getvalue()
+
+
+def test_seed_demo_subscribe_refuses_real_stripe(settings):
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE = "sk_live_real", ""
+    with pytest.raises(CommandError, match="offline Stripe double only"):
+        seed("--subscribe")
+    assert not Subscription.objects.exists()

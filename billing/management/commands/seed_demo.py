@@ -1,30 +1,44 @@
-"""Create the demo: an owner, a workspace on the Max plan and a month of realistic usage."""
+"""Create the demo: an owner, a workspace on the Max plan and a month of realistic usage.
+
+``--subscribe`` (``make run`` adds it once the offline Stripe double answers) also makes the demo
+workspace a subscriber there, as a customer becomes one: Checkout for Max, paid with the test card on the
+double's checkout page, fulfilled by the services from what Stripe then says (the subscription, its paid
+invoice, the card). The double keeps its state in memory, so a restarted one has forgotten the
+subscription: it is recorded as ended and the demo subscribes again.
+"""
 
 from __future__ import annotations
 
+import http.client
 import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
-from billing.credits import credits
+from billing import selectors, stripe_gateway
+from billing.credits import credits, format_cents, format_credits
 from billing.models import LedgerEntry, Membership, TopUpPack, Workspace
 from billing.services import (
     BillingError,
     cap_set,
+    checkout_return,
     entry_post,
+    plan_checkout_start,
     record_reply,
     usage_event,
     usage_record,
     wallet_lock,
     workspace_create,
 )
+from billing.services.subscriptions import subscription_lost
 
 DEMO_WORKSPACE = "Acme Growth"
 DEMO_OWNER = ("demo@sigora.test", "sigora-demo")
@@ -99,8 +113,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="Seed even with DEBUG off (never in production).")
+        parser.add_argument(
+            "--subscribe",
+            action="store_true",
+            help="Also make the demo workspace a subscriber in the offline Stripe double, which must be running "
+            "(make run does this once it answers).",
+        )
+        parser.add_argument(
+            "--site", default="http://127.0.0.1:8000", help="Where the server answers (Checkout's return address)."
+        )
 
-    def handle(self, *args, force=False, **options):
+    def handle(self, *args, force=False, subscribe=False, site="http://127.0.0.1:8000", **options):
         if not settings.DEBUG and not force:
             raise CommandError("seed_demo creates accounts with known passwords; it runs only with DEBUG on.")
         User = get_user_model()
@@ -115,6 +138,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo workspace already seeded ({workspace.ledger_entries.count():,} entries).")
         else:
             workspace = self._seed(owner, teammate, staff)
+        if subscribe:
+            self._subscribe(workspace, owner, site.rstrip("/"))
+            return
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  Sign in as the workspace owner: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
         self.stdout.write(f"  Staff (admin at /admin/):       {DEMO_STAFF[0]} / {DEMO_STAFF[1]}")
@@ -158,6 +184,43 @@ class Command(BaseCommand):
         self.stdout.write(f"Seeded {DEMO_WORKSPACE!r} over {DEMO_DAYS} days: {summary}.")
         return workspace
 
+    def _subscribe(self, workspace, owner, site):
+        """Subscribe the demo workspace in the offline double, unless it already subscribes there."""
+        if not settings.STRIPE_API_BASE or not stripe_gateway.is_configured():
+            raise CommandError(
+                "--subscribe subscribes the demo in the offline Stripe double only (no STRIPE_SECRET_KEY)."
+            )
+        try:
+            subscription_lost(workspace=workspace, now=timezone.now())  # a restarted double forgot the last one
+            current = selectors.subscription_of(workspace_id=workspace.pk)
+            if current is not None:
+                self.stdout.write(
+                    f"The demo already subscribes to {current.plan.name} ({current.stripe_subscription_id})."
+                )
+                return
+            workspace.refresh_from_db()
+            purchase, url = plan_checkout_start(
+                workspace=workspace,
+                plan_key="max" if workspace.plan.is_free else workspace.plan.key,
+                seats=workspace.seats,
+                user=owner,
+                return_url=site + reverse("billing:checkout_return"),
+                cancel_url=site + reverse("billing:settings_billing"),
+            )
+            _pay_with_test_card(url)
+            purchase = checkout_return(workspace=workspace, session_id=purchase.stripe_checkout_session_id)
+        except BillingError as exc:
+            raise CommandError(f"Could not subscribe the demo workspace in the Stripe double: {exc.message}") from exc
+        if purchase.status != purchase.Status.PAID:
+            raise CommandError(f"The demo's subscription checkout is {purchase.status}, not paid.")
+        subscription = selectors.subscription_of(workspace_id=workspace.pk)
+        self.stdout.write(
+            self.style.SUCCESS(f"The demo subscribes to {purchase.plan.name} in the Stripe double")
+            + f" ({subscription.stripe_subscription_id if subscription else '?'}): "
+            f"{format_cents(purchase.amount_cents)} paid by card for the rest of its period, "
+            f"{format_credits(purchase.credits)} credits added; it renews with the period."
+        )
+
     def _topup(self, workspace, pack, buyer, at):
         wallet = wallet_lock(workspace_id=workspace.pk)
         entry_post(
@@ -185,3 +248,21 @@ class Command(BaseCommand):
         except BillingError as refusal:
             return refusal.code
         return "charged"
+
+
+def _pay_with_test_card(checkout_url: str) -> None:
+    """What the owner does on the double's test checkout page: Pay, with the card that succeeds."""
+    parts = urlsplit(checkout_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(
+            "POST", f"{parts.path}/pay", "card=success", {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        response = connection.getresponse()
+        response.read()
+    except OSError as exc:
+        raise CommandError(f"The Stripe double's checkout page did not answer: {exc}") from exc
+    finally:
+        connection.close()
+    if response.status != 303:
+        raise CommandError(f"Paying on the Stripe double's checkout page answered {response.status}, not 303.")
