@@ -149,6 +149,21 @@ def customer_default_card_set(*, customer: str, payment_method: str) -> dict[str
     )
 
 
+def customer_retrieve(customer_id: str, *, expand: list[str] | None = None) -> dict[str, Any]:
+    """The customer as Stripe has it now (``{"deleted": true, …}`` once deleted)."""
+    return _retrieve("find customer", _client().v1.customers.retrieve, customer_id, expand)
+
+
+def customer_payment_methods(customer_id: str, *, limit: int = 1) -> list[dict[str, Any]]:
+    """The customer's saved payment methods, newest first (at most ``limit``)."""
+    client = _client()
+    return _call(
+        "list the payment methods of customer",
+        lambda params: client.v1.customers.payment_methods.list(customer_id, params),
+        {"limit": limit},
+    )["data"]
+
+
 def checkout_session_create(params: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
     return _call("start a checkout", _client().v1.checkout.sessions.create, params, idempotency_key)
 

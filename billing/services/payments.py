@@ -28,6 +28,7 @@ from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
 from billing.periods import shift_months
 from billing.services.accounts import activity_record
+from billing.services.cards import payment_method_paid_with
 from billing.services.subscriptions import Billed, subscription_billed, subscription_sync
 from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
 
@@ -435,13 +436,17 @@ def _payment_details(payment_intent_id: str | None) -> dict[str, Any]:
         return {}
     intent = gateway.payment_intent_retrieve(payment_intent_id)
     method, customer = intent.get("payment_method"), intent.get("customer")
-    if intent.get("setup_future_usage") == "off_session" and method and customer:
+    as_of = timezone.now()  # the card on file from here; a change Stripe reports later wins
+    made_default = bool(intent.get("setup_future_usage") == "off_session" and method and customer)
+    if made_default:
         # Checkout saves the card but does not make it the default: auto top-up charges the default.
         gateway.customer_default_card_set(customer=customer, payment_method=method)
     charge_id = intent.get("latest_charge") or ""
     if isinstance(charge_id, dict):
         charge_id = charge_id.get("id", "")
     charge = gateway.charge_retrieve(charge_id) if charge_id else {}
+    if charge and customer:  # the billing page shows the card on file: its details are on this charge
+        payment_method_paid_with(customer_id=customer, charge=charge, made_default=made_default, as_of=as_of)
     back = money_back(charge) if charge else None
     return {"charge": charge_id, "receipt_url": charge.get("receipt_url") or "", "back": back}
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.bounds import id_parsed
 from billing.models import StripeEvent, Workspace
-from billing.services import payments, subscriptions
+from billing.services import cards, payments, subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,13 @@ def _intent_failed(obj: dict[str, Any], now: datetime) -> Any:
     return payments.payment_intent_settled(intent=obj, now=now)
 
 
+def _payment_method_changed(obj: dict[str, Any], now: datetime) -> Any:
+    """The card may have changed (the Billing Portal): the customer's payment method is read again."""
+    customer = obj.get("id") if obj.get("object") == "customer" else obj.get("customer")
+    customer = customer.get("id") if isinstance(customer, dict) else customer
+    return cards.payment_method_sync(customer_id=customer or "", now=now)
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any], datetime], Any]] = {
     "checkout.session.completed": _checkout_completed,
     "checkout.session.async_payment_succeeded": _checkout_completed,
@@ -78,6 +85,11 @@ HANDLERS: dict[str, Callable[[dict[str, Any], datetime], Any]] = {
     "charge.dispute.funds_reinstated": _dispute,
     "payment_intent.succeeded": _intent_succeeded,
     "payment_intent.payment_failed": _intent_failed,
+    # The card on file (the billing page shows it): a new default, a card added, its details updated.
+    "customer.updated": _payment_method_changed,
+    "payment_method.attached": _payment_method_changed,
+    "payment_method.updated": _payment_method_changed,
+    "payment_method.automatically_updated": _payment_method_changed,
 }
 
 
