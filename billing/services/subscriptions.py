@@ -100,6 +100,13 @@ class BilledInvoice:
         """The line that bills a whole period (not a proration), for an invoice that opens one."""
         return next((line for line in self.lines if not line.proration), self.lines[0] if self.lines else None)
 
+    @property
+    def bought_line(self) -> InvoiceLine | None:
+        """What the invoice bought: a change's remaining time on the new plan (its unused time on the old one
+        is listed first), else the plan line."""
+        changed_to = next((line for line in self.lines if line.proration and line.amount > 0), None)
+        return changed_to if self.reason == "subscription_update" and changed_to else self.plan_line
+
 
 @dataclass(frozen=True)
 class Billed:
@@ -422,8 +429,8 @@ def _purchase_paid(
     """The purchase a paid invoice stands for, marked paid once: a renewal or plan change gets its own; the
     first invoice belongs to the Checkout purchase that started the subscription."""
     kind = _PURCHASE_KINDS.get(paid.reason)
-    line = paid.plan_line
-    if kind is None or line is None:
+    line, bought = paid.plan_line, paid.bought_line
+    if kind is None or line is None or bought is None:
         return None
     purchase = Purchase.objects.select_for_update().filter(stripe_invoice_id=paid.id).first()
     if purchase is None and kind == Purchase.Kind.SUBSCRIPTION:
@@ -436,8 +443,8 @@ def _purchase_paid(
         purchase = Purchase.objects.create(
             workspace=workspace,
             kind=kind,
-            plan=line.plan,
-            seats=line.seats,
+            plan=bought.plan,
+            seats=bought.seats,
             stripe_invoice_id=paid.id,
             amount_cents=int(paid.invoice.get("amount_paid") or 0),
             currency=(paid.invoice.get("currency") or settings.STRIPE_CURRENCY).lower(),
@@ -451,6 +458,7 @@ def _purchase_paid(
         purchase.paid_at = now
         purchase.stripe_invoice_id = paid.id
         purchase.receipt_url = paid.receipt_url
+        purchase.period_start, purchase.period_end = bought.start, bought.end  # the billing history names them
         if credits is not None:
             purchase.credits = credits
         purchase.save()
