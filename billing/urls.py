@@ -15,6 +15,7 @@ urlpatterns = [
     path("settings/billing/transactions.csv", views.transactions_csv, name="transactions_csv"),
     path("settings/billing/usage/", views.usage_fragment, name="usage"),
     path("settings/billing/caps/", views.caps_fragment, name="caps"),
+    path("settings/billing/history/", views.history_fragment, name="history"),
     path("settings/billing/checkout/return/", views.checkout_return, name="checkout_return"),
     path("settings/billing/portal/", views.billing_portal, name="billing_portal"),
     path("settings/billing/<str:kind>/<slug:key>/", views.purchase, name="purchase"),

@@ -40,7 +40,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import selectors, services, stripe_gateway
+from billing import payment_history, selectors, services, stripe_gateway
 from billing.bounds import id_parsed, whole_number
 from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
@@ -140,10 +140,12 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
-    # The usage region's read and the transactions' first page, in one round trip.
+    # The usage region's read, the transactions' first page and the billing history, in one round trip.
     form_filters = _ledger_filters(request)
-    usage, page = selectors.reads_run(
-        selectors.usage_read(wallet=workspace.wallet, today=today), _transactions_read(request, form_filters[1])
+    usage, page, history = selectors.reads_run(
+        selectors.usage_read(wallet=workspace.wallet, today=today),
+        _transactions_read(request, form_filters[1]),
+        _history_read(request),
     )
     # The usage read brings the caps, and today's spend per specialist when today is in the period.
     spent_today = usage.spent_today if usage.start <= today else None
@@ -159,6 +161,7 @@ def _billing_context(request: HttpRequest) -> dict:
         **_cap_form_context(CapForm()),
         **_balance_context(request),
         **_usage_context(usage),
+        **_history_context(request, history),
         "offers_markup": offers_markup(request, token),
         "csrf_token": token,
         "caps": cap_rows(caps),
@@ -215,6 +218,28 @@ def _transactions_context(
         "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
         "page": page,
         "rows": transaction_rows(page.entries, zone),
+    }
+
+
+def _history_read(request: HttpRequest) -> selectors.Read[payment_history.BillingHistory]:
+    """The billing history's page: the newest, or older than the purchase in ``history_before``."""
+    return payment_history.billing_history_read(
+        workspace_id=request.workspace.pk,
+        zone=timezone.get_current_timezone(),
+        before=id_parsed(request.GET.get("history_before")),
+    )
+
+
+def _history_context(request: HttpRequest, history: payment_history.BillingHistory | None = None) -> dict:
+    """The billing history region: invoices and payments, and the payment method on file (no call to Stripe)."""
+    if history is None:
+        history = _history_read(request).run()
+    return {
+        "history": history,
+        "history_urls": {"page": link("billing:settings_billing"), "fragment": link("billing:history")},
+        "history_more": urlencode({"history_before": history.next_cursor}) if history.next_cursor else "",
+        "payment_method": payment_history.payment_method_on_file(request.workspace, today=_today(request.workspace)),
+        "can_manage": request.membership.can_manage_billing,
     }
 
 
@@ -762,6 +787,14 @@ def checkout_return(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, "That payment did not go through; nothing was charged.")
     return redirect("billing:settings_billing")
+
+
+@require_GET
+@workspace_view()
+def history_fragment(request: HttpRequest) -> HttpResponse:
+    # "Older payments" appends rows to the table; otherwise the whole region (a payment clearing refreshes it).
+    partial = "history-rows" if id_parsed(request.GET.get("history_before")) is not None else "history"
+    return _region(request, partial, lambda: _history_context(request))
 
 
 @require_POST

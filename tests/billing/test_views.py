@@ -45,6 +45,7 @@ READ_URLS = [
     "billing:transactions_csv",
     "billing:usage",
     "billing:caps",
+    "billing:history",
     "billing:settings_byok",
     "billing:settings_spending",
     "billing:settings_members",
@@ -479,10 +480,12 @@ def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(clie
     )
     large = queries()
     # Session, the user with their memberships (workspace, plan and wallet), then one round trip that
-    # carries two statements: a ledger page, and the usage with the caps.
+    # carries three statements: a ledger page, the usage with the caps, and the billing history's page.
     assert len(large) == len(small) == 3
     statements = [sql for q in large for sql in q["sql"].split(";\n")]
-    assert len(statements) == 4
+    assert len(statements) == 5
+    [history] = [sql for sql in statements if "billing_purchase" in sql]
+    assert "LIMIT" in history
     ledger_reads = [sql for sql in statements if "billing_ledgerentry" in sql]
     assert len(ledger_reads) == 1
     assert all("LIMIT" in sql for sql in ledger_reads), ledger_reads  # a page, never the whole ledger
