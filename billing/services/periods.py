@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from billing.models import LedgerEntry, Plan, Wallet, Workspace
-from billing.services.wallets import entry_post, wallet_lock
+from billing.services.wallets import bucket_expire, entry_post, wallet_lock
 
 
 def period_key(start: datetime) -> str:
@@ -46,16 +46,13 @@ def period_begin(
             return None
         if end <= wallet.period_start:
             return None
-        if wallet.plan_balance:
-            entry_post(
-                wallet,
-                kind=LedgerEntry.Kind.PLAN_EXPIRY,
-                plan_delta=-wallet.plan_balance,
-                idempotency_key=f"plan-expiry:{wallet.period_start.astimezone(UTC).isoformat()}",
-                reason="Unused plan credits expired at the end of the period",
-                now=now,
-                metadata={"period_start": wallet.period_start.isoformat(), "period_end": wallet.period_end.isoformat()},
-            )
+        bucket_expire(
+            wallet,
+            idempotency_key=f"plan-expiry:{wallet.period_start.astimezone(UTC).isoformat()}",
+            reason="Unused plan credits expired at the end of the period",
+            now=now,
+            metadata={"period_start": wallet.period_start.isoformat(), "period_end": wallet.period_end.isoformat()},
+        )
         allowance = plan.allowance_for(seats)
         wallet.period_start, wallet.period_end, wallet.period_allowance = start, end, allowance
         wallet.period_spend = 0  # the monthly budget starts over

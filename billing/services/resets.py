@@ -34,7 +34,7 @@ from django.utils import timezone
 from billing.models import LedgerEntry, Plan, Subscription, Wallet, Workspace
 from billing.periods import period_containing
 from billing.services.periods import period_key
-from billing.services.wallets import entry_post, wallet_lock
+from billing.services.wallets import bucket_expire, entry_post, wallet_lock
 
 logger = logging.getLogger(__name__)
 
@@ -249,15 +249,12 @@ def past_due_fallbacks(*, now: datetime, workspace_ids: list[int] | None = None)
             if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
                 continue
             allowance = free.allowance
-            if wallet.plan_balance:
-                entry_post(
-                    wallet,
-                    kind=LedgerEntry.Kind.PLAN_EXPIRY,
-                    plan_delta=-wallet.plan_balance,
-                    idempotency_key=f"{key}:expiry",
-                    reason="Renewal unpaid for three days: the plan's credits are withdrawn",
-                    now=now,
-                )
+            bucket_expire(
+                wallet,
+                idempotency_key=f"{key}:expiry",
+                reason="Renewal unpaid for three days: the plan's credits are withdrawn",
+                now=now,
+            )
             wallet.period_allowance = allowance
             entry_post(
                 wallet,

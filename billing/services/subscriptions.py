@@ -33,7 +33,7 @@ from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, 
 from billing.periods import shift_months
 from billing.services.accounts import activity_record
 from billing.services.periods import period_begin
-from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
+from billing.services.wallets import bucket_expire, entry_post, wallet_lock, wallet_processing_count
 
 logger = logging.getLogger(__name__)
 
@@ -329,15 +329,12 @@ def _fallback_restore(*, workspace: Workspace, invoice: dict[str, Any], line: In
     restored = LedgerEntry.objects.filter(workspace=workspace, idempotency_key=f"plan-restore:{invoice['id']}")
     if not fell_back or restored.exists() or line.plan.is_free or abs(wallet.period_start - line.start) > SAME_MOMENT:
         return None
-    if wallet.plan_balance:
-        entry_post(
-            wallet,
-            kind=LedgerEntry.Kind.PLAN_EXPIRY,
-            plan_delta=-wallet.plan_balance,
-            idempotency_key=f"plan-restore:{invoice['id']}:expiry",
-            reason="Renewal paid: the Free stand-in credits are replaced",
-            now=now,
-        )
+    bucket_expire(
+        wallet,
+        idempotency_key=f"plan-restore:{invoice['id']}:expiry",
+        reason="Renewal paid: the Free stand-in credits are replaced",
+        now=now,
+    )
     allowance = line.allowance
     wallet.period_allowance = allowance
     entry = entry_post(

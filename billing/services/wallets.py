@@ -102,3 +102,20 @@ def wallet_processing_count(workspace_id: int, delta: int) -> None:
     Wallet.objects.filter(workspace_id=workspace_id).update(
         payments_processing=F("payments_processing") + delta, revision=F("revision") + 1
     )
+
+
+def bucket_expire(
+    wallet: Wallet, *, idempotency_key: str, reason: str, now: datetime, **fields: Any
+) -> LedgerEntry | None:
+    """Expire the whole plan bucket of a locked wallet (an entry), or nothing when it is empty."""
+    if not wallet.plan_balance:
+        return None
+    return entry_post(
+        wallet,
+        kind=LedgerEntry.Kind.PLAN_EXPIRY,
+        plan_delta=-wallet.plan_balance,
+        idempotency_key=idempotency_key,
+        reason=reason,
+        now=now,
+        **fields,
+    )
