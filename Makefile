@@ -2,20 +2,29 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+# Each stamp names what was installed and the lock files' checksum, so an edited lock installs again.
+RUNTIME_STAMP := $(VENV)/.installed-runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 STRIPE_DOUBLE_PORT ?= 12111
 
-.PHONY: run test lint format bench install migrate seed check-deploy clean
+.PHONY: run test lint format bench install install-dev migrate seed check-deploy clean
 
-# Create the virtualenv and install the pinned packages (again only when requirements.txt changes).
-$(STAMP): requirements.txt
+# Create the virtualenv and install the pinned packages: the runtime's for running the product
+# (requirements.txt), and the test and lint tools on top for make test (requirements-dev.txt).
+$(RUNTIME_STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-runtime-* && touch $@
 
-install: $(STAMP)
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-dev-* && touch $@
+
+install: $(RUNTIME_STAMP)
+
+install-dev: $(DEV_STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --no-input
@@ -45,14 +54,14 @@ run: seed
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## make test — lint and the whole test suite
-test: install lint
+test: install-dev lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

@@ -211,3 +211,31 @@ def test_stopping_make_run_stops_all_it_started_and_it_starts_again(tmp_path, si
             leftovers = in_session(run.pid) + [p for p in [postmaster(data_dir)] if p]
             for process in leftovers:  # a failed run must not leave its servers behind
                 process.kill()
+
+
+TEST_TOOLS = {"pytest", "pytest-django", "playwright", "schemathesis", "hypothesis", "ruff", "factory-boy", "faker",
+              "time-machine"}  # fmt: skip
+
+
+def _pinned(path: Path) -> dict[str, str]:
+    """A lock file's packages (normalised names) and versions; ``-r`` includes are followed."""
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("-r "):
+            pins |= _pinned(path.parent / line[3:].strip())
+        elif line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned to an exact version"
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_the_runtime_install_has_no_test_tools_and_the_dev_install_adds_them():
+    runtime, dev = _pinned(ROOT / "requirements.txt"), _pinned(ROOT / "requirements-dev.txt")
+    assert not TEST_TOOLS & set(runtime)
+    assert set(dev) >= TEST_TOOLS
+    assert runtime.items() <= dev.items()  # the tests run on the very versions production runs
+    make = (ROOT / "Makefile").read_text()
+    assert "install: $(RUNTIME_STAMP)" in make and "run: seed" in make and "migrate: install\n" in make
+    assert "test: install-dev lint" in make
