@@ -23,7 +23,7 @@ of the machine the in-process writers do not need; the ratio includes it.
 
 Env: BENCH_SECONDS (default 3 per measurement), BENCH_ROUNDS (pairs per figure, default 3),
 BENCH_DB (default sigora_bench_api), BENCH_KEEP=1 keeps the database, BENCH_WORKERS / BENCH_THREADS
-(gunicorn, default 4 × 1: see the README). Only 127.0.0.1 or a unix socket.
+(gunicorn, default 4 × 1: see docs/performance.md). Only 127.0.0.1 or a unix socket.
 """
 
 from __future__ import annotations
