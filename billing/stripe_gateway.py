@@ -6,7 +6,7 @@ shapes the fulfilment code reads (where a subscription's period lives, how an in
 subscription) are those of this version.
 
 With no real key configured in development, settings point ``STRIPE_API_BASE`` at the project's
-offline double (``billing.stripe_double``); the code path from here down is the same. A real
+offline double (``stripe_double``); the code path from here down is the same. A real
 key always talks to Stripe itself: settings ignore ``STRIPE_API_BASE`` then.
 """
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def fresh_double(settings):
-    from billing.stripe_double import StripeDouble
+    from stripe_double import StripeDouble
 
     double = StripeDouble(host="127.0.0.1", port=0, api_key="sk_test_catalog", webhook_secret="whsec_catalog")
     double.start()

@@ -17,7 +17,7 @@ from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet, Wo
 from billing.services import usage_event, usage_record
 from billing.services.payments import period_end_anchor, plan_lookup_key
 from billing.services.resets import periods_reset
-from billing.stripe_double import StripeDouble
+from stripe_double import StripeDouble
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.payments.conftest import API_KEY, WEBHOOK_SECRET
 from tests.payments.test_subscriptions import books_balanced, live, subscribe
