@@ -6,11 +6,11 @@ from billing.errors import (
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
+    NotPermitted,
     SequencePaused,
     UnknownAction,
 )
 from billing.services.accounts import (
-    PermissionDenied,
     account_signup,
     activity_record,
     invitation_accept,
@@ -45,7 +45,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidRequest",
-    "PermissionDenied",
+    "NotPermitted",
     "SequencePaused",
     "UnknownAction",
     "UsageEvent",

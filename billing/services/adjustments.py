@@ -18,9 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.credits import MAX_MILLICREDITS, format_credits
-from billing.errors import InvalidRequest
+from billing.errors import InvalidRequest, NotPermitted
 from billing.models import LedgerEntry, Wallet
-from billing.services.accounts import PermissionDenied, staff_may
+from billing.services.accounts import staff_may
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 
 PERMISSION = "billing.adjust_credits"
@@ -168,7 +168,7 @@ def credits_adjust(
     different request (amount, bucket, actor, description or note) is an IdempotencyConflict.
     """
     if not staff_may(actor, PERMISSION):
-        raise PermissionDenied("Adjusting credits needs staff with the “Can adjust a workspace's credits” permission.")
+        raise NotPermitted("Adjusting credits needs staff with the “Can adjust a workspace's credits” permission.")
     description, internal_note = _checked_input(
         bucket=bucket, amount=amount, description=description, internal_note=internal_note
     )

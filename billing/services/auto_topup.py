@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing import stripe_gateway as gateway
 from billing.credits import MAX_MILLICREDITS, format_credits
-from billing.errors import BillingError, InvalidRequest
+from billing.errors import BillingError, InvalidRequest, PaymentFailed
 from billing.models import Activity, AutoTopUp, Membership, Purchase, TopUpPack, Wallet, Workspace
 from billing.services.accounts import activity_record
 from billing.services.payments import payment_intent_settled
@@ -165,7 +165,7 @@ def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
             metadata={"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "kind": "auto_top_up"},
             idempotency_key=f"sigora-auto-top-up-{purchase.pk}",
         )
-    except gateway.PaymentFailed as exc:
+    except PaymentFailed as exc:
         _refused(setting, purchase, exc, now)
         return Purchase.Status.FAILED
     except BillingError as exc:
@@ -178,7 +178,7 @@ def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
     return settled.status if settled else Purchase.Status.PENDING
 
 
-def _refused(setting: AutoTopUp, purchase: Purchase, exc: gateway.PaymentFailed, now: datetime) -> None:
+def _refused(setting: AutoTopUp, purchase: Purchase, exc: PaymentFailed, now: datetime) -> None:
     reason = (
         "Your card needs you to authenticate this payment, which cannot happen automatically."
         if exc.needs_authentication

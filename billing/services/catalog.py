@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from billing.bounds import BIGINT_MAX
 from billing.catalog import catalog_invalidate
-from billing.errors import InvalidRequest
+from billing.errors import InvalidRequest, NotPermitted
 from billing.models import Action, CatalogChange, Plan, TopUpPack
-from billing.services.accounts import PermissionDenied, staff_may
+from billing.services.accounts import staff_may
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def catalog_update(
     """Change the ``subject`` row ``pk``'s editable fields (``EDITABLE``), recording each change."""
     model = _MODELS[subject]
     if not staff_may(actor, f"billing.change_{model._meta.model_name}"):
-        raise PermissionDenied(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
+        raise NotPermitted(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
     now = now or timezone.now()
     with transaction.atomic():
         try:

@@ -8,10 +8,9 @@ import pytest
 from django.urls import reverse
 
 from billing import catalog as catalog_cache
-from billing.errors import InvalidRequest
+from billing.errors import InvalidRequest, NotPermitted
 from billing.models import Action, CatalogChange, LedgerEntry, Plan, TopUpPack
 from billing.services import action_update, charge, plan_update
-from billing.services.accounts import PermissionDenied
 from billing.services.catalog import EDITABLE
 from tests.admin.conftest import make_person
 from tests.factories import WorkspaceFactory
@@ -131,7 +130,7 @@ def test_the_services_refuse_what_the_form_would_and_unknown_fields(billing_staf
     with pytest.raises(InvalidRequest) as refused:
         plan_update(plan_id=plan.pk, actor=billing_staff, changes={"price_cents": "29"})
     assert refused.value.field == "price_cents"
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotPermitted):
         plan_update(plan_id=plan.pk, actor=make_person("staff"), changes={"price_cents": 3_900})
     assert not CatalogChange.objects.exists()
     # No change, no record.
