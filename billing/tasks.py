@@ -1,4 +1,4 @@
-"""Celery tasks: thin, idempotent wrappers around services (the schedule is billing/schedule.py)."""
+"""Celery tasks: thin, idempotent wrappers around services (the schedule is in sigora/celery.py)."""
 
 from __future__ import annotations
 
