@@ -21,7 +21,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from billing.bounds import BIGINT_MAX
-from billing.catalog import catalog_invalidate
+from billing.catalog_cache import catalog_invalidate
 from billing.errors import InvalidRequest, NotPermitted
 from billing.models import Action, CatalogChange, Plan, TopUpPack
 from billing.services.accounts import staff_may
@@ -144,7 +144,7 @@ def catalog_update(
         row.save(update_fields=changed)
         CatalogChange.objects.bulk_create(records)
         # This process forgets its snapshot once the change is committed. Other processes
-        # pick it up when their own snapshot expires (billing.catalog.TTL_SECONDS); prices
+        # pick it up when their own snapshot expires (billing.catalog_cache.TTL_SECONDS); prices
         # need no wait at all, since the charging statement reads them from the table.
         transaction.on_commit(catalog_invalidate)
     logger.info(

@@ -45,7 +45,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.bounds import column_length
-from billing.catalog import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
+from billing.catalog_cache import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
 from billing.credits import format_credits
 from billing.errors import (
     BillingError,

@@ -26,7 +26,7 @@ from billing import stripe_gateway as gateway
 from billing.bounds import fits_column, id_parsed
 from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
-from billing.periods import shift_months
+from billing.months import shift_months
 from billing.services.accounts import activity_record
 from billing.services.cards import payment_method_paid_with
 from billing.services.subscriptions import Billed, subscription_billed, subscription_sync

@@ -32,7 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Plan, Subscription, Wallet, Workspace
-from billing.periods import period_containing
+from billing.months import period_containing
 from billing.services.periods import period_key
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock
 

@@ -30,7 +30,7 @@ from billing import stripe_gateway as gateway
 from billing.bounds import id_parsed
 from billing.errors import FulfilmentMismatch
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
-from billing.periods import shift_months
+from billing.months import shift_months
 from billing.services.accounts import activity_record
 from billing.services.periods import period_begin
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock, wallet_processing_count

@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.bounds import column_length
 from billing.errors import InvalidRequest
 from billing.models import LedgerEntry, Membership, Plan, Wallet, Workspace, validate_time_zone
-from billing.periods import shift_months
+from billing.months import shift_months
 from billing.services.periods import period_key
 from billing.services.wallets import entry_post
 
