@@ -86,7 +86,7 @@ class AutoTopUpSummary:
     failed: list[int] = field(default_factory=list)
 
 
-def _due() -> list[AutoTopUp]:
+def auto_topups_due() -> list[AutoTopUp]:
     """Enabled, below the threshold, nothing in flight and the period's limit not reached."""
     candidates = (
         AutoTopUp.objects.select_related("workspace", "pack", "workspace__wallet")
@@ -111,8 +111,8 @@ def auto_topups_run(*, now: datetime | None = None) -> AutoTopUpSummary:
     """Start (and, when Stripe answers at once, settle) an auto top-up for every workspace that needs one."""
     now = now or timezone.now()
     summary = AutoTopUpSummary()
-    for setting in _due():
-        purchase = _start(setting, now)
+    for setting in auto_topups_due():
+        purchase = auto_topup_start(setting=setting, now=now)
         if purchase is None:
             continue
         summary.started.append(setting.workspace_id)
@@ -121,10 +121,10 @@ def auto_topups_run(*, now: datetime | None = None) -> AutoTopUpSummary:
     return summary
 
 
-def _start(setting: AutoTopUp, now: datetime) -> Purchase | None:
+def auto_topup_start(*, setting: AutoTopUp, now: datetime) -> Purchase | None:
     """The purchase for this run, or None when another run got there first.
 
-    ``_due`` read the balance without a lock: by now another run may have bought and credited
+    ``auto_topups_due`` read the balance without a lock: by now another run may have bought and credited
     the pack (nothing in flight any more, so the one-in-flight index would not stop a second).
     So every condition is checked again under the wallet's row lock, the lock crediting a pack
     takes too: another run's top-up is then either still in flight (the index refuses this

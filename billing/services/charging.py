@@ -85,7 +85,8 @@ class UsageEvent:
 # --- Validation -----------------------------------------------------------------------------
 
 
-def _workspace_id(workspace: Workspace | int) -> int:
+def workspace_checked(workspace: Workspace | int) -> int:
+    """A workspace's id, from a saved Workspace or a positive id; refused otherwise."""
     if isinstance(workspace, Workspace):
         if workspace.pk is None:
             raise InvalidRequest("The workspace has not been saved.", field="workspace")
@@ -748,7 +749,7 @@ def usage_record(*, workspace: Workspace | int, events: Sequence[UsageEvent], no
     ``charge()`` and ``charge_batch()`` call this with the current time; the demo seeder
     calls it with the times its month of usage happened.
     """
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     if not events:
         raise InvalidRequest("A batch needs at least one event.", field="events")
     if len(events) > MAX_BATCH:

@@ -71,12 +71,12 @@ from billing.errors import (
 from billing.models import Hold, LedgerEntry, Wallet, Workspace, epoch_us
 from billing.services.charging import (
     UsageEvent,
-    _workspace_id,
     key_checked,
     metadata_checked,
     specialist_checked,
     usage_event,
     usage_settle_hold,
+    workspace_checked,
 )
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def hold_place(
     reserved, and with ``TooManyHolds`` past ``MAX_ACTIVE_HOLDS``. A replay of the same key
     returns the first hold with ``replayed = True``.
     """
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_MILLICREDITS:
         raise InvalidRequest(
             f"amount must be a whole number of millicredits from 1 to {MAX_MILLICREDITS:,}.", field="amount"
@@ -238,7 +238,7 @@ def hold_settle(
     entry's key is ``idempotency_key`` or, by default, ``hold:<id>``. An AI action's
     specialist defaults to the hold's. Refusals write nothing and leave the hold active.
     """
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     hold_id = _hold_id(hold_id)
     # Validated before any lock is taken (an unknown action, a bad quantity: 422, nothing locked).
     event = usage_event(
@@ -309,7 +309,7 @@ def _settled_before(hold: Hold, event: UsageEvent) -> HoldSettlement:
 
 def hold_release(*, workspace: Workspace | int, hold_id: int) -> Hold:
     """Free a hold's reservation at once. A released hold is returned as it is (``replayed``)."""
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     hold_id = _hold_id(hold_id)
     with transaction.atomic():
         hold = _locked_hold(workspace_id, hold_id)
