@@ -21,12 +21,12 @@ from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import InvalidRequest, NotPermitted
 from billing.models import LedgerEntry, Wallet
 from billing.services.accounts import staff_may
+from billing.services.ledger_keys import adjustment_key
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 
 PERMISSION = "billing.adjust_credits"
 MAX_REASON_LENGTH = 1_000
 MAX_KEY_LENGTH = 150
-KEY_PREFIX = "adjustment:"
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def credits_adjust(
         raise InvalidRequest(
             f"An idempotency key of 1 to {MAX_KEY_LENGTH} characters is required.", field="idempotency_key"
         )
-    key = KEY_PREFIX + key
+    key = adjustment_key(key)
     # The lock first: a second submit of the same confirmation waits here, then finds the
     # first one's entry below instead of adjusting again.
     wallet = _wallet(workspace_id, lock=True)

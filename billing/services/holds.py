@@ -78,6 +78,7 @@ from billing.services.charging import (
     usage_settle_hold,
     workspace_checked,
 )
+from billing.services.ledger_keys import hold_usage_key
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ def hold_settle(
     # Validated before any lock is taken (an unknown action, a bad quantity: 422, nothing locked).
     event = usage_event(
         action=action,
-        idempotency_key=f"hold:{hold_id}" if idempotency_key is None else idempotency_key,
+        idempotency_key=hold_usage_key(hold_id) if idempotency_key is None else idempotency_key,
         quantity=quantity,
         specialist=specialist,
         lead=lead,

@@ -29,6 +29,7 @@ from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, 
 from billing.months import shift_months
 from billing.services.accounts import activity_record
 from billing.services.cards import payment_method_paid_with
+from billing.services.ledger_keys import reversal_key, reversal_prefix, top_up_key
 from billing.services.subscriptions import Billed, subscription_billed, subscription_sync
 from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
 
@@ -373,7 +374,7 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
                 wallet,
                 kind=LedgerEntry.Kind.TOP_UP,
                 topup_delta=purchase.credits,
-                idempotency_key=f"top-up:{session['id']}",
+                idempotency_key=top_up_key(session["id"]),
                 reason=f"Top-up pack: {purchase.pack}",
                 external_ref=session["id"],
                 actor=purchase.created_by,
@@ -486,7 +487,7 @@ def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = Non
                 wallet,
                 kind=LedgerEntry.Kind.TOP_UP,
                 topup_delta=purchase.credits,
-                idempotency_key=f"top-up:{intent['id']}",
+                idempotency_key=top_up_key(intent["id"]),
                 reason=f"Auto top-up: {purchase.pack}",
                 external_ref=intent["id"],
                 now=now,
@@ -625,14 +626,14 @@ def reversal_sync(*, purchase_id: int, back: MoneyBack, now: datetime) -> Revers
             reason = f"Dispute of {purchase} won: its credits are back"
         # One entry per step of the purchase's reversals, in order, under the purchase's lock.
         steps = LedgerEntry.objects.filter(
-            workspace_id=purchase.workspace_id, idempotency_key__startswith=f"reversal:{purchase.pk}:"
+            workspace_id=purchase.workspace_id, idempotency_key__startswith=reversal_prefix(purchase.pk)
         ).count()
         entry = entry_post(
             wallet,
             kind=LedgerEntry.Kind.REFUND,
             topup_delta=moved if from_topup else 0,
             plan_delta=0 if from_topup else moved,
-            idempotency_key=f"reversal:{purchase.pk}:{steps + 1}",
+            idempotency_key=reversal_key(purchase.pk, steps + 1),
             reason=reason,
             external_ref=back.dispute_id if disputed and back.dispute_id else back.charge_id,
             now=now,

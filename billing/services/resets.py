@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from billing.models import LedgerEntry, Plan, Subscription, Wallet, Workspace
 from billing.months import period_containing
-from billing.services.periods import period_key
+from billing.services.ledger_keys import plan_expiry_key, plan_fallback_expiry_key, plan_fallback_key, plan_grant_key
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
                 "delta": [-d.plan_balance for d in expiring],
                 "after": [0] * len(expiring),
                 "topup": [d.topup_balance for d in expiring],
-                "key": [f"plan-expiry:{d.old_start.astimezone(UTC).isoformat()}" for d in expiring],
+                "key": [plan_expiry_key(d.old_start) for d in expiring],
                 "plan": [d.old_plan_id for d in expiring],
                 "seats": [d.old_seats for d in expiring],
                 "start": [d.old_start for d in expiring],
@@ -170,7 +170,7 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
                 "delta": [d.allowance for d in due],
                 "after": [d.allowance for d in due],
                 "topup": [d.topup_balance for d in due],
-                "key": [period_key(d.start) for d in due],
+                "key": [plan_grant_key(d.start) for d in due],
                 "plan": [d.plan.pk for d in due],
                 "seats": [d.seats for d in due],
                 "start": [d.start for d in due],
@@ -245,13 +245,13 @@ def past_due_fallbacks(*, now: datetime, workspace_ids: list[int] | None = None)
             wallet: Wallet = wallet_lock(workspace_id=workspace_id)
             if now < wallet.period_start + FALLBACK_AFTER:
                 continue
-            key = f"plan-fallback:{wallet.period_start.astimezone(UTC).isoformat()}"
+            key = plan_fallback_key(wallet.period_start)
             if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
                 continue
             allowance = free.allowance
             bucket_expire(
                 wallet,
-                idempotency_key=f"{key}:expiry",
+                idempotency_key=plan_fallback_expiry_key(wallet.period_start),
                 reason="Renewal unpaid for three days: the plan's credits are withdrawn",
                 now=now,
             )
