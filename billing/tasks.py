@@ -9,7 +9,7 @@ from celery import shared_task
 
 from billing.services.alerts import balance_alerts_send
 from billing.services.auto_topup import auto_topups_run
-from billing.services.payments import checkouts_reconcile
+from billing.services.checkout import checkouts_reconcile
 from billing.services.resets import periods_reset
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,12 +25,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
+from billing.bounds import id_parsed
 from billing.credits import MAX_MILLICREDITS, format_credits
-from billing.errors import BillingError, InvalidRequest, PaymentFailed
-from billing.models import Activity, AutoTopUp, Membership, Purchase, TopUpPack, Wallet, Workspace
+from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest, PaymentFailed
+from billing.models import Activity, AutoTopUp, LedgerEntry, Membership, Purchase, TopUpPack, Wallet, Workspace
 from billing.services.accounts import activity_record
-from billing.services.payments import payment_intent_settled
-from billing.services.wallets import wallet_lock
+from billing.services.checkout import payment_details
+from billing.services.ledger_keys import top_up_key
+from billing.services.refunds import reversal_sync
+from billing.services.wallets import entry_post, wallet_lock
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +180,60 @@ def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
     Purchase.objects.filter(pk=purchase.pk).update(stripe_payment_intent_id=intent["id"])
     settled = payment_intent_settled(intent=intent, now=now)
     return settled.status if settled else Purchase.Status.PENDING
+
+
+def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = None) -> Purchase | None:
+    """``payment_intent.succeeded`` / ``payment_failed`` for a payment made without Checkout (auto top-up).
+
+    Checkout's own payments are fulfilled through their session, so only purchases that were
+    started as a bare PaymentIntent are settled here; the current state is fetched first.
+    """
+    now = now or timezone.now()
+    purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"], kind=Purchase.Kind.AUTO_TOP_UP).first()
+    metadata = intent.get("metadata") or {}
+    purchase_id = id_parsed(metadata.get("purchase_id"))
+    if purchase is None and metadata.get("kind") == "auto_top_up" and purchase_id is not None:
+        # Charged, but the process died before recording the PaymentIntent: its metadata links it.
+        Purchase.objects.filter(
+            pk=purchase_id, kind=Purchase.Kind.AUTO_TOP_UP, stripe_payment_intent_id__isnull=True
+        ).update(stripe_payment_intent_id=intent["id"])
+        purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"]).first()
+    if purchase is None or purchase.status == Purchase.Status.PAID:
+        return purchase
+    current = gateway.payment_intent_retrieve(intent["id"])
+    details = payment_details(intent["id"]) if current.get("status") == "succeeded" else {}
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if purchase.status == Purchase.Status.PAID:
+            return purchase
+        if current.get("status") == "succeeded":
+            if current.get("amount_received", current.get("amount")) != purchase.amount_cents:
+                raise FulfilmentMismatch(f"Payment {intent['id']} does not match purchase #{purchase.pk}.")
+            wallet = wallet_lock(workspace_id=purchase.workspace_id)
+            entry_post(
+                wallet,
+                kind=LedgerEntry.Kind.TOP_UP,
+                topup_delta=purchase.credits,
+                idempotency_key=top_up_key(intent["id"]),
+                reason=f"Auto top-up: {purchase.pack}",
+                external_ref=intent["id"],
+                now=now,
+                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
+            )
+            purchase.status = Purchase.Status.PAID
+            purchase.paid_at = now
+            purchase.stripe_charge_id = details.get("charge", "")
+            purchase.receipt_url = details.get("receipt_url", "")
+            purchase.save()
+            if details.get("back") is not None:
+                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
+                purchase.refresh_from_db()
+        elif current.get("status") in ("requires_payment_method", "canceled"):
+            error = current.get("last_payment_error") or {}
+            purchase.status = Purchase.Status.FAILED
+            purchase.failure = (error.get("message") or "The payment failed.")[:255]
+        purchase.save()
+    return purchase
 
 
 def _refused(setting: AutoTopUp, purchase: Purchase, exc: PaymentFailed, now: datetime) -> None:

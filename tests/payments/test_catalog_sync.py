@@ -7,7 +7,7 @@ import stripe as stripe_lib
 from django.core.management import call_command
 
 from billing.models import Plan, TopUpPack
-from billing.services.payments import pack_lookup_key, plan_lookup_key
+from billing.services.stripe_catalog import pack_lookup_key, plan_lookup_key
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,9 @@ from django.utils import timezone
 from billing import selectors
 from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
 from billing.services import usage_event, usage_record
-from billing.services.payments import period_end_anchor, plan_lookup_key
+from billing.services.checkout import period_end_anchor
 from billing.services.resets import periods_reset
+from billing.services.stripe_catalog import plan_lookup_key
 from stripe_double import StripeDouble
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.payments.conftest import API_KEY, WEBHOOK_SECRET
