@@ -2,7 +2,7 @@
 
 Each change locks the row, applies only the fields that really changed, and records each one
 (who, when, old → new) as a :class:`~billing.models.CatalogChange` in the same transaction.
-A price applies from the change on: the charging statement reads ``billing_action.unit_price``
+A price applies from the change on: the charging statement reads the action's ``unit_price``
 live, and every ledger entry keeps the unit price it was charged at, so history never moves.
 
 Keys, units, categories and specialists are not editable here: other services and Stripe's

@@ -47,17 +47,18 @@ everywhere, so settles and releases cannot deadlock with each other or with plac
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.credits import MAX_MILLICREDITS, format_credits
+from billing.db import JSONKeyRemoved
 from billing.errors import (
     BillingError,
     HoldNotFound,
@@ -81,6 +82,7 @@ from billing.services.charging import (
 from billing.services.ledger_keys import hold_usage_key
 
 logger = logging.getLogger(__name__)
+
 
 DEFAULT_EXPIRES_IN = 15 * 60  # seconds: long enough for most runs; a longer one asks for more
 MAX_EXPIRES_IN = 24 * 60 * 60
@@ -201,12 +203,9 @@ def hold_place(
         )
         active[str(hold.pk)] = [amount, epoch_us(hold.expires_at)]
         # The revision moves so the balance region (its ETag) shows the reservation.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE billing_wallet SET holds = %s::jsonb, revision = revision + 1, updated_at = %s"
-                " WHERE workspace_id = %s",
-                [json.dumps(active), now, workspace_id],
-            )
+        Wallet.objects.filter(workspace_id=workspace_id).update(
+            holds=active, revision=F("revision") + 1, updated_at=now
+        )
     hold.replayed = False
     logger.info(
         "hold placed workspace=%s hold=%s amount=%s key=%s expires=%s",
@@ -327,12 +326,9 @@ def hold_release(*, workspace: Workspace | int, hold_id: int) -> Hold:
         hold.status = Hold.Status.RELEASED
         hold.closed_at = now
         hold.save(update_fields=["status", "closed_at"])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE billing_wallet SET holds = holds - %s, revision = revision + 1, updated_at = %s"
-                " WHERE workspace_id = %s",
-                [str(hold.pk), now, workspace_id],
-            )
+        Wallet.objects.filter(workspace_id=workspace_id).update(
+            holds=JSONKeyRemoved("holds", str(hold.pk)), revision=F("revision") + 1, updated_at=now
+        )
     hold.replayed = False
     logger.info("hold released workspace=%s hold=%s amount=%s", workspace_id, hold.pk, hold.amount)
     return hold
