@@ -10,16 +10,34 @@ retire a plan, pack or action by unticking "is active", so history keeps its row
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 
-from billing.admin.forms import CatalogForm
 from billing.admin.paging import ReadOnlyAdmin
-from billing.admin.selectors import catalog_history
+from billing.admin.queries import catalog_history
 from billing.credits import format_cents, format_credits
+from billing.errors import InvalidRequest
+from billing.forms import refusal_shown
 from billing.models import Action, CatalogChange, Plan, Specialist, TopUpPack
-from billing.services.catalog import EDITABLE, catalog_update
+from billing.services import catalog_changes_check
+from billing.services.catalog import EDITABLE, catalog_subject, catalog_update
 
 Subject = CatalogChange.Subject
+
+
+class CatalogForm(forms.ModelForm):
+    """A plan, pack or action edit, checked against the catalog's rules before the service runs."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned}
+        try:
+            catalog_changes_check(subject=catalog_subject(self.instance), row=self.instance, changes=changes)
+        except InvalidRequest as error:
+            refusal_shown(self, error)
+        return cleaned
 
 
 class CatalogAdmin(admin.ModelAdmin):

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing.admin.cells import cell
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
-from billing.admin.selectors import ledger_rows_newest_first, ledger_search_ids
+from billing.admin.queries import ledger_rows_newest_first, ledger_search_ids
 from billing.bounds import id_parsed
 from billing.credits import format_credits
 from billing.csv_download import csv_download

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.admin.paging import PeekPaginator
-from billing.admin.selectors import ledger_rows_newest_first
+from billing.admin.queries import ledger_rows_newest_first
 from billing.credits import credits
 from billing.models import Action, LedgerEntry
 from billing.services import charge, credits_adjust, entry_post, wallet_lock
