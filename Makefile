@@ -33,7 +33,7 @@ seed: migrate
 	$(BIN)/python manage.py seed_demo
 
 ## make run — install, migrate, load the demo and serve on http://127.0.0.1:8000
-# With no STRIPE_SECRET_KEY, payments go to the offline Stripe double (billing/stripe_double),
+# With no STRIPE_SECRET_KEY, payments go to the offline Stripe double (stripe_double/),
 # started beside the server and stopped with it; its keys are the dev settings' (sigora/settings/dev.py).
 # Once it answers, the catalog is synced into it and the demo workspace subscribes there (seed_demo
 # --subscribe: again after each restart, as the double keeps its state in memory).
@@ -44,7 +44,7 @@ run: seed
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
 	@if [ -n "$$STRIPE_SECRET_KEY" ]; then exec $(BIN)/python manage.py runserver $(HOST):$(PORT); fi; \
 	echo "Payments: the offline Stripe double on http://127.0.0.1:$(STRIPE_DOUBLE_PORT)/ (no STRIPE_SECRET_KEY set)"; \
-	$(BIN)/python -m billing.stripe_double --host 127.0.0.1 --port $(STRIPE_DOUBLE_PORT) \
+	$(BIN)/python -m stripe_double --host 127.0.0.1 --port $(STRIPE_DOUBLE_PORT) \
 		--api-key sk_test_offline_double --webhook-secret whsec_offline_double_dev_only \
 		--webhook-url http://$(HOST):$(PORT)/stripe/webhook/ & double=$$!; \
 	trap 'kill $$double 2>/dev/null; wait $$double' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; \

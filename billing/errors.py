@@ -34,6 +34,14 @@ class InvalidRequest(BillingError):
         self.field = field
 
 
+class NotPermitted(BillingError):
+    """The person may not do this (a role or a staff permission is missing). Not Django's PermissionDenied:
+    a refusal like the others, with a message and a code, that views and the API turn into a 403."""
+
+    code = "permission_denied"
+    http_status = 403
+
+
 class UnknownAction(BillingError):
     code = "unknown_action"
     http_status = 422
@@ -108,3 +116,54 @@ class FulfilmentMismatch(BillingError):
 
     code = "fulfilment_mismatch"
     http_status = 409
+
+
+# --- Stripe's refusals (raised by billing.stripe_gateway) ----------------------------------------
+
+
+class PaymentsUnavailable(BillingError):
+    """No Stripe key is configured: buying is switched off, nothing else is."""
+
+    code = "payments_unavailable"
+    http_status = 503
+
+
+class PaymentFailed(BillingError):
+    """Stripe refused a payment (a declined card, one that needs its owner to authenticate)."""
+
+    code = "payment_failed"
+    http_status = 402
+
+    def __init__(self, message: str, *, decline_code: str = "", payment_intent: str = "", **details: Any) -> None:
+        super().__init__(message, decline_code=decline_code, payment_intent=payment_intent, **details)
+        self.decline_code = decline_code
+        self.payment_intent = payment_intent
+
+    @property
+    def needs_authentication(self) -> bool:
+        return self.decline_code == "authentication_required"
+
+
+class StripeUnavailable(BillingError):
+    """Stripe could not be reached or answered with an error: try again."""
+
+    code = "stripe_unavailable"
+    http_status = 502
+
+
+class MissingInStripe(BillingError):
+    """Stripe does not know an id we sent (deleted in the dashboard, or another account's)."""
+
+    code = "missing_in_stripe"
+    http_status = 404
+
+    def __init__(self, message: str, *, param: str = "", **details: Any) -> None:
+        super().__init__(message, param=param, **details)
+        self.param = param
+
+
+class SignatureInvalid(BillingError):
+    """A webhook's signature does not verify (or is too old): the body is not from Stripe."""
+
+    code = "signature_invalid"
+    http_status = 400

@@ -18,7 +18,7 @@ from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from billing.bounds import fits_column
-from billing.catalog import Catalog, catalog, specialist_known
+from billing.catalog_cache import Catalog, catalog, specialist_known
 from billing.models import (
     Action,
     Activity,

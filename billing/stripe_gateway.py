@@ -6,7 +6,7 @@ shapes the fulfilment code reads (where a subscription's period lives, how an in
 subscription) are those of this version.
 
 With no real key configured in development, settings point ``STRIPE_API_BASE`` at the project's
-offline double (``billing.stripe_double``); the code path from here down is the same. A real
+offline double (``stripe_double``); the code path from here down is the same. A real
 key always talks to Stripe itself: settings ignore ``STRIPE_API_BASE`` then.
 """
 
@@ -21,59 +21,19 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from billing.errors import BillingError
+from billing.errors import (  # the refusals this module raises: callers may name them as gateway.<Error>
+    MissingInStripe,
+    PaymentFailed,
+    PaymentsUnavailable,
+    SignatureInvalid,
+    StripeUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "2026-10-28.endive"  # the version stripe==16.1.0 speaks; bump both together
 NETWORK_RETRIES = 2  # the library retries failed requests itself, safely: writes carry idempotency keys
 WEBHOOK_TOLERANCE = 300  # seconds: an older signature is a replay, refused (Stripe's default)
-
-
-class PaymentsUnavailable(BillingError):
-    """No Stripe key is configured: buying is switched off, nothing else is."""
-
-    code = "payments_unavailable"
-    http_status = 503
-
-
-class PaymentFailed(BillingError):
-    """Stripe refused a payment (a declined card, one that needs its owner to authenticate)."""
-
-    code = "payment_failed"
-    http_status = 402
-
-    def __init__(self, message: str, *, decline_code: str = "", payment_intent: str = "", **details: Any) -> None:
-        super().__init__(message, decline_code=decline_code, payment_intent=payment_intent, **details)
-        self.decline_code = decline_code
-        self.payment_intent = payment_intent
-
-    @property
-    def needs_authentication(self) -> bool:
-        return self.decline_code == "authentication_required"
-
-
-class StripeUnavailable(BillingError):
-    """Stripe could not be reached or answered with an error: try again."""
-
-    code = "stripe_unavailable"
-    http_status = 502
-
-
-class MissingInStripe(BillingError):
-    """Stripe does not know an id we sent (deleted in the dashboard, or another account's)."""
-
-    code = "missing_in_stripe"
-    http_status = 404
-
-    def __init__(self, message: str, *, param: str = "", **details: Any) -> None:
-        super().__init__(message, param=param, **details)
-        self.param = param
-
-
-class SignatureInvalid(BillingError):
-    code = "signature_invalid"
-    http_status = 400
 
 
 def is_configured() -> bool:

@@ -1,4 +1,4 @@
-"""Celery tasks: thin, idempotent wrappers around services (the schedule is billing/schedule.py)."""
+"""Celery tasks: thin, idempotent wrappers around services (the schedule is in sigora/celery.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from celery import shared_task
 
 from billing.services.alerts import balance_alerts_send
 from billing.services.auto_topup import auto_topups_run
-from billing.services.payments import checkouts_reconcile
+from billing.services.checkout import checkouts_reconcile
 from billing.services.resets import periods_reset
 
 logger = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import stripe_gateway
+from billing.errors import PaymentsUnavailable, SignatureInvalid
 from billing.services.stripe_events import EventFailed, stripe_event_process, stripe_event_record
 
 logger = logging.getLogger(__name__)
@@ -24,10 +25,10 @@ logger = logging.getLogger(__name__)
 def stripe_webhook(request: HttpRequest) -> JsonResponse:
     try:
         event = stripe_gateway.event_construct(request.body, request.headers.get("Stripe-Signature"))
-    except stripe_gateway.SignatureInvalid as exc:
+    except SignatureInvalid as exc:
         logger.warning("stripe webhook refused: %s", exc.message)
         return JsonResponse({"code": exc.code, "message": exc.message}, status=400)
-    except stripe_gateway.PaymentsUnavailable as exc:
+    except PaymentsUnavailable as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=503)
     row = stripe_event_record(event=event)
     try:

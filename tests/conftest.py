@@ -1,6 +1,6 @@
 import pytest
 
-from billing.catalog import catalog_invalidate
+from billing.catalog_cache import catalog_invalidate
 from billing.credits import credits
 from billing.models import LedgerEntry, Wallet
 from tests.factories import UserFactory, WorkspaceFactory

@@ -10,17 +10,34 @@ retire a plan, pack or action by unticking "is active", so history keeps its row
 
 from __future__ import annotations
 
-from django.contrib import admin
-from django.utils.html import format_html, format_html_join
+from typing import Any
 
-from billing.admin.forms import CatalogForm
+from django import forms
+from django.contrib import admin
+
 from billing.admin.paging import ReadOnlyAdmin
-from billing.admin.selectors import catalog_history
+from billing.admin.queries import catalog_history
 from billing.credits import format_cents, format_credits
+from billing.errors import InvalidRequest
+from billing.forms import refusal_shown
 from billing.models import Action, CatalogChange, Plan, Specialist, TopUpPack
-from billing.services.catalog import EDITABLE, catalog_update
+from billing.services import catalog_changes_check
+from billing.services.catalog import EDITABLE, catalog_subject, catalog_update
 
 Subject = CatalogChange.Subject
+
+
+class CatalogForm(forms.ModelForm):
+    """A plan, pack or action edit, checked against the catalog's rules before the service runs."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned}
+        try:
+            catalog_changes_check(subject=catalog_subject(self.instance), row=self.instance, changes=changes)
+        except InvalidRequest as error:
+            refusal_shown(self, error)
+        return cleaned
 
 
 class CatalogAdmin(admin.ModelAdmin):
@@ -28,6 +45,7 @@ class CatalogAdmin(admin.ModelAdmin):
 
     subject: str = ""
     form = CatalogForm
+    change_form_template = "admin/billing/catalog_change_form.html"
     history_limit = 50
 
     def has_add_permission(self, request):
@@ -44,36 +62,20 @@ class CatalogAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         """Nothing related is edited here; the service wrote everything."""
 
-    @admin.display(description="changes (newest first)")
-    def history(self, obj) -> str:
-        if obj is None or obj.pk is None:
-            return "—"
-        changes = catalog_history(subject=self.subject, subject_id=obj.pk, limit=self.history_limit)
-        if not changes:
-            return "No changes recorded since the catalog was loaded."
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} → {}</td></tr>",
-            (
-                (
-                    f"{c.changed_at:%Y-%m-%d %H:%M:%S} UTC",
-                    c.changed_by.get_username(),
-                    c.field,
-                    c.old_value,
-                    c.new_value,
-                )
-                for c in changes
-            ),
-        )
-        return format_html("<table><tr><th>when</th><th>who</th><th>field</th><th>old → new</th></tr>{}</table>", rows)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:  # its recorded changes, listed under the form (the change form template)
+            context["catalog_changes"] = catalog_history(
+                subject=self.subject, subject_id=obj.pk, limit=self.history_limit
+            )
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
 
 @admin.register(Plan)
 class PlanAdmin(CatalogAdmin):
     subject = Subject.PLAN
     list_display = ["name", "key", "price", "allowance_credits", "per_seat", "sort_order", "is_active"]
-    fields = ["key", "per_seat", *EDITABLE[Subject.PLAN], "history"]
-    readonly_fields = ["key", "per_seat", "history"]
+    fields = ["key", "per_seat", *EDITABLE[Subject.PLAN]]
+    readonly_fields = ["key", "per_seat"]
 
     @admin.display(description="Monthly price")
     def price(self, plan: Plan) -> str:
@@ -88,8 +90,8 @@ class PlanAdmin(CatalogAdmin):
 class TopUpPackAdmin(CatalogAdmin):
     subject = Subject.PACK
     list_display = ["key", "credits", "price", "sort_order", "is_active"]
-    fields = ["key", *EDITABLE[Subject.PACK], "history"]
-    readonly_fields = ["key", "history"]
+    fields = ["key", *EDITABLE[Subject.PACK]]
+    readonly_fields = ["key"]
 
     @admin.display(description="Credits")
     def credits(self, pack: TopUpPack) -> str:
@@ -106,8 +108,8 @@ class ActionAdmin(CatalogAdmin):
     list_display = ["key", "label", "category", "specialist", "unit", "price", "max_quantity", "is_active"]
     list_filter = ["category", "specialist", "is_active"]
     list_select_related = ["specialist"]
-    fields = ["key", "category", "specialist", "unit", *EDITABLE[Subject.ACTION], "history"]
-    readonly_fields = ["key", "category", "specialist", "unit", "history"]
+    fields = ["key", "category", "specialist", "unit", *EDITABLE[Subject.ACTION]]
+    readonly_fields = ["key", "category", "specialist", "unit"]
 
     @admin.display(description="Price (credits per unit)")
     def price(self, action: Action) -> str:

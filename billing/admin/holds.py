@@ -7,10 +7,9 @@ A hold changes no balance, and it is placed, settled and released only through
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
+from billing.admin.cells import cell
 from billing.admin.ledger import WorkspaceFilter, WorkspaceLinked
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.credits import format_credits
@@ -48,7 +47,4 @@ class HoldAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
 
     @admin.display(description="usage entry")
     def entry_link(self, hold: Hold) -> str:
-        if hold.settled_entry_id is None:
-            return ""
-        url = reverse("admin:billing_ledgerentry_change", args=[hold.settled_entry_id])
-        return format_html('<a href="{}">#{}</a>', url, hold.settled_entry_id)
+        return "" if hold.settled_entry_id is None else cell("entry_link", entry_id=hold.settled_entry_id)

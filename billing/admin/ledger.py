@@ -22,10 +22,10 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
+from billing.admin.cells import cell
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
-from billing.admin.selectors import ledger_rows_newest_first, ledger_search_ids
+from billing.admin.queries import ledger_rows_newest_first, ledger_search_ids
 from billing.bounds import id_parsed
 from billing.credits import format_credits
 from billing.csv_download import csv_download
@@ -54,8 +54,7 @@ class WorkspaceLinked:
     def workspace_link(self, row: LedgerEntry | Hold | StripeEvent) -> str:
         if row.workspace_id is None:  # a Stripe event about no workspace of ours
             return ""
-        url = reverse("admin:billing_workspace_change", args=[row.workspace_id])
-        return format_html('<a href="{}">{}</a>', url, row.workspace.name)
+        return cell("workspace_link", workspace_id=row.workspace_id, name=row.workspace.name)
 
 
 class WorkspaceFilter(IdFilter):
@@ -109,10 +108,6 @@ class BucketFilter(admin.SimpleListFilter):
 
 def _credits_text(milli: int | None, *, signed: bool = False) -> str:
     return "" if milli is None else format_credits(milli, signed=signed, grouped=False)
-
-
-def _line(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # The staff export: the customer's reason and staff's internal note side by side.
@@ -267,18 +262,12 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     @admin.display(description="reason (customer sees) / internal note")
     def texts(self, entry: LedgerEntry) -> str:
         """Both texts, each cut to a line: the entry's page shows them whole."""
-        return format_html(
-            "{}{}",
-            _line(entry.reason),
-            format_html('<br><span class="quiet">Note: {}</span>', _line(entry.internal_note))
-            if entry.internal_note
-            else "",
-        )
+        return cell("reason_and_note", reason=entry.reason, note=entry.internal_note)
 
     @admin.display(description="idempotency key")
     def key(self, entry: LedgerEntry) -> str:
-        key = entry.idempotency_key
-        return format_html('<span title="{}">{}</span>', key, key if len(key) <= 32 else key[:31] + "…")
+        """Cut to fit the column; the whole key shows on hover."""
+        return cell("key", key=entry.idempotency_key)
 
     @admin.display(description="after (plan / top-up)")
     def balances_after(self, entry: LedgerEntry) -> str:

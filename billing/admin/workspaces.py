@@ -8,8 +8,10 @@ for staff.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -17,15 +19,46 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from billing.admin.forms import AdjustCreditsForm, new_adjustment_token
 from billing.admin.paging import NoWrites, ReadOnlyAdmin
-from billing.credits import format_credits
+from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import IdempotencyConflict, InvalidRequest
-from billing.forms import refusal_shown
+from billing.forms import CreditsField, refusal_shown
 from billing.models import LedgerEntry, Membership, Wallet, Workspace
 from billing.services import credits_adjust, credits_adjust_preview
 from billing.services.accounts import staff_may
+from billing.services.adjustments import MAX_REASON_LENGTH
 from billing.services.adjustments import PERMISSION as ADJUST_PERMISSION
+
+
+def new_adjustment_token() -> str:
+    """The idempotency key one adjustment form carries from its first step to the confirmation."""
+    return secrets.token_hex(16)
+
+
+class AdjustCreditsForm(forms.Form):
+    amount = CreditsField(
+        minimum=-MAX_MILLICREDITS,
+        label="Amount (credits)",
+        help_text="Positive adds, negative takes away: 500, -12.5, 1,000. Exact to a thousandth of a credit.",
+    )
+    bucket = forms.ChoiceField(choices=LedgerEntry.Bucket.choices, widget=forms.RadioSelect)
+    # Two texts with two readers: the customer reads the description in their transactions and
+    # CSV; the note stays with staff (the admin and the staff export).
+    description = forms.CharField(
+        label="Description (the customer sees this)",
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60, "placeholder": "Goodwill credit for the outage of May 3"}),
+        help_text="Required. Shown word for word in the customer's transactions and CSV: write it for them, "
+        "with no ticket numbers, names or internal detail.",
+    )
+    internal_note = forms.CharField(
+        label="Internal note (staff only)",
+        max_length=MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Required. Why you made it, kept on the ledger entry with your name; the customer never sees it. "
+        "The support ticket helps.",
+    )
+    token = forms.RegexField(regex=r"^[0-9a-f]{32}$", widget=forms.HiddenInput)
 
 
 class WorkspaceStateFilter(admin.SimpleListFilter):

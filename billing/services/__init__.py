@@ -6,11 +6,11 @@ from billing.errors import (
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
+    NotPermitted,
     SequencePaused,
     UnknownAction,
 )
 from billing.services.accounts import (
-    PermissionDenied,
     account_signup,
     activity_record,
     invitation_accept,
@@ -25,16 +25,16 @@ from billing.services.byok import byok_key, byok_remove, byok_set
 from billing.services.caps import budget_set, cap_set
 from billing.services.catalog import action_update, catalog_changes_check, pack_update, plan_update
 from billing.services.charging import UsageEvent, charge, charge_batch, usage_event, usage_record
-from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
-from billing.services.leads import record_reply, resume_lead
-from billing.services.payments import (
+from billing.services.checkout import (
     checkout_fulfil,
     checkout_return,
     checkouts_reconcile,
     plan_checkout_start,
-    portal_start,
     topup_checkout_start,
 )
+from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
+from billing.services.leads import record_reply, resume_lead
+from billing.services.portal import portal_start
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 from billing.services.workspaces import workspace_create
 
@@ -45,7 +45,7 @@ __all__ = [
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidRequest",
-    "PermissionDenied",
+    "NotPermitted",
     "SequencePaused",
     "UnknownAction",
     "UsageEvent",

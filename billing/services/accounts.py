@@ -17,18 +17,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.bounds import column_length
-from billing.errors import BillingError, InvalidRequest
+from billing.errors import InvalidRequest
 from billing.models import Activity, Invitation, Membership, Workspace
 from billing.services.workspaces import workspace_create
 
 logger = logging.getLogger(__name__)
 
 INVITATION_DAYS = 7
-
-
-class PermissionDenied(BillingError):
-    code = "permission_denied"
-    http_status = 403
 
 
 def staff_may(user: AbstractBaseUser, permission: str) -> bool:

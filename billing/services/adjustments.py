@@ -18,15 +18,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.credits import MAX_MILLICREDITS, format_credits
-from billing.errors import InvalidRequest
+from billing.errors import InvalidRequest, NotPermitted
 from billing.models import LedgerEntry, Wallet
-from billing.services.accounts import PermissionDenied, staff_may
+from billing.services.accounts import staff_may
+from billing.services.ledger_keys import adjustment_key
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 
 PERMISSION = "billing.adjust_credits"
 MAX_REASON_LENGTH = 1_000
 MAX_KEY_LENGTH = 150
-KEY_PREFIX = "adjustment:"
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def credits_adjust(
     different request (amount, bucket, actor, description or note) is an IdempotencyConflict.
     """
     if not staff_may(actor, PERMISSION):
-        raise PermissionDenied("Adjusting credits needs staff with the “Can adjust a workspace's credits” permission.")
+        raise NotPermitted("Adjusting credits needs staff with the “Can adjust a workspace's credits” permission.")
     description, internal_note = _checked_input(
         bucket=bucket, amount=amount, description=description, internal_note=internal_note
     )
@@ -177,7 +177,7 @@ def credits_adjust(
         raise InvalidRequest(
             f"An idempotency key of 1 to {MAX_KEY_LENGTH} characters is required.", field="idempotency_key"
         )
-    key = KEY_PREFIX + key
+    key = adjustment_key(key)
     # The lock first: a second submit of the same confirmation waits here, then finds the
     # first one's entry below instead of adjusting again.
     wallet = _wallet(workspace_id, lock=True)

@@ -20,17 +20,27 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.credits import format_credits
+from billing.db import insert, table
 from billing.models import BalanceAlert, Membership, Wallet, Workspace
 from billing.selectors import LOW_FRACTION
 
 logger = logging.getLogger(__name__)
 
 
-_CROSSED_SQL = """
-INSERT INTO billing_balancealert (workspace_id, period_start, kind, recipients, sent_at)
-SELECT w.workspace_id, w.period_start, k.kind, 0, %(now)s
-FROM billing_wallet w
-JOIN billing_workspace ws ON ws.id = w.workspace_id AND ws.closed_at IS NULL
+_ALERT = insert(
+    BalanceAlert,
+    {
+        "workspace_id": "w.workspace_id",
+        "period_start": "w.period_start",
+        "kind": "k.kind",
+        "recipients": "0",
+        "sent_at": "%(now)s",
+    },
+)
+_CROSSED_SQL = f"""
+{_ALERT}
+FROM {table(Wallet)} w
+JOIN {table(Workspace)} ws ON ws.id = w.workspace_id AND ws.closed_at IS NULL
 CROSS JOIN (VALUES ('low'), ('empty')) AS k(kind)
 WHERE w.period_allowance > 0
   AND CASE k.kind

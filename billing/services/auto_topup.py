@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,12 +25,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import stripe_gateway as gateway
+from billing.bounds import id_parsed
 from billing.credits import MAX_MILLICREDITS, format_credits
-from billing.errors import BillingError, InvalidRequest
-from billing.models import Activity, AutoTopUp, Membership, Purchase, TopUpPack, Wallet, Workspace
+from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest, PaymentFailed
+from billing.models import Activity, AutoTopUp, LedgerEntry, Membership, Purchase, TopUpPack, Wallet, Workspace
 from billing.services.accounts import activity_record
-from billing.services.payments import payment_intent_settled
-from billing.services.wallets import wallet_lock
+from billing.services.checkout import payment_details
+from billing.services.ledger_keys import top_up_key
+from billing.services.refunds import reversal_sync
+from billing.services.wallets import entry_post, wallet_lock
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class AutoTopUpSummary:
     failed: list[int] = field(default_factory=list)
 
 
-def _due() -> list[AutoTopUp]:
+def auto_topups_due() -> list[AutoTopUp]:
     """Enabled, below the threshold, nothing in flight and the period's limit not reached."""
     candidates = (
         AutoTopUp.objects.select_related("workspace", "pack", "workspace__wallet")
@@ -111,8 +115,8 @@ def auto_topups_run(*, now: datetime | None = None) -> AutoTopUpSummary:
     """Start (and, when Stripe answers at once, settle) an auto top-up for every workspace that needs one."""
     now = now or timezone.now()
     summary = AutoTopUpSummary()
-    for setting in _due():
-        purchase = _start(setting, now)
+    for setting in auto_topups_due():
+        purchase = auto_topup_start(setting=setting, now=now)
         if purchase is None:
             continue
         summary.started.append(setting.workspace_id)
@@ -121,10 +125,10 @@ def auto_topups_run(*, now: datetime | None = None) -> AutoTopUpSummary:
     return summary
 
 
-def _start(setting: AutoTopUp, now: datetime) -> Purchase | None:
+def auto_topup_start(*, setting: AutoTopUp, now: datetime) -> Purchase | None:
     """The purchase for this run, or None when another run got there first.
 
-    ``_due`` read the balance without a lock: by now another run may have bought and credited
+    ``auto_topups_due`` read the balance without a lock: by now another run may have bought and credited
     the pack (nothing in flight any more, so the one-in-flight index would not stop a second).
     So every condition is checked again under the wallet's row lock, the lock crediting a pack
     takes too: another run's top-up is then either still in flight (the index refuses this
@@ -165,7 +169,7 @@ def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
             metadata={"workspace_id": str(workspace.pk), "purchase_id": str(purchase.pk), "kind": "auto_top_up"},
             idempotency_key=f"sigora-auto-top-up-{purchase.pk}",
         )
-    except gateway.PaymentFailed as exc:
+    except PaymentFailed as exc:
         _refused(setting, purchase, exc, now)
         return Purchase.Status.FAILED
     except BillingError as exc:
@@ -178,7 +182,61 @@ def _charge(setting: AutoTopUp, purchase: Purchase, now: datetime) -> str:
     return settled.status if settled else Purchase.Status.PENDING
 
 
-def _refused(setting: AutoTopUp, purchase: Purchase, exc: gateway.PaymentFailed, now: datetime) -> None:
+def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = None) -> Purchase | None:
+    """``payment_intent.succeeded`` / ``payment_failed`` for a payment made without Checkout (auto top-up).
+
+    Checkout's own payments are fulfilled through their session, so only purchases that were
+    started as a bare PaymentIntent are settled here; the current state is fetched first.
+    """
+    now = now or timezone.now()
+    purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"], kind=Purchase.Kind.AUTO_TOP_UP).first()
+    metadata = intent.get("metadata") or {}
+    purchase_id = id_parsed(metadata.get("purchase_id"))
+    if purchase is None and metadata.get("kind") == "auto_top_up" and purchase_id is not None:
+        # Charged, but the process died before recording the PaymentIntent: its metadata links it.
+        Purchase.objects.filter(
+            pk=purchase_id, kind=Purchase.Kind.AUTO_TOP_UP, stripe_payment_intent_id__isnull=True
+        ).update(stripe_payment_intent_id=intent["id"])
+        purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"]).first()
+    if purchase is None or purchase.status == Purchase.Status.PAID:
+        return purchase
+    current = gateway.payment_intent_retrieve(intent["id"])
+    details = payment_details(intent["id"]) if current.get("status") == "succeeded" else {}
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+        if purchase.status == Purchase.Status.PAID:
+            return purchase
+        if current.get("status") == "succeeded":
+            if current.get("amount_received", current.get("amount")) != purchase.amount_cents:
+                raise FulfilmentMismatch(f"Payment {intent['id']} does not match purchase #{purchase.pk}.")
+            wallet = wallet_lock(workspace_id=purchase.workspace_id)
+            entry_post(
+                wallet,
+                kind=LedgerEntry.Kind.TOP_UP,
+                topup_delta=purchase.credits,
+                idempotency_key=top_up_key(intent["id"]),
+                reason=f"Auto top-up: {purchase.pack}",
+                external_ref=intent["id"],
+                now=now,
+                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
+            )
+            purchase.status = Purchase.Status.PAID
+            purchase.paid_at = now
+            purchase.stripe_charge_id = details.get("charge", "")
+            purchase.receipt_url = details.get("receipt_url", "")
+            purchase.save()
+            if details.get("back") is not None:
+                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
+                purchase.refresh_from_db()
+        elif current.get("status") in ("requires_payment_method", "canceled"):
+            error = current.get("last_payment_error") or {}
+            purchase.status = Purchase.Status.FAILED
+            purchase.failure = (error.get("message") or "The payment failed.")[:255]
+        purchase.save()
+    return purchase
+
+
+def _refused(setting: AutoTopUp, purchase: Purchase, exc: PaymentFailed, now: datetime) -> None:
     reason = (
         "Your card needs you to authenticate this payment, which cannot happen automatically."
         if exc.needs_authentication

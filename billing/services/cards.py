@@ -4,7 +4,7 @@ The billing page shows it (brand, last four digits, expiry) without calling Stri
 from what Stripe already tells us:
 
 - a paid Checkout saves its card and fulfilment makes it the customer's default
-  (``payments._payment_details``): that charge's card is now on file;
+  (``checkout.payment_details``): that charge's card is now on file;
 - an off-session payment (auto top-up) charged the default: it refreshes the same method's details,
   or fills in a workspace that had none recorded, and never replaces a different one (a newer card
   may have been set in the portal between the charge and its report);

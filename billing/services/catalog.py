@@ -2,7 +2,7 @@
 
 Each change locks the row, applies only the fields that really changed, and records each one
 (who, when, old → new) as a :class:`~billing.models.CatalogChange` in the same transaction.
-A price applies from the change on: the charging statement reads ``billing_action.unit_price``
+A price applies from the change on: the charging statement reads the action's ``unit_price``
 live, and every ledger entry keeps the unit price it was charged at, so history never moves.
 
 Keys, units, categories and specialists are not editable here: other services and Stripe's
@@ -21,10 +21,10 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from billing.bounds import BIGINT_MAX
-from billing.catalog import catalog_invalidate
-from billing.errors import InvalidRequest
+from billing.catalog_cache import catalog_invalidate
+from billing.errors import InvalidRequest, NotPermitted
 from billing.models import Action, CatalogChange, Plan, TopUpPack
-from billing.services.accounts import PermissionDenied, staff_may
+from billing.services.accounts import staff_may
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def catalog_update(
     """Change the ``subject`` row ``pk``'s editable fields (``EDITABLE``), recording each change."""
     model = _MODELS[subject]
     if not staff_may(actor, f"billing.change_{model._meta.model_name}"):
-        raise PermissionDenied(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
+        raise NotPermitted(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
     now = now or timezone.now()
     with transaction.atomic():
         try:
@@ -144,7 +144,7 @@ def catalog_update(
         row.save(update_fields=changed)
         CatalogChange.objects.bulk_create(records)
         # This process forgets its snapshot once the change is committed. Other processes
-        # pick it up when their own snapshot expires (billing.catalog.TTL_SECONDS); prices
+        # pick it up when their own snapshot expires (billing.catalog_cache.TTL_SECONDS); prices
         # need no wait at all, since the charging statement reads them from the table.
         transaction.on_commit(catalog_invalidate)
     logger.info(

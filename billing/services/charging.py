@@ -39,14 +39,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 import psycopg.errors
 from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.bounds import column_length
-from billing.catalog import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
+from billing.catalog_cache import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
 from billing.credits import format_credits
+from billing.db import columns, compact, execute_prepared, insert, table
 from billing.errors import (
     BillingError,
     DailyCapReached,
@@ -57,7 +57,17 @@ from billing.errors import (
     SequencePaused,
     UnknownAction,
 )
-from billing.models import LedgerEntry, Workspace, epoch_us
+from billing.models import (
+    Action,
+    DailyUsage,
+    LeadState,
+    LedgerEntry,
+    RefusalTally,
+    SpecialistCap,
+    Wallet,
+    Workspace,
+    epoch_us,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +95,8 @@ class UsageEvent:
 # --- Validation -----------------------------------------------------------------------------
 
 
-def _workspace_id(workspace: Workspace | int) -> int:
+def workspace_checked(workspace: Workspace | int) -> int:
+    """A workspace's id, from a saved Workspace or a positive id; refused otherwise."""
     if isinstance(workspace, Workspace):
         if workspace.pk is None:
             raise InvalidRequest("The workspace has not been saved.", field="workspace")
@@ -205,21 +216,102 @@ def metadata_checked(metadata: Mapping[str, Any] | None, *, field: str = "metada
 
 # --- The statement --------------------------------------------------------------------------
 
+# Tables and columns from the models (billing/db.py). The result rows are: source, the entry's
+# columns as RETURNING * gives them, verdict.
+_WORKSPACE, _ACTION, _WALLET, _LEDGER = table(Workspace), table(Action), table(Wallet), table(LedgerEntry)
+_CAP, _LEAD, _DAILY, _TALLY = table(SpecialistCap), table(LeadState), table(DailyUsage), table(RefusalTally)
 _ENTRY_FIELDS = list(LedgerEntry._meta.concrete_fields)
-_ENTRY_COLUMNS = ",".join(f.column for f in _ENTRY_FIELDS)
+_ENTRY_COLUMNS = ",".join(columns(LedgerEntry))
 _ENTRY_ATTNAMES = [f.attname for f in _ENTRY_FIELDS]
 _NO_ENTRY = ",".join("NULL" for _ in _ENTRY_FIELDS)
-_KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")  # result rows: source, entry columns…, verdict
+_KEY_INDEX = 1 + _ENTRY_ATTNAMES.index("idempotency_key")
 
 # What the wallet's active holds reserve, from the LOCKED row's map {id: [millicredits, expiry µs]}:
 # the holds placed or settled while this statement waited for the lock are in it. Expired holds
 # count for nothing (lazy expiry). The map is nearly always empty, and a CASE evaluates its
 # subquery only when it is not, so a charge without holds pays for one comparison.
 # ``exclude`` names the hold a settling charge consumes ('' for none).
-# Written tersely: SINGLE_SQL must stay under psycopg's 4 KiB parse cache (see _compact).
+# Written tersely: SINGLE_SQL must stay under psycopg's 4 KiB parse cache (see db.compact).
 # ``%(us)s`` is the statement's ``now`` in epoch microseconds, as the map's expiries are.
 _HELD = """CASE WHEN w.holds = '{{}}' THEN 0 ELSE (SELECT coalesce(sum((v->>0)::int8), 0)
            FROM jsonb_each(w.holds) h(k, v) WHERE (v->>1)::int8 > %(us)s AND k <> {exclude}) END"""
+
+# The usage entry and the day's counter, each column with the expression that fills it: in the
+# single statement from the ``debit`` row, in the batch from each ``split`` row.
+_USAGE_ENTRY = insert(
+    LedgerEntry,
+    {
+        "workspace_id": "%(ws)s",
+        "kind": "'usage'",
+        "plan_delta": "-from_plan",
+        "topup_delta": "from_plan - amount",
+        "plan_balance_after": "plan_balance - from_plan",
+        "topup_balance_after": "topup_balance - (amount - from_plan)",
+        "action_id": "%(action)s",
+        "specialist_id": "%(specialist)s",
+        "quantity": "%(quantity)s",
+        "unit_price": "unit_price",
+        "list_amount": "list_amount",
+        "byok": "byok",
+        "lead": "%(lead)s",
+        "idempotency_key": "%(key)s",
+        "reason": "''",
+        "external_ref": "''",
+        "metadata": "%(metadata)s::jsonb",
+        "created_at": "%(now)s",
+    },
+)
+_USAGE_COUNTER = insert(
+    DailyUsage,
+    {
+        "workspace_id": "%(ws)s",
+        "day": "today",
+        "specialist_id": "%(specialist)s",
+        "action_id": "%(action)s",
+        "credits": "amount",
+        "list_credits": "list_amount",
+        "quantity": "%(quantity)s",
+        "events": "1",
+    },
+    alias="d",
+)
+_BATCH_ENTRIES = insert(
+    LedgerEntry,
+    {
+        "workspace_id": "%(ws)s",
+        "kind": "'usage'",
+        "plan_delta": "least(plan0, upto - amount) - least(plan0, upto)",
+        "topup_delta": "(upto - amount - least(plan0, upto - amount)) - (upto - least(plan0, upto))",
+        "plan_balance_after": "plan0 - least(plan0, upto)",
+        "topup_balance_after": "topup0 - (upto - least(plan0, upto))",
+        "action_id": "action_id",
+        "specialist_id": "specialist",
+        "quantity": "quantity",
+        "unit_price": "unit_price",
+        "list_amount": "list_amount",
+        "byok": "byok",
+        "lead": "lead",
+        "idempotency_key": "key",
+        "reason": "''",
+        "external_ref": "''",
+        "metadata": "metadata",
+        "created_at": "%(now)s",
+    },
+)
+_BATCH_COUNTERS = insert(
+    DailyUsage,
+    {
+        "workspace_id": "%(ws)s",
+        "day": "ws.today",
+        "specialist_id": "s.specialist",
+        "action_id": "s.action_id",
+        "credits": "sum(s.amount)",
+        "list_credits": "sum(s.list_amount)",
+        "quantity": "sum(s.quantity)",
+        "events": "count(*)",
+    },
+    alias="d",
+)
 
 # The single-event statement: the same rules as the batch one below, with scalar parameters
 # and no set machinery, which halves its server time (a charge is usually one event). The
@@ -230,33 +322,33 @@ WITH
 ws AS (
     SELECT closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, time_zone, monthly_budget AS budget,
            (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
-    FROM billing_workspace WHERE id = %(ws)s
+    FROM {_WORKSPACE} WHERE id = %(ws)s
 ),
 ask AS (               -- the request priced from the live catalog (BYOK makes AI free)
     SELECT a.unit_price, a.unit_price * %(quantity)s::bigint AS list_amount, a.category = 'ai' AND ws.byok AS byok,
            CASE WHEN a.category = 'ai' AND ws.byok THEN 0 ELSE a.unit_price * %(quantity)s::bigint END AS amount,
            a.is_active AND %(quantity)s::bigint <= a.max_quantity AS catalog_ok,
            ws.is_open, ws.today, ws.time_zone, ws.budget
-    FROM billing_action a CROSS JOIN ws WHERE a.id = %(action)s
+    FROM {_ACTION} a CROSS JOIN ws WHERE a.id = %(action)s
 ),
 prior AS (
-    SELECT * FROM billing_ledgerentry WHERE workspace_id = %(ws)s AND idempotency_key = %(key)s
+    SELECT * FROM {_LEDGER} WHERE workspace_id = %(ws)s AND idempotency_key = %(key)s
 ),
 locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
     SELECT w.plan_balance, w.topup_balance, w.revision, w.period_spend, w.period_start, w.period_end, ask.*,
            CASE WHEN w.day = ask.today THEN coalesce((w.day_spend ->> %(specialist)s)::bigint, 0) ELSE 0 END AS spent,
            CASE WHEN w.day = ask.today THEN w.day_spend ELSE '{{}}'::jsonb END AS day_spend,
            {_HELD.format(exclude="%(hold)s")} AS held,
-           (SELECT c.daily_cap FROM billing_specialistcap c
+           (SELECT c.daily_cap FROM {_CAP} c
             WHERE c.workspace_id = %(ws)s AND c.specialist_id = %(specialist)s) AS daily_cap,
-           %(lead)s <> '' AND EXISTS (SELECT 1 FROM billing_leadstate s
+           %(lead)s <> '' AND EXISTS (SELECT 1 FROM {_LEAD} s
             WHERE s.workspace_id = %(ws)s AND s.lead = %(lead)s AND s.paused) AS paused
-    FROM billing_wallet w CROSS JOIN ask
+    FROM {_WALLET} w CROSS JOIN ask
     WHERE w.workspace_id = %(ws)s AND NOT EXISTS (SELECT 1 FROM prior)
     FOR UPDATE OF w
 ),
 debit AS (
-    UPDATE billing_wallet w SET
+    UPDATE {_WALLET} w SET
         plan_balance = l.plan_balance - least(l.plan_balance, l.amount),
         topup_balance = l.topup_balance - (l.amount - least(l.plan_balance, l.amount)),
         day = l.today,
@@ -275,20 +367,12 @@ debit AS (
     RETURNING l.*, least(l.plan_balance, l.amount) AS from_plan
 ),
 entry AS (
-    INSERT INTO billing_ledgerentry (
-        workspace_id, kind, plan_delta, topup_delta, plan_balance_after, topup_balance_after,
-        action_id, specialist_id, quantity, unit_price, list_amount, byok, lead,
-        idempotency_key, reason, external_ref, metadata, created_at)
-    SELECT %(ws)s, 'usage', -from_plan, from_plan - amount, plan_balance - from_plan,
-           topup_balance - (amount - from_plan), %(action)s, %(specialist)s, %(quantity)s, unit_price,
-           list_amount, byok, %(lead)s, %(key)s, '', '', %(metadata)s::jsonb, %(now)s
+    {_USAGE_ENTRY}
     FROM debit
     RETURNING *
 ),
 counter AS (
-    INSERT INTO billing_dailyusage AS d
-        (workspace_id, day, specialist_id, action_id, credits, list_credits, quantity, events)
-    SELECT %(ws)s, today, %(specialist)s, %(action)s, amount, list_amount, %(quantity)s, 1 FROM debit
+    {_USAGE_COUNTER} FROM debit
     ON CONFLICT (workspace_id, day, specialist_id, action_id) DO UPDATE SET
         credits = d.credits + EXCLUDED.credits, list_credits = d.list_credits + EXCLUDED.list_credits,
         quantity = d.quantity + EXCLUDED.quantity, events = d.events + 1
@@ -309,17 +393,17 @@ ev AS (                -- the request, priced from the live catalog
     FROM unnest(%(keys)s::text[], %(actions)s::bigint[], %(specialists)s::text[],
                 %(quantities)s::bigint[], %(leads)s::text[], %(metadata)s::text[]::jsonb[])
          WITH ORDINALITY AS e(key, action_id, specialist, quantity, lead, metadata, n)
-    JOIN billing_action a ON a.id = e.action_id
+    JOIN {_ACTION} a ON a.id = e.action_id
 ),
 ws AS (
     SELECT id, time_zone, closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, monthly_budget AS budget,
            (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
-    FROM billing_workspace WHERE id = %(ws)s
+    FROM {_WORKSPACE} WHERE id = %(ws)s
 ),
 prior AS (             -- entries already written under these keys: replays. One probe of the
     SELECT l.*         -- unique (workspace, key) index per key, a plan no statistics can spoil
     FROM unnest(%(keys)s::text[]) AS k(key)
-    JOIN billing_ledgerentry l ON l.workspace_id = %(ws)s AND l.idempotency_key = k.key
+    JOIN {_LEDGER} l ON l.workspace_id = %(ws)s AND l.idempotency_key = k.key
 ),
 conflicts AS (         -- a key reused for a different request
     SELECT p.idempotency_key FROM prior p JOIN ev ON ev.key = p.idempotency_key
@@ -337,7 +421,7 @@ spend AS (SELECT specialist, sum(amount)::bigint AS amount FROM fresh GROUP BY s
 locked AS (            -- the row lock; FOR UPDATE hands back the newest committed balances
     SELECT w.plan_balance, w.topup_balance, w.day, w.day_spend, w.revision, w.period_spend, w.period_start,
            w.period_end, {_HELD.format(exclude="''")} AS held
-    FROM billing_wallet w
+    FROM {_WALLET} w
     WHERE w.workspace_id = %(ws)s AND (SELECT events FROM totals) > 0
     FOR UPDATE
 ),
@@ -345,11 +429,11 @@ today_spend AS (       -- per charged specialist: spent today before this reques
     SELECT s.specialist, s.amount, c.daily_cap,
            CASE WHEN l.day = ws.today THEN coalesce((l.day_spend ->> s.specialist)::bigint, 0) ELSE 0 END AS spent
     FROM spend s CROSS JOIN locked l CROSS JOIN ws
-    LEFT JOIN billing_specialistcap c ON c.workspace_id = %(ws)s AND c.specialist_id = s.specialist
+    LEFT JOIN {_CAP} c ON c.workspace_id = %(ws)s AND c.specialist_id = s.specialist
 ),
 paused AS (
     SELECT DISTINCT f.lead FROM fresh f
-    JOIN billing_leadstate s ON s.workspace_id = %(ws)s AND s.lead = f.lead AND s.paused
+    JOIN {_LEAD} s ON s.workspace_id = %(ws)s AND s.lead = f.lead AND s.paused
     WHERE f.lead <> ''
 ),
 verdict AS (           -- every check, on the locked (fresh) balances
@@ -367,7 +451,7 @@ verdict AS (           -- every check, on the locked (fresh) balances
     FROM locked l CROSS JOIN totals t
 ),
 debit AS (
-    UPDATE billing_wallet w SET
+    UPDATE {_WALLET} w SET
         plan_balance = v.plan_balance - least(v.plan_balance, v.total),
         topup_balance = v.topup_balance - (v.total - least(v.plan_balance, v.total)),
         day = ws.today,
@@ -388,25 +472,12 @@ split AS (             -- each event's share: the plan bucket first, then top-up
     WHERE EXISTS (SELECT 1 FROM debit)
 ),
 entries AS (
-    INSERT INTO billing_ledgerentry (
-        workspace_id, kind, plan_delta, topup_delta, plan_balance_after, topup_balance_after,
-        action_id, specialist_id, quantity, unit_price, list_amount, byok, lead,
-        idempotency_key, reason, external_ref, metadata, created_at)
-    SELECT %(ws)s, 'usage',
-           least(plan0, upto - amount) - least(plan0, upto),
-           (upto - amount - least(plan0, upto - amount)) - (upto - least(plan0, upto)),
-           plan0 - least(plan0, upto),
-           topup0 - (upto - least(plan0, upto)),
-           action_id, specialist, quantity, unit_price, list_amount, byok, lead,
-           key, '', '', metadata, %(now)s
+    {_BATCH_ENTRIES}
     FROM split ORDER BY n
     RETURNING *
 ),
 counters AS (
-    INSERT INTO billing_dailyusage AS d
-        (workspace_id, day, specialist_id, action_id, credits, list_credits, quantity, events)
-    SELECT %(ws)s, ws.today, s.specialist, s.action_id,
-           sum(s.amount), sum(s.list_amount), sum(s.quantity), count(*)
+    {_BATCH_COUNTERS}
     FROM split s CROSS JOIN ws
     GROUP BY ws.today, s.specialist, s.action_id
     ON CONFLICT (workspace_id, day, specialist_id, action_id) DO UPDATE SET
@@ -438,42 +509,27 @@ FROM (SELECT 1) AS one LEFT JOIN ws ON true LEFT JOIN verdict v ON true
 """
 
 
-def _compact(sql: str) -> str:
-    """Drop comments, runs of whitespace and the spaces around commas and parentheses.
+SINGLE_SQL, BATCH_SQL = compact(SINGLE_SQL), compact(BATCH_SQL)
 
-    psycopg caches the parsing of queries up to 4 KiB (``MAX_CACHED_STATEMENT_LENGTH``); past
-    it, every charge pays for parsing SINGLE_SQL again. (The statements quote no text with a
-    comma or parenthesis in it, so no literal changes.)
-    """
-    sql = re.sub(r"\s+", " ", re.sub(r"--[^\n]*", "", sql))
-    return re.sub(r" ?([,()]) ?", r"\1", sql).strip()
-
-
-SINGLE_SQL, BATCH_SQL = _compact(SINGLE_SQL), _compact(BATCH_SQL)
-
-TALLY_SQL = """
-INSERT INTO billing_refusaltally AS t (workspace_id, day, code, action_id, refusals, credits)
-SELECT %(ws)s, %(day)s, %(code)s, action_id, count(*), sum(amount)
+_TALLY_INSERT = insert(
+    RefusalTally,
+    {
+        "workspace_id": "%(ws)s",
+        "day": "%(day)s",
+        "code": "%(code)s",
+        "action_id": "action_id",
+        "refusals": "count(*)",
+        "credits": "sum(amount)",
+    },
+    alias="t",
+)
+TALLY_SQL = f"""
+{_TALLY_INSERT}
 FROM unnest(%(actions)s::bigint[], %(amounts)s::bigint[]) AS e(action_id, amount)
 GROUP BY action_id
 ON CONFLICT (workspace_id, day, code, action_id) DO UPDATE SET
     refusals = t.refusals + EXCLUDED.refusals, credits = t.credits + EXCLUDED.credits
 """
-
-
-def execute_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any], *, rows: bool = True) -> list[tuple]:
-    """Run one statement on Django's connection with a prepared, server-side-bound cursor.
-
-    A plain psycopg cursor lets the server keep the statement's plan (``prepare=True``);
-    Django's own cursor binds client-side and would re-plan this statement on every call.
-    For the statements every charge or API call runs; they are not in Django's query log.
-    """
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        # fetchall() without asking for cursor.description: building column objects for the
-        # entry's twenty-odd columns costs more client CPU than the rest of the call.
-        return cursor.fetchall() if rows else []
 
 
 def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
@@ -499,7 +555,7 @@ def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
 # filled the cap), the refusal is all this statement sees. So a refusal asks again, in a new
 # statement (a new snapshot): a key written meanwhile makes the request a replay, not a 402.
 _KEYS_WRITTEN_SQL = (
-    "SELECT EXISTS (SELECT 1 FROM billing_ledgerentry WHERE workspace_id = %(ws)s AND idempotency_key = ANY(%(keys)s))"
+    f"SELECT EXISTS (SELECT 1 FROM {_LEDGER} WHERE workspace_id = %(ws)s AND idempotency_key = ANY(%(keys)s))"
 )
 
 
@@ -748,7 +804,7 @@ def usage_record(*, workspace: Workspace | int, events: Sequence[UsageEvent], no
     ``charge()`` and ``charge_batch()`` call this with the current time; the demo seeder
     calls it with the times its month of usage happened.
     """
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     if not events:
         raise InvalidRequest("A batch needs at least one event.", field="events")
     if len(events) > MAX_BATCH:

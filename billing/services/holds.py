@@ -47,17 +47,18 @@ everywhere, so settles and releases cannot deadlock with each other or with plac
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from billing.credits import MAX_MILLICREDITS, format_credits
+from billing.db import JSONKeyRemoved
 from billing.errors import (
     BillingError,
     HoldNotFound,
@@ -71,15 +72,17 @@ from billing.errors import (
 from billing.models import Hold, LedgerEntry, Wallet, Workspace, epoch_us
 from billing.services.charging import (
     UsageEvent,
-    _workspace_id,
     key_checked,
     metadata_checked,
     specialist_checked,
     usage_event,
     usage_settle_hold,
+    workspace_checked,
 )
+from billing.services.ledger_keys import hold_usage_key
 
 logger = logging.getLogger(__name__)
+
 
 DEFAULT_EXPIRES_IN = 15 * 60  # seconds: long enough for most runs; a longer one asks for more
 MAX_EXPIRES_IN = 24 * 60 * 60
@@ -127,7 +130,7 @@ def hold_place(
     reserved, and with ``TooManyHolds`` past ``MAX_ACTIVE_HOLDS``. A replay of the same key
     returns the first hold with ``replayed = True``.
     """
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_MILLICREDITS:
         raise InvalidRequest(
             f"amount must be a whole number of millicredits from 1 to {MAX_MILLICREDITS:,}.", field="amount"
@@ -200,12 +203,9 @@ def hold_place(
         )
         active[str(hold.pk)] = [amount, epoch_us(hold.expires_at)]
         # The revision moves so the balance region (its ETag) shows the reservation.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE billing_wallet SET holds = %s::jsonb, revision = revision + 1, updated_at = %s"
-                " WHERE workspace_id = %s",
-                [json.dumps(active), now, workspace_id],
-            )
+        Wallet.objects.filter(workspace_id=workspace_id).update(
+            holds=active, revision=F("revision") + 1, updated_at=now
+        )
     hold.replayed = False
     logger.info(
         "hold placed workspace=%s hold=%s amount=%s key=%s expires=%s",
@@ -238,12 +238,12 @@ def hold_settle(
     entry's key is ``idempotency_key`` or, by default, ``hold:<id>``. An AI action's
     specialist defaults to the hold's. Refusals write nothing and leave the hold active.
     """
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     hold_id = _hold_id(hold_id)
     # Validated before any lock is taken (an unknown action, a bad quantity: 422, nothing locked).
     event = usage_event(
         action=action,
-        idempotency_key=f"hold:{hold_id}" if idempotency_key is None else idempotency_key,
+        idempotency_key=hold_usage_key(hold_id) if idempotency_key is None else idempotency_key,
         quantity=quantity,
         specialist=specialist,
         lead=lead,
@@ -309,7 +309,7 @@ def _settled_before(hold: Hold, event: UsageEvent) -> HoldSettlement:
 
 def hold_release(*, workspace: Workspace | int, hold_id: int) -> Hold:
     """Free a hold's reservation at once. A released hold is returned as it is (``replayed``)."""
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     hold_id = _hold_id(hold_id)
     with transaction.atomic():
         hold = _locked_hold(workspace_id, hold_id)
@@ -326,12 +326,9 @@ def hold_release(*, workspace: Workspace | int, hold_id: int) -> Hold:
         hold.status = Hold.Status.RELEASED
         hold.closed_at = now
         hold.save(update_fields=["status", "closed_at"])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE billing_wallet SET holds = holds - %s, revision = revision + 1, updated_at = %s"
-                " WHERE workspace_id = %s",
-                [str(hold.pk), now, workspace_id],
-            )
+        Wallet.objects.filter(workspace_id=workspace_id).update(
+            holds=JSONKeyRemoved("holds", str(hold.pk)), revision=F("revision") + 1, updated_at=now
+        )
     hold.replayed = False
     logger.info("hold released workspace=%s hold=%s amount=%s", workspace_id, hold.pk, hold.amount)
     return hold

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from billing.errors import InvalidRequest
 from billing.models import LeadState, Workspace
-from billing.services.charging import _workspace_id, lead_checked
+from billing.services.charging import lead_checked, workspace_checked
 
 logger = logging.getLogger(__name__)
 
 
 def _existing_workspace(workspace: Workspace | int) -> int:
-    workspace_id = _workspace_id(workspace)
+    workspace_id = workspace_checked(workspace)
     if not Workspace.objects.filter(pk=workspace_id).exists():
         raise InvalidRequest(f"There is no workspace {workspace_id}.", field="workspace")
     return workspace_id

@@ -7,17 +7,13 @@ ask for the same period and only the first one writes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import transaction
 
 from billing.models import LedgerEntry, Plan, Wallet, Workspace
+from billing.services.ledger_keys import plan_expiry_key, plan_grant_key
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock
-
-
-def period_key(start: datetime) -> str:
-    """The ledger key of the grant that opens the period starting at ``start`` (an instant)."""
-    return f"plan-grant:{start.astimezone(UTC).isoformat()}"
 
 
 def period_begin(
@@ -41,14 +37,14 @@ def period_begin(
     """
     with transaction.atomic():
         wallet: Wallet = wallet_lock(workspace_id=workspace_id)
-        key = period_key(start)
+        key = plan_grant_key(start)
         if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
             return None
         if end <= wallet.period_start:
             return None
         bucket_expire(
             wallet,
-            idempotency_key=f"plan-expiry:{wallet.period_start.astimezone(UTC).isoformat()}",
+            idempotency_key=plan_expiry_key(wallet.period_start),
             reason="Unused plan credits expired at the end of the period",
             now=now,
             metadata={"period_start": wallet.period_start.isoformat(), "period_end": wallet.period_end.isoformat()},

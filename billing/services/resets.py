@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from billing.db import insert, raw_cursor, table
 from billing.models import LedgerEntry, Plan, Subscription, Wallet, Workspace
-from billing.periods import period_containing
-from billing.services.periods import period_key
+from billing.months import period_containing
+from billing.services.ledger_keys import plan_expiry_key, plan_fallback_expiry_key, plan_fallback_key, plan_grant_key
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock
 
 logger = logging.getLogger(__name__)
@@ -42,13 +42,13 @@ BATCH_SIZE = 1_000  # workspaces per transaction: row locks held for a fraction 
 FALLBACK_AFTER = timedelta(days=3)
 LIVE_STATUSES = ("active", "trialing", "past_due", "unpaid", "incomplete")
 
-_DUE_SQL = """
+_DUE_SQL = f"""
 SELECT w.workspace_id, w.plan_balance, w.topup_balance, w.period_start, w.period_end,
        coalesce(w.period_anchor, ws.created_at), ws.time_zone, ws.plan_id, ws.seats,
        s.plan_id, s.seats
-FROM billing_wallet w
-JOIN billing_workspace ws ON ws.id = w.workspace_id
-LEFT JOIN billing_subscription s ON s.workspace_id = w.workspace_id AND s.status = ANY(%(live)s)
+FROM {table(Wallet)} w
+JOIN {table(Workspace)} ws ON ws.id = w.workspace_id
+LEFT JOIN {table(Subscription)} s ON s.workspace_id = w.workspace_id AND s.status = ANY(%(live)s)
 WHERE w.period_end <= %(now)s AND ws.closed_at IS NULL
   AND (%(only)s::bigint[] IS NULL OR w.workspace_id = ANY(%(only)s))
 ORDER BY w.period_end, w.workspace_id
@@ -56,24 +56,39 @@ LIMIT %(limit)s
 FOR UPDATE OF w SKIP LOCKED
 """
 
-_ENTRIES_SQL = """
-INSERT INTO billing_ledgerentry (workspace_id, kind, plan_delta, topup_delta, plan_balance_after,
-    topup_balance_after, byok, lead, idempotency_key, reason, external_ref, metadata, created_at)
-SELECT v.ws, %(kind)s::varchar, v.delta, 0, v.after, v.topup, false, '', v.key,
-       CASE WHEN %(kind)s::varchar = 'plan_grant' THEN p.name || ' plan: monthly credits'
-            ELSE 'Unused plan credits expired at the end of the period' END,
-       '', jsonb_build_object('plan', p.key, 'seats', v.seats, 'period_start', v.start_at), %(now)s
+# One statement for a batch's expiries and one for its grants: the entries, from arrays.
+_PERIOD_ENTRIES = insert(
+    LedgerEntry,
+    {
+        "workspace_id": "v.ws",
+        "kind": "%(kind)s::varchar",
+        "plan_delta": "v.delta",
+        "topup_delta": "0",
+        "plan_balance_after": "v.after",
+        "topup_balance_after": "v.topup",
+        "byok": "false",
+        "lead": "''",
+        "idempotency_key": "v.key",
+        "reason": """CASE WHEN %(kind)s::varchar = 'plan_grant' THEN p.name || ' plan: monthly credits'
+            ELSE 'Unused plan credits expired at the end of the period' END""",
+        "external_ref": "''",
+        "metadata": "jsonb_build_object('plan', p.key, 'seats', v.seats, 'period_start', v.start_at)",
+        "created_at": "%(now)s",
+    },
+)
+_ENTRIES_SQL = f"""
+{_PERIOD_ENTRIES}
 FROM unnest(%(ws)b::bigint[], %(delta)b::bigint[], %(after)b::bigint[], %(topup)b::bigint[], %(key)b::text[],
             %(plan)b::bigint[], %(seats)b::int[], %(start)b::timestamptz[])
      AS v(ws, delta, after, topup, key, plan, seats, start_at)
-JOIN billing_plan p ON p.id = v.plan
+JOIN {table(Plan)} p ON p.id = v.plan
 ORDER BY v.ws
 ON CONFLICT (workspace_id, idempotency_key) DO NOTHING
 RETURNING workspace_id
 """
 
-_WALLETS_SQL = """
-UPDATE billing_wallet w
+_WALLETS_SQL = f"""
+UPDATE {table(Wallet)} w
 SET plan_balance = v.allowance, period_start = v.start_at, period_end = v.end_at, period_allowance = v.allowance,
     period_anchor = v.anchor, period_spend = 0, revision = w.revision + 2, updated_at = %(now)s
 FROM unnest(%(ws)b::bigint[], %(allowance)b::bigint[], %(start)b::timestamptz[], %(end)b::timestamptz[],
@@ -81,8 +96,8 @@ FROM unnest(%(ws)b::bigint[], %(allowance)b::bigint[], %(start)b::timestamptz[],
 WHERE w.workspace_id = v.ws
 """
 
-_WORKSPACES_SQL = """
-UPDATE billing_workspace ws SET plan_id = v.plan, seats = v.seats
+_WORKSPACES_SQL = f"""
+UPDATE {table(Workspace)} ws SET plan_id = v.plan, seats = v.seats
 FROM unnest(%(ws)b::bigint[], %(plan)b::bigint[], %(seats)b::int[]) AS v(ws, plan, seats)
 WHERE ws.id = v.ws AND (ws.plan_id <> v.plan OR ws.seats <> v.seats)
 """
@@ -137,8 +152,7 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
     # the last 100 distinct texts it ran, and inlined batches would each be a new one). The
     # arrays go in binary (%(name)b) and the due rows come back in binary: quoting and parsing
     # them as text was a third of a batch's Python time.
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(_DUE_SQL, {"now": now, "limit": limit, "only": only, "live": list(LIVE_STATUSES)}, binary=True)
         due = [_next_period(row, now, plans, free) for row in cursor.fetchall()]
         if not due:
@@ -153,7 +167,7 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
                 "delta": [-d.plan_balance for d in expiring],
                 "after": [0] * len(expiring),
                 "topup": [d.topup_balance for d in expiring],
-                "key": [f"plan-expiry:{d.old_start.astimezone(UTC).isoformat()}" for d in expiring],
+                "key": [plan_expiry_key(d.old_start) for d in expiring],
                 "plan": [d.old_plan_id for d in expiring],
                 "seats": [d.old_seats for d in expiring],
                 "start": [d.old_start for d in expiring],
@@ -170,7 +184,7 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
                 "delta": [d.allowance for d in due],
                 "after": [d.allowance for d in due],
                 "topup": [d.topup_balance for d in due],
-                "key": [period_key(d.start) for d in due],
+                "key": [plan_grant_key(d.start) for d in due],
                 "plan": [d.plan.pk for d in due],
                 "seats": [d.seats for d in due],
                 "start": [d.start for d in due],
@@ -245,13 +259,13 @@ def past_due_fallbacks(*, now: datetime, workspace_ids: list[int] | None = None)
             wallet: Wallet = wallet_lock(workspace_id=workspace_id)
             if now < wallet.period_start + FALLBACK_AFTER:
                 continue
-            key = f"plan-fallback:{wallet.period_start.astimezone(UTC).isoformat()}"
+            key = plan_fallback_key(wallet.period_start)
             if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
                 continue
             allowance = free.allowance
             bucket_expire(
                 wallet,
-                idempotency_key=f"{key}:expiry",
+                idempotency_key=plan_fallback_expiry_key(wallet.period_start),
                 reason="Renewal unpaid for three days: the plan's credits are withdrawn",
                 now=now,
             )

@@ -3,6 +3,8 @@
 Prices are found by lookup key (``sigora_plan_pro``, ``sigora_pack_100k``), so running the
 sync again changes nothing. Stripe prices cannot change amount: a new amount is a new price
 that takes over the lookup key (``transfer_lookup_key``), and the old one is deactivated.
+A checkout or a plan change bills the price ``stripe_price_id`` finds, which it refuses when
+its amount no longer matches the catalog.
 """
 
 from __future__ import annotations
@@ -14,8 +16,31 @@ from django.conf import settings
 
 from billing import stripe_gateway as gateway
 from billing.credits import format_credits
+from billing.errors import PaymentsUnavailable
 from billing.models import Plan, TopUpPack
-from billing.services.payments import pack_lookup_key, plan_lookup_key
+
+
+def plan_lookup_key(plan_key: str) -> str:
+    return f"sigora_plan_{plan_key}"
+
+
+def pack_lookup_key(pack_key: str) -> str:
+    return f"sigora_pack_{pack_key}"
+
+
+def stripe_price_id(lookup_key: str, *, expected_cents: int) -> str:
+    """The Stripe price id for a catalog item, refusing one whose amount differs from the catalog."""
+    price = gateway.prices_by_lookup_key([lookup_key]).get(lookup_key)
+    if price is None:
+        raise PaymentsUnavailable(
+            f"Stripe has no price {lookup_key!r} yet: run `python manage.py sync_stripe_catalog`."
+        )
+    if price.get("unit_amount") != expected_cents:
+        raise PaymentsUnavailable(
+            f"Stripe's price {lookup_key!r} is {price.get('unit_amount')} cents, the catalog says {expected_cents}: "
+            "run `python manage.py sync_stripe_catalog`."
+        )
+    return price["id"]
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,17 @@ from django.utils import timezone
 
 from billing.bounds import id_parsed
 from billing.models import StripeEvent, Workspace
-from billing.services import cards, payments, subscriptions
+from billing.services import auto_topup, cards, checkout, refunds, subscriptions
 
 logger = logging.getLogger(__name__)
 
 
 def _checkout_completed(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.checkout_fulfil(session=obj, now=now)
+    return checkout.checkout_fulfil(session=obj, now=now)
 
 
 def _checkout_async_failed(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.checkout_payment_failed(session=obj)
+    return checkout.checkout_payment_failed(session=obj)
 
 
 def _invoice_paid(obj: dict[str, Any], now: datetime) -> Any:
@@ -45,19 +45,19 @@ def _subscription(obj: dict[str, Any], now: datetime) -> Any:
 
 
 def _refunded(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.charge_refunded(charge=obj, now=now)
+    return refunds.charge_refunded(charge=obj, now=now)
 
 
 def _dispute(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.dispute_changed(dispute=obj, now=now)
+    return refunds.dispute_changed(dispute=obj, now=now)
 
 
 def _intent_succeeded(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.payment_intent_settled(intent=obj, now=now)
+    return auto_topup.payment_intent_settled(intent=obj, now=now)
 
 
 def _intent_failed(obj: dict[str, Any], now: datetime) -> Any:
-    return payments.payment_intent_settled(intent=obj, now=now)
+    return auto_topup.payment_intent_settled(intent=obj, now=now)
 
 
 def _payment_method_changed(obj: dict[str, Any], now: datetime) -> Any:

@@ -30,8 +30,15 @@ from billing import stripe_gateway as gateway
 from billing.bounds import id_parsed
 from billing.errors import FulfilmentMismatch
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
-from billing.periods import shift_months
+from billing.months import shift_months
 from billing.services.accounts import activity_record
+from billing.services.ledger_keys import (
+    plan_fallback_key,
+    plan_join_key,
+    plan_restore_expiry_key,
+    plan_restore_key,
+    plan_upgrade_key,
+)
 from billing.services.periods import period_begin
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock, wallet_processing_count
 
@@ -292,7 +299,7 @@ def _period_join(
     """
     if opening.reason != "subscription_create":
         return None
-    key = f"plan-join:{opening.id}"
+    key = plan_join_key(opening.id)
     wallet = wallet_lock(workspace_id=workspace.pk)
     done = LedgerEntry.objects.filter(workspace=workspace, idempotency_key=key).first()
     if done is not None:
@@ -324,14 +331,14 @@ def _fallback_restore(*, workspace: Workspace, invoice: dict[str, Any], line: In
     wallet = wallet_lock(workspace_id=workspace.pk)
     workspace.refresh_from_db(fields=["plan", "seats"])
     fell_back = LedgerEntry.objects.filter(
-        workspace=workspace, idempotency_key=f"plan-fallback:{wallet.period_start.astimezone(UTC).isoformat()}"
+        workspace=workspace, idempotency_key=plan_fallback_key(wallet.period_start)
     ).exists()
-    restored = LedgerEntry.objects.filter(workspace=workspace, idempotency_key=f"plan-restore:{invoice['id']}")
+    restored = LedgerEntry.objects.filter(workspace=workspace, idempotency_key=plan_restore_key(invoice["id"]))
     if not fell_back or restored.exists() or line.plan.is_free or abs(wallet.period_start - line.start) > SAME_MOMENT:
         return None
     bucket_expire(
         wallet,
-        idempotency_key=f"plan-restore:{invoice['id']}:expiry",
+        idempotency_key=plan_restore_expiry_key(invoice["id"]),
         reason="Renewal paid: the Free stand-in credits are replaced",
         now=now,
     )
@@ -341,7 +348,7 @@ def _fallback_restore(*, workspace: Workspace, invoice: dict[str, Any], line: In
         wallet,
         kind=LedgerEntry.Kind.PLAN_GRANT,
         plan_delta=allowance,
-        idempotency_key=f"plan-restore:{invoice['id']}",
+        idempotency_key=plan_restore_key(invoice["id"]),
         reason=f"{line.plan.name} plan: monthly credits (renewal paid late)",
         external_ref=invoice["id"],
         now=now,
@@ -377,7 +384,7 @@ def _upgrade_grant(
     if purchase is None or not credits:
         return
     wallet = wallet_lock(workspace_id=workspace.pk)
-    key = f"plan-upgrade:{paid.id}"
+    key = plan_upgrade_key(paid.id)
     if LedgerEntry.objects.filter(workspace=workspace, idempotency_key=key).exists():
         return
     wallet.period_allowance += credits

@@ -12,8 +12,8 @@ from django.utils import timezone
 from billing.bounds import column_length
 from billing.errors import InvalidRequest
 from billing.models import LedgerEntry, Membership, Plan, Wallet, Workspace, validate_time_zone
-from billing.periods import shift_months
-from billing.services.periods import period_key
+from billing.months import shift_months
+from billing.services.ledger_keys import plan_grant_key
 from billing.services.wallets import entry_post
 
 
@@ -63,7 +63,7 @@ def workspace_create(
         wallet,
         kind=LedgerEntry.Kind.PLAN_GRANT,
         plan_delta=allowance,
-        idempotency_key=period_key(start),
+        idempotency_key=plan_grant_key(start),
         reason=f"{plan.name} plan: monthly credits",
         now=now,
         metadata={"plan": plan.key, "seats": seats, "period_start": start.isoformat()},

@@ -20,7 +20,7 @@ if not BYOK_ENCRYPTION_KEYS:  # noqa: F405
     BYOK_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
 # No Stripe key: use the offline Stripe double that `make run` starts beside the server
-# (billing/stripe_double). A real key (sk_live_/sk_test_ from Stripe) always talks to Stripe.
+# (stripe_double/). A real key (sk_live_/sk_test_ from Stripe) always talks to Stripe.
 if not STRIPE_SECRET_KEY:  # noqa: F405
     STRIPE_SECRET_KEY = "sk_test_offline_double"
     STRIPE_WEBHOOK_SECRET = "whsec_offline_double_dev_only"

@@ -9,11 +9,10 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from billing.credits import credits
-from billing.errors import IdempotencyConflict, InvalidRequest
+from billing.errors import IdempotencyConflict, InvalidRequest, NotPermitted
 from billing.models import LedgerEntry, Wallet
 from billing.selectors import ledger_audit
 from billing.services import credits_adjust, credits_adjust_preview
-from billing.services.accounts import PermissionDenied
 from tests.admin.conftest import make_person
 from tests.conftest import balances, fund
 from tests.factories import WorkspaceFactory
@@ -125,7 +124,7 @@ def test_only_active_staff_with_the_permission_may_adjust(role):
         actor.save()
     else:
         actor = make_person(role)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotPermitted):
         _adjust(ws, actor)
     assert not LedgerEntry.objects.filter(workspace=ws, kind="adjustment").exists()
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.admin.paging import PeekPaginator
-from billing.admin.selectors import ledger_rows_newest_first
+from billing.admin.queries import ledger_rows_newest_first
 from billing.credits import credits
 from billing.models import Action, LedgerEntry
 from billing.services import charge, credits_adjust, entry_post, wallet_lock
@@ -312,3 +312,17 @@ def test_staff_read_both_the_customers_description_and_the_internal_note(client,
     page = client.get(reverse("admin:billing_ledgerentry_change", args=[entry.pk])).content.decode()
     assert "Goodwill credit for the outage" in page and "Angry on the phone; ticket #4411" in page
     assert "Internal note" in page and "never shown to the customer" in page
+
+
+def test_a_long_key_is_cut_to_its_column_and_shown_whole_on_hover(client, billing_staff):
+    ws = WorkspaceFactory(name="Keys <&> Co")
+    fund(ws, topup=10)
+    key = "batch-2027-05-03/" + "x" * 40
+    charge(workspace=ws, action="gmail-send", idempotency_key=key)
+    client.force_login(billing_staff)
+    listed = client.get(reverse(CHANGELIST), {"workspace": str(ws.pk)}).content.decode()
+    [cell] = re.findall(rf'<td class="field-key"><span title="{re.escape(key)}">(.*?)</span></td>', listed)
+    assert cell == key[:31] + "…"
+    # The workspace's name is text, escaped, in a link to its page.
+    link = reverse("admin:billing_workspace_change", args=[ws.pk])
+    assert f'<a href="{link}">Keys &lt;&amp;&gt; Co</a>' in listed

@@ -7,8 +7,7 @@ from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from billing.schedule import BEAT_SCHEDULE
-from sigora.celery import app
+from sigora.celery import BEAT_SCHEDULE, app
 from tests.admin.conftest import make_person
 
 pytestmark = pytest.mark.django_db

@@ -54,7 +54,7 @@ def test_transactions_page_by_cursor_newest_first_without_gaps(as_service, works
 
 
 def test_transactions_name_each_entrys_specialist_by_key_even_when_two_share_a_label(as_service, workspace):
-    from billing.catalog import catalog_invalidate
+    from billing.catalog_cache import catalog_invalidate
     from billing.models import Specialist
 
     Specialist.objects.filter(key="sourcing").update(label="Sales")

@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from billing.catalog import catalog_invalidate
+from billing.catalog_cache import catalog_invalidate
 from billing.models import LedgerEntry, Wallet
 from billing.services import InsufficientCredits, charge, charge_batch
 from tests.conftest import fund

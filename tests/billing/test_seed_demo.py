@@ -70,7 +70,7 @@ def test_seed_demo_refuses_without_debug():
 def stripe_double(settings):
     """The offline double, as make run starts it beside the server (here on a port of its own), with the catalog."""
     from billing.services.stripe_catalog import stripe_catalog_sync
-    from billing.stripe_double import StripeDouble
+    from stripe_double import StripeDouble
 
     def started() -> StripeDouble:
         double = StripeDouble(api_key="sk_test_seed_demo", webhook_secret="whsec_seed_demo").start()

@@ -663,7 +663,7 @@ def test_transaction_rows_show_each_kind_of_entry_on_the_readers_clock(client, t
 
 
 def test_filters_come_from_the_catalog_and_a_retired_tool_still_filters(client, team):
-    from billing.catalog import catalog_invalidate
+    from billing.catalog_cache import catalog_invalidate
     from billing.models import Action
 
     charge(workspace=team["ws"], action="computer-use", idempotency_key="old")
@@ -686,7 +686,7 @@ def test_filters_come_from_the_catalog_and_a_retired_tool_still_filters(client, 
 
 
 def test_the_usage_chart_escapes_tool_names(client, team):
-    from billing.catalog import catalog_invalidate
+    from billing.catalog_cache import catalog_invalidate
     from billing.models import Action
 
     Action.objects.filter(key="gmail-send").update(label='Mail <script>alert("x")</script>')
@@ -730,7 +730,7 @@ def test_the_offers_are_read_once_per_catalog_snapshot_and_follow_a_reload(db, m
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from billing import catalog as catalog_module
+    from billing import catalog_cache as catalog_module
     from billing.models import TopUpPack
     from billing.selectors import offers
 

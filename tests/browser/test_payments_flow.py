@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from billing.models import LedgerEntry, Purchase, TopUpPack
-from billing.stripe_double import StripeDouble
+from stripe_double import StripeDouble
 from tests.factories import UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)

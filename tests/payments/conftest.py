@@ -18,7 +18,7 @@ WEBHOOK_SECRET = "whsec_payments_suite_secret"
 
 @pytest.fixture(scope="session")
 def stripe_double():
-    from billing.stripe_double import StripeDouble
+    from stripe_double import StripeDouble
 
     double = StripeDouble(host="127.0.0.1", port=0, api_key=API_KEY, webhook_secret=WEBHOOK_SECRET)
     double.start()

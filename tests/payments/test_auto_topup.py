@@ -116,13 +116,14 @@ def test_concurrent_runs_buy_one_pack(client, stripe):
 def test_a_run_that_read_the_balance_before_another_run_credited_the_pack_buys_nothing(client, stripe):
     from django.utils import timezone
 
-    from billing.services.auto_topup import _due, _start
+    from billing.services.auto_topup import auto_topup_start, auto_topups_due
 
     owner, ws = customer_with_card(client, stripe)
     auto_topup_set(workspace=ws, actor=owner, enabled=True, threshold=credits(80_000), pack_key="100k", monthly_limit=5)
-    [stale] = _due()  # a second run has read the balance (60,000: below the threshold)...
+    [stale] = auto_topups_due()  # a second run has read the balance (60,000: below the threshold)...
     assert auto_topups_run().credited == [ws.pk]  # ...when the first buys and credits the pack
-    assert _start(stale, timezone.now()) is None  # nothing in flight now, but the balance is healthy
+    # Nothing in flight now, but the balance is healthy:
+    assert auto_topup_start(setting=stale, now=timezone.now()) is None
     assert auto_purchases(ws).count() == 1 and balances(ws)[1] == credits(150_000)
 
 

@@ -7,14 +7,14 @@ import stripe as stripe_lib
 from django.core.management import call_command
 
 from billing.models import Plan, TopUpPack
-from billing.services.payments import pack_lookup_key, plan_lookup_key
+from billing.services.stripe_catalog import pack_lookup_key, plan_lookup_key
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def fresh_double(settings):
-    from billing.stripe_double import StripeDouble
+    from stripe_double import StripeDouble
 
     double = StripeDouble(host="127.0.0.1", port=0, api_key="sk_test_catalog", webhook_secret="whsec_catalog")
     double.start()

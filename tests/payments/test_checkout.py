@@ -228,10 +228,11 @@ def test_without_stripe_configured_the_buttons_explain_instead_of_failing(client
 
 
 @pytest.mark.django_db
-def test_the_reconciliation_job_is_on_the_schedule_and_fulfils(client, stripe, settings):
+def test_the_reconciliation_job_is_on_the_schedule_and_fulfils(client, stripe):
     from billing.tasks import reconcile_payments
+    from sigora.celery import app
 
-    job = settings.CELERY_BEAT_SCHEDULE["reconcile-payments"]
+    job = app.conf.beat_schedule["reconcile-payments"]
     assert job["task"] == reconcile_payments.name and job["schedule"].total_seconds() <= 15 * 60
     owner = UserFactory()
     ws = WorkspaceFactory(owner=owner)

@@ -33,7 +33,8 @@ from billing.errors import BillingError
 from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
 from billing.selectors import ledger_audit
 from billing.services import checkout_return, plan_checkout_start, topup_checkout_start
-from billing.services.payments import checkouts_reconcile, plan_lookup_key
+from billing.services.checkout import checkouts_reconcile
+from billing.services.stripe_catalog import plan_lookup_key
 from billing.services.stripe_events import EventFailed, stripe_event_process, stripe_event_record
 from tests.factories import UserFactory, WorkspaceFactory
 

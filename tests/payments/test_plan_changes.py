@@ -15,9 +15,10 @@ from django.utils import timezone
 from billing import selectors
 from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
 from billing.services import usage_event, usage_record
-from billing.services.payments import period_end_anchor, plan_lookup_key
+from billing.services.checkout import period_end_anchor
 from billing.services.resets import periods_reset
-from billing.stripe_double import StripeDouble
+from billing.services.stripe_catalog import plan_lookup_key
+from stripe_double import StripeDouble
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.payments.conftest import API_KEY, WEBHOOK_SECRET
 from tests.payments.test_subscriptions import books_balanced, live, subscribe

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from billing.models import LedgerEntry, Plan, Purchase, Subscription, Wallet, Workspace
 from billing.selectors import ledger_audit
-from billing.services.payments import plan_lookup_key
+from billing.services.stripe_catalog import plan_lookup_key
 from tests.factories import UserFactory, WorkspaceFactory
 
 live = pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import stripe
 
-from billing.stripe_double import API_VERSION, StripeDouble
+from stripe_double import API_VERSION, StripeDouble
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z: the double's frozen clock in these tests
 SECRET = "whsec_test_double"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from billing.stripe_double.subscriptions import add_months
+from stripe_double.subscriptions import add_months
 
 from .conftest import START, event_types
 

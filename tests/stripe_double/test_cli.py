@@ -1,4 +1,4 @@
-"""``python -m billing.stripe_double``: prints its URL, serves, stops cleanly on SIGTERM."""
+"""``python -m stripe_double``: prints its URL, serves, stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_the_command_serves_until_terminated():
     process = subprocess.Popen(
-        [sys.executable, "-m", "billing.stripe_double", "--port", "0", "--api-key", "sk_test_cli"],
+        [sys.executable, "-m", "stripe_double", "--port", "0", "--api-key", "sk_test_cli"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from billing.stripe_double import StripeError
+from stripe_double import StripeError
 
 from .conftest import event_types
 from .test_webhooks import control

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 import stripe
 
-from billing.stripe_double import API_VERSION, StripeDouble
-from billing.stripe_double.encoding import decode
+from stripe_double import API_VERSION, StripeDouble
+from stripe_double.encoding import decode
 
 from .conftest import API_KEY, START
 

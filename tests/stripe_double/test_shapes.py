@@ -16,7 +16,7 @@ from typing import Literal
 import pytest
 import stripe
 
-from billing.stripe_double import StripeDouble
+from stripe_double import StripeDouble
 
 from .conftest import START, Browser, Receiver
 from .shapes import fields, shape_errors

@@ -9,8 +9,8 @@ from fractions import Fraction
 import pytest
 import stripe
 
-from billing.stripe_double import StripeError
-from billing.stripe_double.subscriptions import add_months, period, prorate
+from stripe_double import StripeError
+from stripe_double.subscriptions import add_months, period, prorate
 
 from .conftest import START, event_types
 

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 import stripe
 
-from billing.stripe_double import API_VERSION
+from stripe_double import API_VERSION
 
 from .conftest import API_KEY, SECRET, START
 

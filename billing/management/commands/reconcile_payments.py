@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.errors import BillingError
-from billing.services.payments import checkouts_reconcile
+from billing.services.checkout import checkouts_reconcile
 
 
 class Command(BaseCommand):

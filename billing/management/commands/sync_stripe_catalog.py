@@ -6,9 +6,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.errors import BillingError
+from billing.errors import BillingError, StripeUnavailable
 from billing.services.stripe_catalog import stripe_catalog_sync
-from billing.stripe_gateway import StripeUnavailable
 
 
 class Command(BaseCommand):

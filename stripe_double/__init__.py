@@ -5,7 +5,7 @@ idempotency keys, list pagination, ``expand[]``) for the objects Sigora uses, ho
 Checkout, 3-D Secure, the Billing Portal, receipts and invoices, and delivers signed webhooks.
 Tests steer it through the methods below (or ``POST /_double/<method>`` with the API key).
 
-It stands beside the billing floors: it imports nothing else from ``billing`` and no Django.
+A development tool beside the project, not part of the billing app: it imports nothing of ``billing`` and no Django.
 """
 
 from __future__ import annotations

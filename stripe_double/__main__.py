@@ -1,4 +1,4 @@
-"""Run the double until killed: ``python -m billing.stripe_double --port 12111 --webhook-url ...``."""
+"""Run the double until killed: ``python -m stripe_double --port 12111 --webhook-url ...``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from . import API_VERSION, StripeDouble
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m billing.stripe_double", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stripe_double", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--api-key", default="sk_test_double", help="the secret key clients must send")

@@ -1,4 +1,7 @@
-"""Reads the staff admin needs beyond a changelist's own queryset, each down an index."""
+"""The admin's own queries, beyond a changelist's queryset: ledger search and export, a catalog row's history.
+
+Each runs down an index.
+"""
 
 from __future__ import annotations
 

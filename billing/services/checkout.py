@@ -1,13 +1,14 @@
-"""Buying credits and plans through Stripe, and granting what Stripe says was paid for.
+"""Checkout: buying a top-up pack or a first plan through Stripe Checkout, and fulfilling it once paid.
 
 Stripe's fulfilment guidance, followed here: credits arrive only once Stripe reports the money
-(``payment_status == "paid"``, ``invoice.paid``), fulfilment is idempotent per Checkout Session
-/ invoice / PaymentIntent whoever asks first (a webhook, the customer landing back, the
-reconciliation job), and events are snapshots, so where their order matters the current state
-is fetched from Stripe before anything is written.
+(``payment_status == "paid"``), fulfilment is idempotent per Checkout Session whoever asks first
+(the webhook, the buyer landing back, the reconciliation job), and events are snapshots, so the
+session is read from Stripe again before anything is written. The subscription a plan's Checkout
+starts is kept in step by ``subscriptions``; money going back by ``refunds``; the off-session
+payments of auto top-up by ``auto_topup``.
 
-Lock order, everywhere: the purchase row, then the wallet (``wallet_lock``). Calls to Stripe
-happen before the transaction that writes, so no row lock waits on the network.
+Lock order, everywhere in payments: the purchase row, then the wallet (``wallet_lock``). Calls to
+Stripe happen before the transaction that writes, so no row lock waits on the network.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from django.utils import timezone
 
 from billing import stripe_gateway as gateway
 from billing.bounds import fits_column, id_parsed
-from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest
+from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest, MissingInStripe
 from billing.models import Activity, LedgerEntry, Plan, Purchase, Subscription, TopUpPack, Wallet, Workspace
-from billing.periods import shift_months
+from billing.months import shift_months
 from billing.services.accounts import activity_record
 from billing.services.cards import payment_method_paid_with
+from billing.services.ledger_keys import top_up_key
+from billing.services.refunds import money_back, reversal_sync
+from billing.services.stripe_catalog import pack_lookup_key, plan_lookup_key, stripe_price_id
 from billing.services.subscriptions import Billed, subscription_billed, subscription_sync
 from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
 
@@ -40,33 +44,14 @@ MIN_CHECKOUT_LIFETIME = timedelta(minutes=35)
 CHECKOUT_LIFETIME = timedelta(hours=23)
 
 
-# --- Catalog ↔ Stripe prices ----------------------------------------------------------------------
+def seats_checked(seats: object) -> int:
+    """A number of seats a per-seat plan may be bought or changed to (a plan's checkout, the portal's change)."""
+    if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= MAX_SEATS:
+        raise InvalidRequest(f"Seats must be a whole number from 1 to {MAX_SEATS}.", field="seats")
+    return seats
 
 
-def plan_lookup_key(plan_key: str) -> str:
-    return f"sigora_plan_{plan_key}"
-
-
-def pack_lookup_key(pack_key: str) -> str:
-    return f"sigora_pack_{pack_key}"
-
-
-def _price_for(lookup_key: str, *, expected_cents: int) -> str:
-    """The Stripe price id for a catalog item, refusing one whose amount differs from the catalog."""
-    price = gateway.prices_by_lookup_key([lookup_key]).get(lookup_key)
-    if price is None:
-        raise gateway.PaymentsUnavailable(
-            f"Stripe has no price {lookup_key!r} yet: run `python manage.py sync_stripe_catalog`."
-        )
-    if price.get("unit_amount") != expected_cents:
-        raise gateway.PaymentsUnavailable(
-            f"Stripe's price {lookup_key!r} is {price.get('unit_amount')} cents, the catalog says {expected_cents}: "
-            "run `python manage.py sync_stripe_catalog`."
-        )
-    return price["id"]
-
-
-# --- Starting a purchase --------------------------------------------------------------------------
+# --- Starting a checkout --------------------------------------------------------------------------
 
 
 def customer_ensure(*, workspace_id: int, user: AbstractBaseUser, fresh: bool = False) -> str:
@@ -98,7 +83,7 @@ def topup_checkout_start(
     pack = TopUpPack.objects.filter(key=pack_key, is_active=True).first()
     if pack is None:
         raise InvalidRequest(f"There is no top-up pack called {pack_key!r}.", field="pack")
-    price_id = _price_for(pack_lookup_key(pack.key), expected_cents=pack.price_cents)
+    price_id = stripe_price_id(pack_lookup_key(pack.key), expected_cents=pack.price_cents)
     customer = customer_ensure(workspace_id=workspace.pk, user=user)
     purchase = Purchase.objects.create(
         workspace=workspace,
@@ -140,14 +125,13 @@ def plan_checkout_start(
         raise InvalidRequest("The Free plan needs no checkout: cancel the subscription instead.", field="plan")
     if not plan.per_seat:
         seats = 1
-    if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= MAX_SEATS:
-        raise InvalidRequest(f"Seats must be a whole number from 1 to {MAX_SEATS}.", field="seats")
+    seats = seats_checked(seats)
     current = Subscription.objects.filter(workspace=workspace).first()
     if current is not None and current.is_live:
         raise InvalidRequest(
             "This workspace already has a subscription: change plan or seats in the billing portal.", field="plan"
         )
-    price_id = _price_for(plan_lookup_key(plan.key), expected_cents=plan.price_cents)
+    price_id = stripe_price_id(plan_lookup_key(plan.key), expected_cents=plan.price_cents)
     anchor = period_end_anchor(workspace=workspace, now=timezone.now())
     customer = customer_ensure(workspace_id=workspace.pk, user=user)
     purchase = Purchase.objects.create(
@@ -216,7 +200,7 @@ def _checkout_create(
     """Create the session; if Stripe no longer knows the saved customer, make a new one and retry once."""
     try:
         return gateway.checkout_session_create(params, idempotency_key=f"sigora-checkout-{purchase.pk}")
-    except gateway.MissingInStripe as exc:
+    except MissingInStripe as exc:
         if exc.param != "customer":
             raise
     logger.warning("workspace %s: Stripe lost customer %s; creating a new one", workspace.pk, params["customer"])
@@ -229,62 +213,6 @@ def _session_attach(purchase: Purchase, session: dict[str, Any]) -> tuple[Purcha
     purchase.stripe_checkout_session_id = session["id"]
     purchase.save(update_fields=["stripe_checkout_session_id"])
     return purchase, session["url"]
-
-
-def portal_start(
-    *, workspace: Workspace, return_url: str, plan_key: str | None = None, seats: int | None = None
-) -> str:
-    """The Stripe Billing Portal for changing plan, seats or card, or cancelling.
-
-    With ``plan_key`` (and ``seats`` for a per-seat plan; by default what Stripe bills now) the portal
-    opens on the confirm page of that one change (``subscription_update_confirm``), so a plan card
-    leads to its own plan; the portal then prorates and bills it as for any change made there.
-    """
-    if not workspace.stripe_customer_id:
-        raise InvalidRequest("This workspace has not bought anything yet: there is nothing to manage.", field="plan")
-    flow = None if plan_key is None else _plan_change_flow(workspace=workspace, plan_key=plan_key, seats=seats)
-    if flow is not None:
-        flow["after_completion"] = {"type": "redirect", "redirect": {"return_url": return_url}}
-    session = gateway.portal_session_create(
-        customer=workspace.stripe_customer_id, return_url=return_url, flow_data=flow
-    )
-    return session["url"]
-
-
-def _plan_change_flow(*, workspace: Workspace, plan_key: str, seats: int | None) -> dict[str, Any]:
-    """The portal flow that confirms moving the workspace's subscription to ``plan_key`` × ``seats``."""
-    plan = Plan.objects.filter(key=plan_key, is_active=True).first()
-    if plan is None:
-        raise InvalidRequest(f"There is no plan called {plan_key!r}.", field="plan")
-    if plan.is_free:
-        raise InvalidRequest("To move to Free, cancel the subscription in the billing portal.", field="plan")
-    subscription = Subscription.objects.filter(workspace=workspace).first()
-    if subscription is None or not subscription.is_live:
-        raise InvalidRequest("This workspace has no subscription to change: choose a plan to subscribe.", field="plan")
-    current = gateway.subscription_retrieve(subscription.stripe_subscription_id)
-    items = (current.get("items") or {}).get("data") or []
-    if len(items) != 1:
-        raise InvalidRequest("This subscription cannot be changed here: manage it in the billing portal.", field="plan")
-    item = items[0]
-    if not plan.per_seat:
-        seats = 1
-    elif seats is None:
-        seats = int(item.get("quantity") or 1)
-    if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= MAX_SEATS:
-        raise InvalidRequest(f"Seats must be a whole number from 1 to {MAX_SEATS}.", field="seats")
-    price_id = _price_for(plan_lookup_key(plan.key), expected_cents=plan.price_cents)
-    billed_price = item.get("price") or {}
-    billed_price = billed_price.get("id") if isinstance(billed_price, dict) else billed_price
-    if billed_price == price_id and int(item.get("quantity") or 1) == seats:
-        what = f"{plan.name}" + (f" × {seats} seats" if plan.per_seat else "")
-        raise InvalidRequest(f"The subscription already bills {what}: it applies from the next renewal.", field="plan")
-    return {
-        "type": "subscription_update_confirm",
-        "subscription_update_confirm": {
-            "subscription": current["id"],
-            "items": [{"id": item["id"], "price": price_id, "quantity": seats}],
-        },
-    }
 
 
 # --- Checkout fulfilment --------------------------------------------------------------------------
@@ -337,7 +265,7 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
         if purchase.kind == Purchase.Kind.SUBSCRIPTION:
             billed = subscription_billed(session["subscription"])
         else:
-            details = _payment_details(session.get("payment_intent"))
+            details = payment_details(session.get("payment_intent"))
 
     with transaction.atomic():
         purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
@@ -373,7 +301,7 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
                 wallet,
                 kind=LedgerEntry.Kind.TOP_UP,
                 topup_delta=purchase.credits,
-                idempotency_key=f"top-up:{session['id']}",
+                idempotency_key=top_up_key(session["id"]),
                 reason=f"Top-up pack: {purchase.pack}",
                 external_ref=session["id"],
                 actor=purchase.created_by,
@@ -430,7 +358,7 @@ def _check_amount(purchase: Purchase, session: dict[str, Any]) -> None:
         )
 
 
-def _payment_details(payment_intent_id: str | None) -> dict[str, Any]:
+def payment_details(payment_intent_id: str | None) -> dict[str, Any]:
     """The paid charge, its receipt, and what Stripe says is back with the buyer already ("back")."""
     if not payment_intent_id:
         return {}
@@ -451,200 +379,7 @@ def _payment_details(payment_intent_id: str | None) -> dict[str, Any]:
     return {"charge": charge_id, "receipt_url": charge.get("receipt_url") or "", "back": back}
 
 
-# --- Off-session payments (auto top-up) -----------------------------------------------------------
-
-
-def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = None) -> Purchase | None:
-    """``payment_intent.succeeded`` / ``payment_failed`` for a payment made without Checkout (auto top-up).
-
-    Checkout's own payments are fulfilled through their session, so only purchases that were
-    started as a bare PaymentIntent are settled here; the current state is fetched first.
-    """
-    now = now or timezone.now()
-    purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"], kind=Purchase.Kind.AUTO_TOP_UP).first()
-    metadata = intent.get("metadata") or {}
-    purchase_id = id_parsed(metadata.get("purchase_id"))
-    if purchase is None and metadata.get("kind") == "auto_top_up" and purchase_id is not None:
-        # Charged, but the process died before recording the PaymentIntent: its metadata links it.
-        Purchase.objects.filter(
-            pk=purchase_id, kind=Purchase.Kind.AUTO_TOP_UP, stripe_payment_intent_id__isnull=True
-        ).update(stripe_payment_intent_id=intent["id"])
-        purchase = Purchase.objects.filter(stripe_payment_intent_id=intent["id"]).first()
-    if purchase is None or purchase.status == Purchase.Status.PAID:
-        return purchase
-    current = gateway.payment_intent_retrieve(intent["id"])
-    details = _payment_details(intent["id"]) if current.get("status") == "succeeded" else {}
-    with transaction.atomic():
-        purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-        if purchase.status == Purchase.Status.PAID:
-            return purchase
-        if current.get("status") == "succeeded":
-            if current.get("amount_received", current.get("amount")) != purchase.amount_cents:
-                raise FulfilmentMismatch(f"Payment {intent['id']} does not match purchase #{purchase.pk}.")
-            wallet = wallet_lock(workspace_id=purchase.workspace_id)
-            entry_post(
-                wallet,
-                kind=LedgerEntry.Kind.TOP_UP,
-                topup_delta=purchase.credits,
-                idempotency_key=f"top-up:{intent['id']}",
-                reason=f"Auto top-up: {purchase.pack}",
-                external_ref=intent["id"],
-                now=now,
-                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
-            )
-            purchase.status = Purchase.Status.PAID
-            purchase.paid_at = now
-            purchase.stripe_charge_id = details.get("charge", "")
-            purchase.receipt_url = details.get("receipt_url", "")
-            purchase.save()
-            if details.get("back") is not None:
-                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
-                purchase.refresh_from_db()
-        elif current.get("status") in ("requires_payment_method", "canceled"):
-            error = current.get("last_payment_error") or {}
-            purchase.status = Purchase.Status.FAILED
-            purchase.failure = (error.get("message") or "The payment failed.")[:255]
-        purchase.save()
-    return purchase
-
-
-# --- Money going back: refunds and disputes -------------------------------------------------------
-# Refunds and disputes act on what Stripe says about the charge now, never on the event that told
-# us: events come late, twice and out of order, a refund can come before the payment's own event,
-# and a dispute opened can later be won. So each handler, and fulfilment itself, reads the charge
-# (and its disputes) from Stripe, works out how much of the purchase's money is back with the buyer,
-# and moves the purchase's credits to match, once: any order of events ends in the same books.
-
-# Dispute statuses whose money is with the buyer: Stripe withdraws a dispute's amount when it opens
-# (inquiries, the warning_* statuses, withdraw nothing) and returns it only when the dispute is won.
-_DISPUTE_WITHHOLDS = frozenset({"needs_response", "under_review", "lost"})
-
-
-@dataclass(frozen=True)
-class MoneyBack:
-    """What Stripe says went back to the buyer from one charge: refunded, and held by disputes."""
-
-    charge_id: str
-    refunded_cents: int = 0
-    disputed_cents: int = 0
-    dispute_id: str = ""  # the charge's dispute, if it has one (open, won or lost)
-
-    @property
-    def cents(self) -> int:
-        return self.refunded_cents + self.disputed_cents
-
-
-def money_back(charge: dict[str, Any]) -> MoneyBack:
-    """Read from Stripe (call it before any transaction): the charge as given, its disputes fetched."""
-    disputes = gateway.charge_disputes(charge["id"]) if charge.get("disputed") else []
-    return MoneyBack(
-        charge_id=charge["id"],
-        refunded_cents=int(charge.get("amount_refunded") or 0),
-        disputed_cents=sum(int(d.get("amount") or 0) for d in disputes if d.get("status") in _DISPUTE_WITHHOLDS),
-        dispute_id=disputes[0]["id"] if disputes else "",
-    )
-
-
-@dataclass
-class Reversal:
-    purchase: Purchase
-    credits_removed: int = 0
-    shortfall: int = 0
-    entry: LedgerEntry | None = field(default=None)
-
-
-def _purchase_for_charge(charge: dict[str, Any]) -> Purchase | None:
-    """The purchase a charge paid for: by the charge or its PaymentIntent once fulfilled, else by the
-    purchase its metadata names (copied from the PaymentIntent), which a refund before fulfilment needs."""
-    intent = charge.get("payment_intent")
-    intent = intent.get("id") if isinstance(intent, dict) else intent
-    found = Purchase.objects.filter(stripe_charge_id=charge["id"]).first()
-    if found is None and intent:
-        found = Purchase.objects.filter(stripe_payment_intent_id=intent).first()
-    metadata = charge.get("metadata") or {}
-    purchase_id, workspace_id = id_parsed(metadata.get("purchase_id")), id_parsed(metadata.get("workspace_id"))
-    if found is None and purchase_id is not None and workspace_id is not None:
-        found = Purchase.objects.filter(pk=purchase_id, workspace_id=workspace_id).first()
-    return found
-
-
-def _charge_changed(charge_id: str, *, what: str, now: datetime | None) -> Reversal | None:
-    """A refund or dispute moved on a charge: bring its purchase's credits in line with Stripe's state."""
-    charge = gateway.charge_retrieve(charge_id)
-    purchase = _purchase_for_charge(charge)
-    if purchase is None:
-        logger.warning("%s of charge %s matches no purchase: ignored", what, charge_id)
-        return None
-    return reversal_sync(purchase_id=purchase.pk, back=money_back(charge), now=now or timezone.now())
-
-
-def charge_refunded(*, charge: dict[str, Any], now: datetime | None = None) -> Reversal | None:
-    """``charge.refunded``: take the refunded share of the purchase's credits back out."""
-    return _charge_changed(charge["id"], what="refund", now=now)
-
-
-def dispute_changed(*, dispute: dict[str, Any], now: datetime | None = None) -> Reversal | None:
-    """``charge.dispute.*``: the disputed money is held back while the dispute is open or lost, so are its
-    credits; a dispute won gives both back."""
-    charge = dispute.get("charge")
-    charge = charge.get("id") if isinstance(charge, dict) else charge
-    if not charge:
-        return None
-    return _charge_changed(charge, what="dispute", now=now)
-
-
-def reversal_sync(*, purchase_id: int, back: MoneyBack, now: datetime) -> Reversal:
-    """Reverse the share of a purchase's credits its money back calls for, less what is reversed already.
-
-    An unpaid purchase only records the amounts: its fulfilment grants and then reverses, reading
-    Stripe again. Credits already spent are not taken (never a negative balance): they are recorded as
-    a shortfall, and money that comes back to us (a dispute won) forgives the shortfall first.
-    """
-    with transaction.atomic():
-        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
-        purchase.refunded_cents, purchase.disputed_cents = back.refunded_cents, back.disputed_cents
-        returned = min(purchase.amount_cents, back.cents)
-        target = purchase.credits * returned // purchase.amount_cents if purchase.amount_cents else 0
-        change = target - purchase.credits_reversed
-        if purchase.status != Purchase.Status.PAID or change == 0:
-            purchase.save(update_fields=["refunded_cents", "disputed_cents"])
-            return Reversal(purchase=purchase)
-        wallet = wallet_lock(workspace_id=purchase.workspace_id)
-        from_topup = purchase.kind in (Purchase.Kind.TOP_UP, Purchase.Kind.AUTO_TOP_UP)
-        if change > 0:
-            available = wallet.topup_balance if from_topup else wallet.plan_balance
-            moved = -min(change, available)
-            shortfall = change + moved
-            disputed = bool(back.disputed_cents)
-            reason = f"{'Dispute' if disputed else 'Refund'} of {purchase}: the refunded share of its credits" + (
-                " (part was already spent: recorded as a shortfall)" if shortfall else ""
-            )
-        else:
-            forgiven = min(-change, purchase.shortfall)
-            moved, shortfall, disputed = -change - forgiven, -forgiven, True
-            reason = f"Dispute of {purchase} won: its credits are back"
-        # One entry per step of the purchase's reversals, in order, under the purchase's lock.
-        steps = LedgerEntry.objects.filter(
-            workspace_id=purchase.workspace_id, idempotency_key__startswith=f"reversal:{purchase.pk}:"
-        ).count()
-        entry = entry_post(
-            wallet,
-            kind=LedgerEntry.Kind.REFUND,
-            topup_delta=moved if from_topup else 0,
-            plan_delta=0 if from_topup else moved,
-            idempotency_key=f"reversal:{purchase.pk}:{steps + 1}",
-            reason=reason,
-            external_ref=back.dispute_id if disputed and back.dispute_id else back.charge_id,
-            now=now,
-            metadata={"purchase": purchase.pk, "money_back_cents": returned, "shortfall": max(shortfall, 0)},
-        )
-        purchase.credits_reversed = target
-        purchase.shortfall += shortfall
-        purchase.save()
-        return Reversal(purchase=purchase, credits_removed=max(-moved, 0), shortfall=max(shortfall, 0), entry=entry)
-
-
-# --- Reconciliation -------------------------------------------------------------------------------
+# --- Reconciliation: "paid but no credits" cannot last --------------------------------------------
 
 
 @dataclass

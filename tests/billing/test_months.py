@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing.periods import period_containing, shift_months
+from billing.months import period_containing, shift_months
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -1,4 +1,4 @@
-"""Billing periods: monthly from an anchor, the 31st becoming a short month's last day."""
+"""Calendar-month arithmetic for billing periods: monthly from an anchor, the 31st a short month's last day."""
 
 from __future__ import annotations
 

@@ -1,0 +1,39 @@
+"""billing/db.py: the engine's raw SQL names tables and columns only as the models have them."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing.db import columns, insert, table
+from billing.models import BalanceAlert, LedgerEntry, Wallet
+
+
+def test_tables_and_columns_are_the_models():
+    assert table(Wallet) == Wallet._meta.db_table
+    assert columns(LedgerEntry)[0] == "id" and "idempotency_key" in columns(LedgerEntry)
+    assert "workspace_id" in columns(LedgerEntry) and "workspace" not in columns(LedgerEntry)
+
+
+def test_an_insert_names_its_columns_in_the_tables_order_with_their_expressions():
+    sql = insert(
+        BalanceAlert,
+        {"sent_at": "%(now)s", "kind": "'low'", "workspace_id": "1", "period_start": "now()", "recipients": "0"},
+        alias="a",
+    )
+    assert sql == (
+        f"INSERT INTO {BalanceAlert._meta.db_table} AS a (workspace_id, period_start, kind, recipients, sent_at) "
+        "SELECT 1, now(), 'low', 0, %(now)s"
+    )
+
+
+def test_an_insert_refuses_a_column_the_table_does_not_have():
+    with pytest.raises(ValueError, match=r"no column workspace$"):
+        insert(BalanceAlert, {"workspace": "1", "period_start": "now()", "kind": "'low'", "recipients": "0"})
+
+
+def test_an_insert_refuses_to_leave_out_a_column_the_database_cannot_fill():
+    # sent_at has a default in Python only; internal_note and actor_id the database can fill (db_default, null).
+    with pytest.raises(ValueError, match="must fill sent_at"):
+        insert(BalanceAlert, {"workspace_id": "1", "period_start": "now()", "kind": "'low'", "recipients": "0"})
+    entry = {column: "NULL" for column in columns(LedgerEntry) if column not in ("id", "internal_note", "actor_id")}
+    assert insert(LedgerEntry, entry).startswith(f"INSERT INTO {LedgerEntry._meta.db_table} (workspace_id, kind,")
