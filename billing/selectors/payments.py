@@ -1,9 +1,11 @@
-"""Selectors for the billing page's history region: invoices and payments, and the payment method on file.
+"""Money as the billing page shows it: the running subscription, payments still clearing, the invoices
+and payments (billing history), and the payment method on file.
 
-Both come from our own records, which fulfilment and the Stripe webhooks keep (``Purchase``, and the
-workspace's ``payment_method_*`` fields from ``billing.services.cards``): rendering the page never
-calls Stripe. The history is one bounded query that the page sends with its other regions' reads
-(``selectors.reads_run``); the payment method is read with the membership, so it costs none.
+All from our own records, which fulfilment and the Stripe webhooks keep (``Purchase``,
+``Subscription``, and the workspace's ``payment_method_*`` fields from ``billing.services.cards``):
+rendering a page never calls Stripe. The history is one bounded query that the billing page sends
+with its other regions' reads (``db.reads_run``); the payment method is read with the membership,
+so it costs none.
 """
 
 from __future__ import annotations
@@ -14,9 +16,38 @@ from urllib.parse import urlsplit
 
 from django.utils import dateformat
 
+from billing import db
 from billing.credits import format_credits_short
-from billing.models import Purchase, Workspace
-from billing.selectors.ledger import Read
+from billing.models import Purchase, Subscription, Workspace
+
+
+def subscription_of(*, workspace_id: int) -> Subscription | None:
+    """The workspace's running (not ended) Stripe subscription, if any."""
+    found = Subscription.objects.select_related("plan").filter(workspace_id=workspace_id).first()
+    return found if found is not None and found.is_live else None
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    subscription: Subscription | None
+    processing: list[Purchase]
+
+    @property
+    def past_due(self) -> bool:
+        return self.subscription is not None and self.subscription.past_due_since is not None
+
+
+def payment_state(*, workspace_id: int, since: datetime) -> PaymentState:
+    """What the balance region says about money in flight: a running subscription, payments still clearing."""
+    processing = list(
+        Purchase.objects.select_related("pack", "plan")
+        .filter(workspace_id=workspace_id, status=Purchase.Status.PROCESSING, created_at__gte=since)
+        .order_by("-id")[:5]
+    )
+    return PaymentState(subscription=subscription_of(workspace_id=workspace_id), processing=processing)
+
+
+# --- Billing history ----------------------------------------------------------------------------
 
 HISTORY_LIMIT = 24
 
@@ -135,7 +166,7 @@ def _link(url: str) -> str:
 
 def billing_history_read(
     *, workspace_id: int, zone: tzinfo, before: int | None = None, limit: int = HISTORY_LIMIT
-) -> Read[BillingHistory]:
+) -> db.Read[BillingHistory]:
     """The workspace's invoices and payments, newest first, ``limit`` at a time (keyset on the id).
 
     One query down the (workspace, -id) index, with the plan's name joined.
@@ -178,7 +209,7 @@ def billing_history_read(
         more = len(found) > limit and shown
         return BillingHistory(rows=shown, next_cursor=shown[-1].pk if more else None)
 
-    return Read(sql, params, history)
+    return db.Read(sql, params, history)
 
 
 def billing_history(
