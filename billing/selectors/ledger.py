@@ -37,10 +37,6 @@ class LedgerFilters:
         return {name: value for name, value in pairs.items() if value}
 
 
-# Names of tools and specialists come from the in-process catalog snapshot (billing.catalog), so
-# the pages join nothing to label a row. Retired actions are not in it: those few are read.
-
-
 _LEDGER_TABLE = db.table(LedgerEntry)
 # The columns a row shows, from the model. The time is read as a UTC timestamp and made aware
 # here: psycopg decodes that type in C, while the loader Django installs for timestamptz parses
