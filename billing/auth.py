@@ -2,10 +2,10 @@
 
 Every signed-in request reads the user (the session names them); every settings page and
 fragment then needs the user's memberships with their workspace, plan and wallet, the balance
-poll every few seconds among them. One planned statement returns both, so a settings request
-makes two round trips before its own reads (session, user) instead of three, and the user's
-row is read without compiling a queryset. Authentication itself (passwords, permissions,
-``is_active``) is ModelBackend's, unchanged.
+poll every few seconds among them. One query returns both (the memberships with their user
+joined: ``selectors.user_with_memberships``), so a settings request makes two round trips
+before its own reads (session, user) instead of three; a user in no workspace costs one more.
+Authentication itself (passwords, permissions, ``is_active``) is ModelBackend's, unchanged.
 """
 
 from __future__ import annotations

@@ -1,20 +1,23 @@
-"""The engine's raw SQL, in one place: tables and columns from the models, and prepared execution.
+"""The project's raw SQL, in one place: tables and columns from the models, and prepared execution.
 
 The credit engine says a few things in hand-written SQL because the ORM cannot say them in one
-round trip (the charging statements, the reset and alert batches). Those statements name tables
-and insert columns only through this module, from the models' ``_meta``: a renamed table, column
-or field, or a new column the database needs a value for, fails when the module is imported,
-not on the first charge in production.
+round trip (the charging statements, the reset and alert batches), and a few reads are measured
+hot paths written in SQL too (the transactions page's keyset over the ledger, the usage summary,
+the ledger audit). Those statements name tables and columns only through this module, from the
+models' ``_meta``: a renamed table, column or field, or a new column the database needs a value
+for, fails when the module is imported, not on the first charge in production.
 
-It also holds what the ORM lacks for the engine's tables and nothing else: ``JSONKeyRemoved``.
+It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``, and ``Read`` /
+``reads_run``, which send a page's several reads in one round trip.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.db import connection
@@ -27,8 +30,11 @@ def table(model: type[Model]) -> str:
     return model._meta.db_table
 
 
-def columns(model: type[Model]) -> list[str]:
-    """Every column of the model's table, in the order its rows come back from ``RETURNING *``."""
+def columns(model: type[Model], *fields: str) -> list[str]:
+    """The columns of the named fields, in that order; with none named, every column of the
+    model's table, in the order its rows come back from ``RETURNING *``."""
+    if fields:
+        return [model._meta.get_field(name).column for name in fields]
     return [field.column for field in model._meta.concrete_fields]
 
 
@@ -101,3 +107,49 @@ class JSONKeyRemoved(Func):
 
     def __init__(self, field: str, key: str) -> None:
         super().__init__(F(field), Cast(Value(key), TextField()))
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Read(Generic[T]):
+    """A selector's query and what makes its answer of the rows: run alone, or with others in one round trip.
+
+    A page that shows several regions reads them all before rendering; each query is small, so
+    the round trip between the app and PostgreSQL is a good share of its cost. The billing page
+    sends its usage read, its first ledger page and its billing history together
+    (``reads_run``), which keeps it at three queries with the session and the signed-in user's.
+    ``sql`` and ``params`` are what a Django cursor takes (a queryset's ``query.sql_with_params()``
+    fits).
+    """
+
+    sql: str
+    params: Sequence[object] | Mapping[str, object]
+    parse: Callable[[list[tuple]], T]
+
+    def run(self) -> T:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            return self.parse(cursor.fetchall())
+
+
+def reads_run(*reads: Read) -> list:
+    """The answers of several reads, in order, from one round trip.
+
+    The statements are bound here, client-side, as Django binds every query, and sent as one
+    string: PostgreSQL runs them one after the other and sends each one's rows back, which the
+    cursor hands over one result set at a time. (Django's cursor has no way to send several
+    queries at once; psycopg's pipeline mode would need a cursor outside Django's query log.)
+    """
+    if len(reads) == 1:
+        return [reads[0].run()]
+    sql = ";\n".join(connection.ops.compose_sql(read.sql, read.params) for read in reads)
+    answers = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        for n, read in enumerate(reads):
+            if n and not cursor.nextset():
+                raise RuntimeError(f"{len(reads)} queries were sent and {n} answered")
+            answers.append(read.parse(cursor.fetchall()))
+    return answers

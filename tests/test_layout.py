@@ -118,3 +118,17 @@ def test_the_admin_builds_no_html():
         if re.search(r"format_html|mark_safe|SafeString\(|<(a|br|div|p|pre|span|table|td|th|tr)\b", path.read_text())
     ]
     assert found == []
+
+
+def test_the_selectors_name_no_table_by_hand():
+    """Their SQL takes table names from the models (``billing.db.table``), so a renamed table cannot be missed."""
+    import django.apps
+
+    tables = {model._meta.db_table for model in django.apps.apps.get_models()}
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}: {table}"
+        for path in python_files("billing/selectors")
+        for table in tables
+        if re.search(rf"\b{re.escape(table)}\b", path.read_text())
+    ]
+    assert found == []

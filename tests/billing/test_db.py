@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import FieldDoesNotExist
 
-from billing.db import columns, insert, table
+from billing.db import Read, columns, insert, reads_run, table
 from billing.models import BalanceAlert, LedgerEntry, Wallet
 
 
@@ -37,3 +38,20 @@ def test_an_insert_refuses_to_leave_out_a_column_the_database_cannot_fill():
         insert(BalanceAlert, {"workspace_id": "1", "period_start": "now()", "kind": "'low'", "recipients": "0"})
     entry = {column: "NULL" for column in columns(LedgerEntry) if column not in ("id", "internal_note", "actor_id")}
     assert insert(LedgerEntry, entry).startswith(f"INSERT INTO {LedgerEntry._meta.db_table} (workspace_id, kind,")
+
+
+def test_named_fields_give_their_columns_in_the_order_asked():
+    assert columns(LedgerEntry, "kind", "workspace", "id") == ["kind", "workspace_id", "id"]
+    with pytest.raises(FieldDoesNotExist):
+        columns(LedgerEntry, "workspace_idd")
+
+
+def test_reads_sent_together_come_back_in_order_each_parsed_by_its_own_read(db, django_assert_num_queries):
+    def read(value):
+        return Read("SELECT %s::int UNION ALL SELECT %s::int + 1", [value, value], lambda rows: [r[0] for r in rows])
+
+    with django_assert_num_queries(1):
+        assert reads_run(read(1), read(10), read(100)) == [[1, 2], [10, 11], [100, 101]]
+    alone = read(5).run()
+    with django_assert_num_queries(1):
+        assert reads_run(read(5)) == [alone] == [[5, 6]]

@@ -8,7 +8,7 @@ import pytest
 from django.utils import dateformat
 
 from billing.models import Purchase, Subscription
-from billing.payment_history import billing_history
+from billing.selectors import billing_history
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.payments.test_subscriptions import change, subscribe
 

@@ -9,7 +9,7 @@ import pytest
 
 from billing.credits import credits
 from billing.models import Plan, Purchase, TopUpPack
-from billing.payment_history import (
+from billing.selectors import (
     HISTORY_LIMIT,
     billing_history,
     payment_method_on_file,
