@@ -313,7 +313,7 @@ def test_caps_are_edited_with_the_specialists_spend_today(client, team):
 
 def test_cap_rows_show_spend_against_each_cap_with_a_meter_that_warns():
     from billing.selectors import CapRow
-    from billing.views import cap_rows
+    from billing.views.billing import cap_rows
 
     rows = str(
         cap_rows(
@@ -345,7 +345,7 @@ def test_the_usage_tables_name_each_tool_and_specialist_with_their_share():
     from datetime import date
 
     from billing.selectors import ToolUsage
-    from billing.views import usage_panel
+    from billing.views.billing import usage_panel
 
     usage = _usage({date(2026, 11, 1): {}}, [])
     usage = dataclasses.replace(
@@ -926,7 +926,7 @@ def _offer_forms(html: str) -> list[tuple[str, str]]:
 def test_the_offers_are_drawn_once_but_every_reader_gets_their_own_working_csrf_token(team):
     from django.test import Client
 
-    from billing.views import _CSRF_SLOT
+    from billing.views.billing import _CSRF_SLOT
 
     url = reverse("billing:settings_billing")
     pages = {}

@@ -1,13 +1,7 @@
-"""Pages and htmx fragments. Thin: parse, call one service or selector, render.
-
-Every settings view runs inside the signed-in user's current workspace, resolved from their
-memberships only (``workspace_view``): another workspace's data is simply not reachable,
-and an id that is not theirs answers 404.
-"""
+"""Settings → Billing & Credits: the page, its htmx regions, CSV export, purchases, checkout return, portal."""
 
 from __future__ import annotations
 
-import functools
 import secrets
 import zlib
 from collections.abc import Callable, Iterable
@@ -17,17 +11,8 @@ from typing import TypedDict
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseNotModified,
-    HttpResponseRedirect,
-    StreamingHttpResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -36,7 +21,6 @@ from django.utils import timezone, translation
 from django.utils.dates import MONTHS_3
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import escape
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -46,62 +30,10 @@ from billing.charts import usage_chart
 from billing.credits import format_cents, format_credits, format_credits_short
 from billing.csv_download import csv_download
 from billing.errors import BillingError, InvalidRequest
-from billing.forms import (
-    AutoTopUpForm,
-    BudgetForm,
-    ByokForm,
-    CapForm,
-    InviteForm,
-    LedgerFilterForm,
-    SignupForm,
-    refusal_shown,
-)
+from billing.forms import CapForm, LedgerFilterForm
 from billing.links import link
-from billing.models import AutoTopUp, Invitation, LedgerEntry, Membership, Plan, Purchase, TopUpPack, Workspace
-
-SESSION_WORKSPACE = "workspace_id"
-
-
-@require_GET
-def pricing(request: HttpRequest) -> HttpResponse:
-    """The help page's price list, rendered from the catalog the engine charges by."""
-    return render(request, "billing/pricing.html", {"catalog": selectors.catalog_overview()})
-
-
-# --- Whose workspace --------------------------------------------------------------------------
-
-
-def user_memberships(request: HttpRequest) -> list[Membership]:
-    """All the user's memberships (one query), the current workspace's first."""
-    # The wallet comes along: the balance region (polled every few seconds) then needs no query of its own.
-    read = getattr(request.user, "billing_memberships", None)  # read with the user (billing.auth)
-    memberships = list(read) if read is not None else selectors.memberships_of(user_id=request.user.pk)
-    chosen = request.session.get(SESSION_WORKSPACE)
-    memberships.sort(key=lambda m: m.workspace_id != chosen)
-    return memberships
-
-
-def workspace_view(*, manage: bool = False) -> Callable:
-    """Run the view in the user's current workspace; ``manage``: owners and admins only (403)."""
-
-    def decorate(view: Callable) -> Callable:
-        @login_required
-        @functools.wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            memberships = user_memberships(request)
-            if not memberships:
-                raise Http404("You are not a member of any workspace.")
-            membership = memberships[0]
-            if manage and not membership.can_manage_billing:
-                raise PermissionDenied("Only the workspace's owners and admins can do this.")
-            request.membership = membership
-            request.memberships = memberships
-            request.workspace = membership.workspace
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorate
+from billing.models import LedgerEntry, Plan, TopUpPack, Workspace
+from billing.views.access import workspace_view
 
 
 def _today(workspace: Workspace) -> date:
@@ -121,20 +53,6 @@ def _region(request: HttpRequest, partial: str, context: Callable[[], dict]) -> 
         html = render_to_string(f"billing/settings_billing.html#{partial}", {**context(), **_region_context(request)})
         return HttpResponse(html)
     return render(request, "billing/settings_billing.html", _billing_context(request))
-
-
-@require_POST
-@login_required
-def workspace_switch(request: HttpRequest) -> HttpResponse:
-    workspace_id = id_parsed(request.POST.get("workspace"))
-    if workspace_id is None:
-        raise Http404("Choose one of your workspaces.")
-    membership = get_object_or_404(Membership, user=request.user, workspace_id=workspace_id)
-    request.session[SESSION_WORKSPACE] = membership.workspace_id
-    return redirect("billing:settings_billing")
-
-
-# --- Settings → Billing & Credits ----------------------------------------------------------------
 
 
 def _billing_context(request: HttpRequest) -> dict:
@@ -811,221 +729,3 @@ def billing_portal(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect("billing:settings_billing")
     return _leave_for(request, url)
-
-
-# --- Settings → BYOK Anthropic Key ------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-@workspace_view()
-def settings_byok(request: HttpRequest) -> HttpResponse:
-    form = ByokForm(request.POST or None)
-    if request.method == "POST":
-        if not request.membership.can_manage_billing:
-            raise PermissionDenied("Only the workspace's owners and admins can change the BYOK key.")
-        if request.POST.get("action") == "remove":
-            services.byok_remove(workspace=request.workspace, actor=request.user)
-            messages.success(request, "Your Anthropic key was removed: AI usage debits credits again.")
-            return redirect("billing:settings_byok")
-        if form.is_valid():
-            try:
-                services.byok_set(workspace=request.workspace, api_key=form.cleaned_data["api_key"], actor=request.user)
-            except BillingError as refusal:
-                form.add_error("api_key", refusal.message)
-            else:
-                messages.success(request, "Your Anthropic key is saved: AI usage no longer debits credits.")
-                return redirect("billing:settings_byok")
-    context = {"form": form, "can_manage": request.membership.can_manage_billing}
-    return render(request, "billing/settings_byok.html", context, status=422 if form.errors else 200)
-
-
-# --- Settings → Auto top-up & budget -----------------------------------------------------------
-
-
-def _pack_choices() -> list[tuple[str, str]]:
-    return [
-        (
-            offer.pack.key,
-            f"{format_credits_short(offer.pack.amount)} credits for {format_cents(offer.pack.price_cents)}",
-        )
-        for offer in selectors.offers().packs
-    ]
-
-
-@require_http_methods(["GET", "POST"])
-@workspace_view()
-def settings_spending(request: HttpRequest) -> HttpResponse:
-    """Auto top-up (buy a pack when the balance runs low) and the monthly spend guardrail."""
-    workspace = request.workspace
-    current = AutoTopUp.objects.select_related("pack").filter(workspace=workspace).first()
-    initial = (
-        {
-            "enabled": current.enabled,
-            "threshold": format_credits(current.threshold, grouped=False),
-            "pack": current.pack.key,
-            "monthly_limit": current.monthly_limit,
-        }
-        if current
-        else {"threshold": "20000", "pack": "100k", "monthly_limit": 3}
-    )
-    budget_initial = {
-        "budget": format_credits(workspace.monthly_budget, grouped=False) if workspace.monthly_budget else ""
-    }
-    action = request.POST.get("action") if request.method == "POST" else None
-    auto_form = AutoTopUpForm(request.POST if action == "auto_top_up" else None, initial=initial, packs=_pack_choices())
-    budget_form = BudgetForm(request.POST if action == "budget" else None, initial=budget_initial)
-    if action:
-        if not request.membership.can_manage_billing:
-            raise PermissionDenied("Only the workspace's owners and admins can change auto top-up or the budget.")
-        try:
-            if action == "auto_top_up" and auto_form.is_valid():
-                data = auto_form.cleaned_data
-                services.auto_topup_set(
-                    workspace=workspace,
-                    actor=request.user,
-                    enabled=data["enabled"],
-                    threshold=data["threshold"],
-                    pack_key=data["pack"],
-                    monthly_limit=data["monthly_limit"],
-                )
-                messages.success(request, "Auto top-up is on." if data["enabled"] else "Auto top-up is off.")
-                return redirect("billing:settings_spending")
-            if action == "budget" and budget_form.is_valid():
-                amount = budget_form.cleaned_data["budget"]
-                services.budget_set(workspace=workspace, monthly_budget=amount, actor=request.user)
-                messages.success(
-                    request, "The monthly budget is removed." if amount is None else "The monthly budget is saved."
-                )
-                return redirect("billing:settings_spending")
-        except BillingError as refusal:
-            refusal_shown(auto_form if action == "auto_top_up" else budget_form, refusal)
-    recent = list(
-        Purchase.objects.select_related("pack")
-        .filter(workspace=workspace, kind=Purchase.Kind.AUTO_TOP_UP)
-        .order_by("-id")[:5]
-    )
-    context = {
-        "auto": current,
-        "auto_form": auto_form,
-        "budget_form": budget_form,
-        "recent": recent,
-        "wallet": workspace.wallet,
-        "can_manage": request.membership.can_manage_billing,
-        "has_card": bool(workspace.stripe_customer_id),
-    }
-    status = 422 if auto_form.errors or budget_form.errors else 200
-    return render(request, "billing/settings_spending.html", context, status=status)
-
-
-# --- Settings → Members and → Activity --------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-@workspace_view()
-def settings_members(request: HttpRequest) -> HttpResponse:
-    form = InviteForm(request.POST or None)
-    if request.method == "POST":
-        if not request.membership.can_manage_billing:
-            raise PermissionDenied("Only the workspace's owners and admins can invite.")
-        if form.is_valid():
-            try:
-                services.invitation_create(
-                    workspace=request.workspace,
-                    email=form.cleaned_data["email"],
-                    role=form.cleaned_data["role"],
-                    invited_by=request.user,
-                    link_base=request.build_absolute_uri(reverse("billing:invitation", args=["-"])).rsplit("/", 2)[0],
-                )
-            except BillingError as refusal:
-                form.add_error("email", refusal.message)
-            else:
-                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
-                return redirect("billing:settings_members")
-    workspace = request.workspace
-    context = {
-        "form": form,
-        "members": workspace.memberships.select_related("user").order_by("created_at"),
-        "invitations": [i for i in workspace.invitations.order_by("-created_at") if i.is_pending],
-        "can_manage": request.membership.can_manage_billing,
-    }
-    return render(request, "billing/settings_members.html", context, status=422 if form.errors else 200)
-
-
-@require_POST
-@workspace_view(manage=True)
-def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
-    membership = get_object_or_404(Membership, pk=membership_id, workspace=request.workspace)
-    try:
-        services.membership_remove(membership=membership, actor=request.user)
-    except BillingError as refusal:
-        messages.error(request, refusal.message)
-    else:
-        messages.success(request, f"{membership.user.get_username()} was removed.")
-    return redirect("billing:settings_members")
-
-
-@require_POST
-@workspace_view(manage=True)
-def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    invitation = get_object_or_404(Invitation, pk=invitation_id, workspace=request.workspace)
-    services.invitation_revoke(invitation=invitation, actor=request.user)
-    messages.success(request, f"The invitation to {invitation.email} was revoked.")
-    return redirect("billing:settings_members")
-
-
-@require_GET
-@workspace_view()
-def settings_activity(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "billing/settings_activity.html",
-        {"activities": selectors.activity_page(workspace_id=request.workspace.pk)},
-    )
-
-
-# --- Joining -----------------------------------------------------------------------------------
-
-
-@require_http_methods(["GET", "POST"])
-def invitation(request: HttpRequest, token: str) -> HttpResponse:
-    pending = services.invitation_lookup(token)
-    if pending is None:
-        raise Http404("This invitation link is not valid any more.")
-    if request.method == "POST":
-        if not request.user.is_authenticated:
-            return redirect(f"{reverse('login')}?next={request.path}")
-        try:
-            membership = services.invitation_accept(token=token, user=request.user)
-        except BillingError as refusal:
-            messages.error(request, refusal.message)
-            return redirect(request.path)
-        request.session[SESSION_WORKSPACE] = membership.workspace_id
-        messages.success(request, f"Welcome to {membership.workspace.name}.")
-        return redirect("billing:settings_billing")
-    return render(request, "billing/invitation.html", {"invitation": pending})
-
-
-@require_http_methods(["GET", "POST"])
-def signup(request: HttpRequest) -> HttpResponse:
-    form = SignupForm(request.POST or None)
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = services.account_signup(
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password"],
-                workspace_name=form.cleaned_data["workspace_name"],
-            )
-        except BillingError as refusal:
-            refusal_shown(form, refusal)
-        else:
-            login(request, user)
-            # A path on this site only: redirect() would read any other text as a view's name.
-            if next_url.startswith("/") and url_has_allowed_host_and_scheme(
-                next_url, {request.get_host()}, request.is_secure()
-            ):
-                return HttpResponseRedirect(next_url)
-            return redirect("billing:settings_billing")
-    return render(
-        request, "registration/signup.html", {"form": form, "next": next_url}, status=422 if form.errors else 200
-    )
