@@ -11,8 +11,33 @@ TOKENS_PER_PRICE_UNIT = 10  # the help page quotes token prices per 10 tokens
 
 
 @register.filter
-def credits(milli: int | None) -> str:
-    return format_credits(milli) if isinstance(milli, int) else ""
+def credits(milli: int | None, places: int = 3) -> str:
+    """ "80,000", "0.7"; ``{{ amount|credits:1 }}`` rounds to a tenth."""
+    return format_credits(milli, places=places) if isinstance(milli, int) else ""
+
+
+@register.filter
+def credits_signed(milli: int) -> str:
+    """ "+10,000", "-0.7": a ledger entry's change."""
+    return format_credits(milli, signed=True)
+
+
+@register.filter
+def quantity(count: int, unit: str) -> str:
+    """ "1 call", "12,345 tokens": a tool's quantity in its unit."""
+    return f"{count:,} {unit}{'' if count == 1 else 's'}"
+
+
+@register.filter
+def percent_of(amount: int, total: int) -> int:
+    """``amount``'s share of ``total`` in whole per cent (0 when the total is 0)."""
+    return round(amount * 100 / total) if total else 0
+
+
+@register.filter
+def is_web_url(url: str) -> bool:
+    """Whether ``url`` may be a link's href: http(s) only, never a javascript: or data: URL someone stored."""
+    return url.startswith(("https://", "http://"))
 
 
 @register.filter

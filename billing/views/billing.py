@@ -1,13 +1,15 @@
-"""Settings → Billing & Credits: the page, its htmx regions, CSV export, purchases, checkout return, portal."""
+"""Settings → Billing & Credits: the page, its htmx regions, CSV export, purchases, checkout return, portal.
+
+The views hand the template plain data (the selectors' dataclasses, dicts of values); every piece
+of markup is in templates/billing/settings_billing.html, one partial per region.
+"""
 
 from __future__ import annotations
 
-import secrets
 import zlib
-from collections.abc import Callable, Iterable
-from datetime import date, tzinfo
-from html import escape as html_escape
-from typing import TypedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -16,454 +18,105 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModif
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import get_script_prefix, reverse
-from django.utils import timezone, translation
-from django.utils.dates import MONTHS_3
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import payment_history, selectors, services, stripe_gateway
 from billing.bounds import id_parsed, whole_number
 from billing.charts import usage_chart
-from billing.credits import format_cents, format_credits, format_credits_short
+from billing.credits import format_credits
 from billing.csv_download import csv_download
 from billing.errors import BillingError, InvalidRequest
 from billing.forms import CapForm, LedgerFilterForm
-from billing.links import link
-from billing.models import LedgerEntry, Plan, TopUpPack, Workspace
+from billing.models import Plan, TopUpPack, Workspace
 from billing.views.access import workspace_view
+
+TEMPLATE = "billing/settings_billing.html"
 
 
 def _today(workspace: Workspace) -> date:
     return timezone.now().astimezone(workspace.zone).date()
 
 
-def _region_context(request: HttpRequest) -> dict:
-    """What a region's template takes from the request: the CSRF token for its forms, made only if a form asks."""
-    return {"request": request, "csrf_token": SimpleLazyObject(lambda: get_token(request))}
-
-
 def _region(request: HttpRequest, partial: str, context: Callable[[], dict]) -> HttpResponse:
     """An htmx request gets the region alone; a plain one (no JS) the whole billing page."""
     if request.htmx and not request.htmx.boosted:
-        # The region alone, rendered without the context processors: it names what it uses, and the
-        # balance region is polled every few seconds by every open page.
-        html = render_to_string(f"billing/settings_billing.html#{partial}", {**context(), **_region_context(request)})
+        # The region alone, rendered without the context processors: it names what it uses (the
+        # balance region is polled every 4 s by every open page), the CSRF token made only if a form asks.
+        csrf_token = SimpleLazyObject(lambda: get_token(request))
+        html = render_to_string(f"{TEMPLATE}#{partial}", {**context(), "request": request, "csrf_token": csrf_token})
         return HttpResponse(html)
-    return render(request, "billing/settings_billing.html", _billing_context(request))
+    return render(request, TEMPLATE, _billing_context(request))
 
 
 def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
     # The usage region's read, the transactions' first page and the billing history, in one round trip.
-    form_filters = _ledger_filters(request)
+    form = _filter_form(request)
     usage, page, history = selectors.reads_run(
         selectors.usage_read(wallet=workspace.wallet, today=today),
-        _transactions_read(request, form_filters[1]),
+        _transactions_read(request, form),
         _history_read(request),
     )
     # The usage read brings the caps, and today's spend per specialist when today is in the period.
     spent_today = usage.spent_today if usage.start <= today else None
-    can_manage = request.membership.can_manage_billing
     caps = selectors.caps_overview(
         workspace_id=workspace.pk, today=today, spent_today=spent_today, daily_caps=usage.daily_caps
     )
-    # One masked token for the whole page, the offers' cached forms included: the context processor
-    # would mask a second one (each a 32-character random string) for the template's own forms.
-    token = get_token(request)
     return {
-        **_transactions_context(request, form_filters, page),
-        **_cap_form_context(CapForm()),
+        **_transactions_context(request, form, page),
         **_balance_context(request),
         **_usage_context(usage),
         **_history_context(request, history),
-        "offers_markup": offers_markup(request, token),
-        "csrf_token": token,
-        "caps": cap_rows(caps),
-        "can_manage": can_manage,
-    }
-
-
-def _usage_context(usage: selectors.UsageSummary) -> dict:
-    return {"usage": usage, "panel": usage_panel(usage), "chart": usage_chart(usage)}
-
-
-def _cap_form_context(form: CapForm) -> dict:
-    return {"cap_form": form, "cap_controls": form.controls()}
-
-
-def _ledger_filters(request: HttpRequest) -> tuple[LedgerFilterForm | None, selectors.LedgerFilters]:
-    """The transaction filters in the query string; invalid ones filter nothing (the form shows why).
-
-    No form when the query string names no filter (the first page, "load more" of it): nothing to validate.
-    """
-    if not any(name in request.GET for name in LedgerFilterForm.base_fields):
-        return None, selectors.LedgerFilters()
-    form = LedgerFilterForm(request.GET)
-    return form, form.filters() if form.is_valid() else selectors.LedgerFilters()
-
-
-def _transactions_read(request: HttpRequest, filters: selectors.LedgerFilters) -> selectors.Read[selectors.LedgerPage]:
-    zone = timezone.get_current_timezone()
-    return selectors.ledger_read(workspace_id=request.workspace.pk, filters=filters, zone=zone, before=_cursor(request))
-
-
-def _transactions_context(
-    request: HttpRequest,
-    form_filters: tuple[LedgerFilterForm | None, selectors.LedgerFilters] | None = None,
-    page: selectors.LedgerPage | None = None,
-) -> dict:
-    """The transactions region; ``form_filters`` and ``page`` when the page read them with other regions' data."""
-    form, filters = form_filters or _ledger_filters(request)
-    zone = timezone.get_current_timezone()
-    if page is None:
-        page = _transactions_read(request, filters).run()
-    query = filters.as_query()
-    return {
-        "filter_form": form,
-        "filter_controls": form.controls() if form else LedgerFilterForm.blank_controls(),
-        "filters": filters,
-        # Each named once though the links use them twice ("load more" repeats the filter form's).
-        "tx_urls": {
-            "page": link("billing:settings_billing"),
-            "fragment": link("billing:transactions"),
-            "csv": link("billing:transactions_csv"),
-        },
-        "query": urlencode(query),  # the export link's
-        "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
-        "page": page,
-        "rows": transaction_rows(page.entries, zone),
-    }
-
-
-def _history_read(request: HttpRequest) -> selectors.Read[payment_history.BillingHistory]:
-    """The billing history's page: the newest, or older than the purchase in ``history_before``."""
-    return payment_history.billing_history_read(
-        workspace_id=request.workspace.pk,
-        zone=timezone.get_current_timezone(),
-        before=id_parsed(request.GET.get("history_before")),
-    )
-
-
-def _history_context(request: HttpRequest, history: payment_history.BillingHistory | None = None) -> dict:
-    """The billing history region: invoices and payments, and the payment method on file (no call to Stripe)."""
-    if history is None:
-        history = _history_read(request).run()
-    return {
-        "history": history,
-        "history_urls": {"page": link("billing:settings_billing"), "fragment": link("billing:history")},
-        "history_more": urlencode({"history_before": history.next_cursor}) if history.next_cursor else "",
-        "payment_method": payment_history.payment_method_on_file(request.workspace, today=_today(request.workspace)),
+        "offers": offer_cards(selectors.offers(), workspace, request.membership.can_manage_billing),
+        "caps": caps,
+        "cap_form": CapForm(),
         "can_manage": request.membership.can_manage_billing,
     }
-
-
-# --- Display values: what the billing page's regions show, formatted once per request ----------
-
-
-_MONTH_NAMES: dict[tuple[str | None, bool], dict[int, str]] = {}
-
-
-def _month_names(*, escaped: bool = False) -> dict[int, str]:
-    """ "Nov" by month number, as the date filter's ``M`` writes them: translated once per language."""
-    key = (translation.get_language(), escaped)
-    names = _MONTH_NAMES.get(key)
-    if names is None:
-        names = {n: str(MONTHS_3[n].title()) for n in MONTHS_3}
-        names = _MONTH_NAMES[key] = {n: html_escape(name) for n, name in names.items()} if escaped else names
-    return names
-
-
-class BalanceCard(TypedDict):
-    """The balance region's text, formatted and escaped once: a dict, so the template's lookups hit first time."""
-
-    plan: SafeString  # "Pro · 3 seats"
-    total: SafeString
-    used: SafeString
-    allowance: SafeString
-    used_percent: SafeString
-    plan_balance: SafeString
-    topup_balance: SafeString
-    renews_iso: SafeString
-    renews: SafeString  # "Dec 5, 2026" on the reader's calendar
-    level: SafeString  # "ok", "low" or "empty"
-    reserved: SafeString  # by running jobs' holds; "" when none
-
-
-def balance_card(balance: selectors.BalanceSummary, zone: tzinfo) -> BalanceCard:
-    plan = balance.plan
-    seats = f" · {balance.seats} seat{'' if balance.seats == 1 else 's'}" if plan.per_seat else ""
-    renews = balance.period_end.astimezone(zone)
-    return BalanceCard(
-        plan=escape(f"{plan.name}{seats}"),
-        total=_credits(balance.total),
-        used=_credits(balance.used),
-        allowance=_credits(balance.allowance),
-        used_percent=SafeString(balance.used_percent),
-        plan_balance=_credits(balance.plan_balance),
-        topup_balance=_credits(balance.topup_balance),
-        renews_iso=SafeString(renews.isoformat()),
-        renews=escape(_day(renews, year=True)),
-        level=SafeString(balance.level),
-        reserved=_credits(balance.reserved) if balance.reserved else SafeString(""),
-    )
-
-
-def _day(day: date, *, year: bool = False) -> str:
-    """ "Nov 5" (the date filter's "M j"), or "Nov 5, 2026"."""
-    return f"{_month_names()[day.month]} {day.day}{f', {day.year}' if year else ''}"
-
-
-def _quantity(quantity: int, unit: str) -> str:
-    """ "1 call", "12,345 tokens": a tool's quantity in its unit (not escaped)."""
-    return f"{quantity:,} {unit}{'' if quantity == 1 else 's'}"
-
-
-def _credits(milli: int) -> SafeString:
-    return SafeString(format_credits(milli))  # digits, separators and a sign: nothing to escape
-
-
-def usage_panel(usage: selectors.UsageSummary) -> dict:
-    """The usage region's dates, totals and the rows of its two tables, formatted once.
-
-    The rows are written here, as the transactions' are: a dozen rows of three values cost the
-    template language more than the rest of the region.
-    """
-    total = usage.total
-    tools = "".join(
-        f'<tr><td>{html_escape(tool.label)}</td><td class="num">'
-        f"{html_escape(_quantity(tool.quantity, tool.unit))}</td>"
-        f'<td class="num">{format_credits(tool.credits)}</td></tr>\n'
-        for tool in usage.tools
-    )
-    specialists = "".join(
-        f'<tr><td>{html_escape(label)}</td><td class="num">{format_credits(amount)}</td>'
-        f'<td class="num">{round(amount * 100 / total) if total else 0}%</td></tr>\n'
-        for label, amount in usage.specialists
-    )
-    return {
-        "start": _day(usage.start),
-        "end": _day(usage.end),
-        "total": _credits(total),
-        "byok_saved": _credits(usage.byok_saved),
-        "followups_skipped": str(usage.followups_skipped),
-        "reply_saved": _credits(usage.reply_saved),
-        "forecast": forecast(usage),
-        "tool_rows": mark_safe(tools),  # labels escaped, numbers formatted above
-        "specialist_rows": mark_safe(specialists),
-    }
-
-
-def forecast(usage: selectors.UsageSummary) -> SafeString:
-    """At this period's pace: the day the plan bucket runs out, and how far the top-up credits carry on."""
-    if not usage.total:
-        return SafeString("No usage yet this period.")
-    plan_ends, total_ends, today = usage.runs_out_on, usage.total_runs_out_on, usage.today
-    if usage.plan_balance <= 0:
-        text = "Your plan bucket is used up"
-        if not usage.topup_balance:
-            text += " and there are no top-up credits left"
-        elif total_ends is None:
-            text += f"; at this pace your top-up credits last well past its renewal on {escape(_day(usage.end))}"
-        elif total_ends <= today:
-            text += ", and at this pace your top-up credits run out <strong>today</strong>"
-        else:
-            text += (
-                f"; at this pace your top-up credits last until <strong>{escape(_day(total_ends, year=True))}</strong>"
-            )
-        return SafeString(f"{text}.")  # the dates escaped, the rest written here
-    if plan_ends is None or plan_ends >= usage.end:
-        return SafeString(f"At this pace your plan bucket lasts until it renews on {escape(_day(usage.end))}.")
-    when = "<strong>today</strong>" if plan_ends <= today else f"on <strong>{escape(_day(plan_ends))}</strong>"
-    text = f"At this pace your plan bucket runs out {when}"
-    if not usage.topup_balance:
-        text += ", and you have no top-up credits to carry on with"
-    elif total_ends is None:
-        text += "; your top-up credits then last well beyond it"
-    elif total_ends > plan_ends:
-        text += f", and your top-up credits last until {escape(_day(total_ends, year=True))}"
-    else:
-        text += "; your top-up credits would not last another day"
-    return SafeString(f"{text}.")
-
-
-def cap_rows(caps: list[selectors.CapRow]) -> SafeString:
-    """The daily caps table's rows: each specialist's spend today against its cap, with a meter."""
-    rows = []
-    for cap in caps:
-        label, spent = html_escape(cap.label), format_credits(cap.spent_today)
-        if cap.daily_cap is None:
-            limit, meter = '<span class="muted">no cap</span>', ""
-        else:
-            percent = cap.percent
-            level = "level-empty" if percent >= 100 else "level-low" if percent >= 80 else ""
-            limit = format_credits(cap.daily_cap)
-            meter = (
-                f'<div class="meter thin" role="meter" aria-label="{label} cap used" aria-valuemin="0"'
-                f' aria-valuemax="100" aria-valuenow="{percent}"><div class="meter-fill {level}"'
-                f' style="width: {percent}%"></div></div>'
-            )
-        rows.append(
-            f'<tr data-specialist="{html_escape(cap.specialist)}"><td>{label}</td><td class="num">{spent}</td>'
-            f'<td class="num">{limit}</td><td>{meter}</td></tr>\n'
-        )
-    return mark_safe("".join(rows))  # names escaped, numbers formatted above
-
-
-# The offers region is the same markup for everyone who sees the same catalog snapshot, plan,
-# seats, subscription state and right to buy, but for its forms' CSRF token. So it is rendered
-# once per such combination, with a slot where the token goes, and each request puts its own
-# token in: the template language costs more for these eight cards than any other region.
-_CSRF_SLOT = f"csrf-slot-{secrets.token_hex(16)}"  # unguessable: no catalog text can contain it
-_OFFERS_VARIANTS = 512  # a bound on the combinations kept (seat counts are the open-ended part)
-_offers_markup: tuple[selectors.Offers, dict[tuple, str]] | None = None  # (offers, markup by combination)
-
-
-def offers_markup(request: HttpRequest, token: str) -> SafeString:
-    """The Top up or upgrade region for this reader: from the cache, with this request's CSRF ``token``."""
-    global _offers_markup
-    offers = selectors.offers()  # a new object with each catalog snapshot: the markup made of the last one goes
-    cached = _offers_markup
-    if cached is None or cached[0] is not offers:
-        cached = _offers_markup = (offers, {})
-    workspace, can_manage = request.workspace, request.membership.can_manage_billing
-    subscribed = getattr(workspace, "live_subscription", None) is not None
-    key = (workspace.plan_id, subscribed, workspace.seats, can_manage, translation.get_language(), get_script_prefix())
-    markup = cached[1].get(key)
-    if markup is None:
-        if len(cached[1]) >= _OFFERS_VARIANTS:
-            cached[1].clear()
-        context = {"offers": offer_cards(offers, workspace, can_manage), "can_manage": can_manage}
-        markup = render_to_string("billing/settings_billing.html#offers", {**context, "csrf_token": _CSRF_SLOT})
-        cached[1][key] = markup
-    return SafeString(markup.replace(_CSRF_SLOT, token))  # the token is letters and digits
-
-
-def offer_cards(offers: selectors.Offers, workspace: Workspace, can_manage: bool) -> dict:
-    """The top-up packs and plan cards with their prices and buttons, formatted once."""
-    current = workspace.plan
-    subscription = getattr(workspace, "live_subscription", None)
-    return {
-        "subscribed": subscription is not None,
-        "seats": workspace.seats,
-        "packs": [
-            {
-                "key": offer.pack.key,
-                "size": format_credits_short(offer.pack.amount),
-                "price": format_cents(offer.pack.price_cents),
-                "discount": offer.discount_percent,
-            }
-            for offer in offers.packs
-        ],
-        "plans": [
-            {
-                "key": plan.key,
-                "name": plan.name,
-                "current": plan.pk == current.pk,
-                "price": "$0" if plan.is_free else format_cents(plan.price_cents),
-                "per_seat": plan.per_seat,
-                "is_free": plan.is_free,
-                "allowance": format_credits_short(plan.allowance),
-                # Free is reached by cancelling in the portal, never bought.
-                "can_switch": can_manage and plan.pk != current.pk and not plan.is_free,
-            }
-            for plan in offers.plans
-        ],
-    }
-
-
-# The transactions rows are built here rather than in the template: a page is 25 rows of a dozen
-# values, which the template language renders one lookup, escape and localisation at a time,
-# several times slower. Every value in them is escaped here or is a number formatted here.
-_KIND_NAMES = {kind: escape(label) for kind, label in LedgerEntry.Kind.choices}
-
-
-def transaction_rows(entries: Iterable[selectors.LedgerRow], zone: tzinfo) -> SafeString:
-    """The entries as rows of the transactions table, on the reader's clock."""
-    escaped: dict[str, str] = {}  # the few names a page repeats, escaped once
-
-    def name(text: str) -> str:
-        found = escaped.get(text)
-        if found is None:
-            found = escaped[text] = html_escape(text)  # what django.utils.html.escape does, unwrapped
-        return found
-
-    months = _month_names(escaped=True)
-    rows = []
-    for entry in entries:
-        local = entry.created_at.astimezone(zone)
-        tool, quantity, amount = entry.tool, entry.quantity, entry.amount
-        if tool:  # usage: the tool, and whether the workspace's own key paid for it
-            what = name(tool.label) + (' <span class="badge">BYOK</span>' if entry.byok else "")
-        else:  # a top-up, grant, refund or adjustment, with its reason and the purchase's receipt
-            what = f"<strong>{_KIND_NAMES.get(entry.kind) or name(entry.kind)}</strong>"
-            what += f' <span class="muted">{html_escape(entry.reason)}</span>' if entry.reason else ""
-            if entry.receipt_url.startswith(("https://", "http://")):
-                what += f' <a href="{html_escape(entry.receipt_url)}">Receipt</a>'
-        used = name(_quantity(quantity, tool.unit if tool else "")) if quantity else ""
-        when = f"{months[local.month]} {local.day}, {local.hour:02d}:{local.minute:02d}"
-        listed = entry.list_amount if entry.byok else None
-        listed = "" if listed is None else f' <span class="muted small">(list {format_credits(listed)})</span>'
-        rows.append(
-            f'<tr data-entry="{entry.pk}">'
-            f'<td><time datetime="{local.isoformat()}">{when}</time></td>'
-            f"<td>{name(entry.specialist) if entry.specialist else '—'}</td>"
-            f"<td>{what}</td>"
-            f'<td class="num">{used}</td>'
-            f'<td class="num{" credit" if amount > 0 else ""}">{format_credits(amount, signed=True)}{listed}</td>'
-            f"<td>{_BUCKETS[bool(entry.plan_delta), bool(entry.topup_delta)]}</td>"
-            f'<td class="num">{format_credits(entry.plan_balance_after + entry.topup_balance_after)}</td>'
-            "</tr>\n"
-        )
-    return mark_safe("".join(rows))  # escaped and formatted above
-
-
-# Which bucket(s) an entry moved, by (plan moved, top-up moved).
-_BUCKETS = {(True, True): "Plan + top-up", (True, False): "Plan", (False, True): "Top-up", (False, False): "—"}
-
-
-def _cursor(request: HttpRequest) -> int | None:
-    """ "Load more"'s keyset cursor: an entry id, or None (the first page) for anything else."""
-    return id_parsed(request.GET.get("before"))
 
 
 @require_GET
 @workspace_view()
 def settings_billing(request: HttpRequest) -> HttpResponse:
-    return render(request, "billing/settings_billing.html", _billing_context(request))
+    return render(request, TEMPLATE, _billing_context(request))
+
+
+# --- Balance ------------------------------------------------------------------------------------
 
 
 def _balance_context(request: HttpRequest) -> dict:
-    balance = selectors.balance_of(request.workspace.wallet)
-    zone = timezone.get_current_timezone()
+    workspace = request.workspace
     return {
-        "balance": balance,
-        "card": balance_card(balance, zone),
-        "money": money_notices(request.workspace, request.workspace.wallet, zone),
+        "balance": selectors.balance_of(workspace.wallet),
+        "money": money_notices(workspace, workspace.wallet),
+        "can_manage": request.membership.can_manage_billing,
     }
 
 
-def money_notices(workspace: Workspace, wallet, zone: tzinfo) -> dict:
+def money_notices(workspace: Workspace, wallet) -> dict:
     """What the balance region says about payments and limits: all read with the membership, no query."""
     subscription = getattr(workspace, "live_subscription", None)
-    notices: dict = {"past_due": False, "subscription": "", "processing": wallet.payments_processing, "budget": None}
+    notices: dict = {"past_due": False, "change": None, "processing": wallet.payments_processing, "budget": None}
     if subscription is not None:
         notices["past_due"] = subscription.past_due_since is not None
-        end = _day(subscription.current_period_end.astimezone(zone), year=True)
         if subscription.cancel_at_period_end:
-            notices["subscription"] = f"Cancelled: back to Free on {end}."
+            notices["change"] = {"cancelled": True, "on": subscription.current_period_end}
         elif (subscription.plan_id, subscription.seats) != (workspace.plan_id, workspace.seats):
             plan = subscription.plan  # read only here: a downgrade waiting for the period to end is rare
-            seats = f" × {subscription.seats} seats" if plan.per_seat and subscription.seats > 1 else ""
-            notices["subscription"] = f"Changes to {plan.name}{seats} on {end}."
+            notices["change"] = {
+                "cancelled": False,
+                "on": subscription.current_period_end,
+                "plan": plan.name,
+                "seats": subscription.seats if plan.per_seat and subscription.seats > 1 else None,
+            }
     if workspace.monthly_budget is not None:
         budget = workspace.monthly_budget
         notices["budget"] = {
-            "spent": format_credits(wallet.period_spend),
-            "limit": format_credits(budget),
+            "spent": wallet.period_spend,
+            "limit": budget,
             "percent": min(100, wallet.period_spend * 100 // budget) if budget else 100,
             "reached": wallet.period_spend >= budget,
         }
@@ -507,14 +160,109 @@ def balance_fragment(request: HttpRequest) -> HttpResponse:
     if etag in request.META.get("HTTP_IF_NONE_MATCH", ""):
         response = HttpResponseNotModified()
     else:
-        response = _region(
-            request,
-            "balance",
-            lambda: {**_balance_context(request), "can_manage": request.membership.can_manage_billing},
-        )
+        response = _region(request, "balance", lambda: _balance_context(request))
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
     return response
+
+
+# --- Usage this period --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Where this period's pace leads, as the usage region says it.
+
+    ``plan``: "unused" (no usage yet), "used_up", "lasts" (until the renewal), "today" or "runs_out"
+    (on ``plan_ends``). ``topup``, how the top-up credits carry on after the bucket: "none" (there
+    are none), "beyond" (past the forecast's horizon), "today", "until" (``topup_ends``) or
+    "not_a_day" (they would not last another day).
+    """
+
+    plan: str
+    topup: str
+    renews: date
+    plan_ends: date | None = None
+    topup_ends: date | None = None
+
+
+def forecast(usage: selectors.UsageSummary) -> Forecast:
+    """At this period's pace: the day the plan bucket runs out, and how far the top-up credits carry on."""
+    plan_ends, total_ends, today, renews = usage.runs_out_on, usage.total_runs_out_on, usage.today, usage.end
+    if not usage.total:
+        return Forecast("unused", "none", renews)
+    if usage.plan_balance <= 0:
+        if not usage.topup_balance:
+            topup = "none"
+        elif total_ends is None:
+            topup = "beyond"
+        else:
+            topup = "today" if total_ends <= today else "until"
+        return Forecast("used_up", topup, renews, topup_ends=total_ends)
+    if plan_ends is None or plan_ends >= usage.end:
+        return Forecast("lasts", "none", renews)
+    if not usage.topup_balance:
+        topup = "none"
+    elif total_ends is None:
+        topup = "beyond"
+    else:
+        topup = "until" if total_ends > plan_ends else "not_a_day"
+    return Forecast("today" if plan_ends <= today else "runs_out", topup, renews, plan_ends, total_ends)
+
+
+def _usage_context(usage: selectors.UsageSummary) -> dict:
+    return {"usage": usage, "forecast": forecast(usage), "chart": usage_chart(usage)}
+
+
+@require_GET
+@workspace_view()
+def usage_fragment(request: HttpRequest) -> HttpResponse:
+    def context() -> dict:
+        return _usage_context(selectors.usage_summary(wallet=request.workspace.wallet, today=_today(request.workspace)))
+
+    return _region(request, "usage", context)
+
+
+# --- Recent transactions ------------------------------------------------------------------------
+
+
+def _filter_form(request: HttpRequest) -> LedgerFilterForm:
+    """The transaction filters in the query string; unbound when it names none (the first page, its "load more")."""
+    named = any(name in request.GET for name in LedgerFilterForm.base_fields)
+    return LedgerFilterForm(request.GET if named else None)
+
+
+def _filters(form: LedgerFilterForm) -> selectors.LedgerFilters:
+    """What ``form`` filters by; invalid filters filter nothing (the form shows why)."""
+    return form.filters() if form.is_bound and form.is_valid() else selectors.LedgerFilters()
+
+
+def _cursor(request: HttpRequest) -> int | None:
+    """ "Load more"'s keyset cursor: an entry id, or None (the first page) for anything else."""
+    return id_parsed(request.GET.get("before"))
+
+
+def _transactions_read(request: HttpRequest, form: LedgerFilterForm) -> selectors.Read[selectors.LedgerPage]:
+    zone = timezone.get_current_timezone()
+    return selectors.ledger_read(
+        workspace_id=request.workspace.pk, filters=_filters(form), zone=zone, before=_cursor(request)
+    )
+
+
+def _transactions_context(
+    request: HttpRequest, form: LedgerFilterForm | None = None, page: selectors.LedgerPage | None = None
+) -> dict:
+    """The transactions region; ``form`` and ``page`` when the page read them with other regions' data."""
+    form = form or _filter_form(request)
+    if page is None:
+        page = _transactions_read(request, form).run()
+    query = _filters(form).as_query()
+    return {
+        "filter_form": form,
+        "query": urlencode(query),  # the export link's
+        "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
+        "page": page,
+    }
 
 
 @require_GET
@@ -564,22 +312,48 @@ def transactions_csv(request: HttpRequest) -> HttpResponse | StreamingHttpRespon
     Invalid filters refuse the export with the page and the filter's errors: exporting everything
     instead would hand over what the reader did not ask for.
     """
-    form, filters = _ledger_filters(request)
-    if form is not None and form.errors:
-        return render(request, "billing/settings_billing.html", _billing_context(request), status=422)
+    form = _filter_form(request)
+    if form.is_bound and form.errors:
+        return render(request, TEMPLATE, _billing_context(request), status=422)
     zone = timezone.get_current_timezone()
-    entries = selectors.ledger_export(workspace_id=request.workspace.pk, filters=filters, zone=zone)
+    entries = selectors.ledger_export(workspace_id=request.workspace.pk, filters=_filters(form), zone=zone)
     name = f"sigora-transactions-{request.workspace.pk}-{timezone.now():%Y%m%d}.csv"
     return csv_download(CSV_COLUMNS, (_csv_row(entry, zone) for entry in entries), name)
 
 
+# --- Billing history ----------------------------------------------------------------------------
+
+
+def _history_read(request: HttpRequest) -> selectors.Read[payment_history.BillingHistory]:
+    """The billing history's page: the newest, or older than the purchase in ``history_before``."""
+    return payment_history.billing_history_read(
+        workspace_id=request.workspace.pk,
+        zone=timezone.get_current_timezone(),
+        before=id_parsed(request.GET.get("history_before")),
+    )
+
+
+def _history_context(request: HttpRequest, history: payment_history.BillingHistory | None = None) -> dict:
+    """The billing history region: invoices and payments, and the payment method on file (no call to Stripe)."""
+    if history is None:
+        history = _history_read(request).run()
+    return {
+        "history": history,
+        "history_more": urlencode({"history_before": history.next_cursor}) if history.next_cursor else "",
+        "payment_method": payment_history.payment_method_on_file(request.workspace, today=_today(request.workspace)),
+        "can_manage": request.membership.can_manage_billing,
+    }
+
+
 @require_GET
 @workspace_view()
-def usage_fragment(request: HttpRequest) -> HttpResponse:
-    def context() -> dict:
-        return _usage_context(selectors.usage_summary(wallet=request.workspace.wallet, today=_today(request.workspace)))
+def history_fragment(request: HttpRequest) -> HttpResponse:
+    # "Older payments" appends rows to the table; otherwise the whole region (a payment clearing refreshes it).
+    partial = "history-rows" if id_parsed(request.GET.get("history_before")) is not None else "history"
+    return _region(request, partial, lambda: _history_context(request))
 
-    return _region(request, "usage", context)
+
+# --- Daily caps ---------------------------------------------------------------------------------
 
 
 @require_http_methods(["GET", "POST"])
@@ -603,16 +377,13 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
             form = CapForm()
             saved = True
     if request.method == "POST" and form.errors and not request.htmx:
-        context = {**_billing_context(request), **_cap_form_context(form)}
-        return render(request, "billing/settings_billing.html", context, status=422)
+        return render(request, TEMPLATE, {**_billing_context(request), "cap_form": form}, status=422)
     response = _region(
         request,
         "caps",
         lambda: {
-            "caps": cap_rows(
-                selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace))
-            ),
-            **_cap_form_context(form),
+            "caps": selectors.caps_overview(workspace_id=request.workspace.pk, today=_today(request.workspace)),
+            "cap_form": form,
             "cap_saved": saved,
             "can_manage": request.membership.can_manage_billing,
         },
@@ -620,6 +391,28 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.errors:
         response.status_code = 422
     return response
+
+
+# --- Top up or upgrade, and off to Stripe -------------------------------------------------------
+
+
+def offer_cards(offers: selectors.Offers, workspace: Workspace, can_manage: bool) -> dict:
+    """The top-up packs and the plans, and which plans this reader may switch to."""
+    current = workspace.plan_id
+    return {
+        "subscribed": getattr(workspace, "live_subscription", None) is not None,
+        "seats": workspace.seats,
+        "packs": offers.packs,
+        "plans": [
+            {
+                "plan": plan,
+                "current": plan.pk == current,
+                # Free is reached by cancelling in the portal, never bought.
+                "can_switch": can_manage and plan.pk != current and not plan.is_free,
+            }
+            for plan in offers.plans
+        ],
+    }
 
 
 def _leave_for(request: HttpRequest, url: str) -> HttpResponse:
@@ -705,14 +498,6 @@ def checkout_return(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, "That payment did not go through; nothing was charged.")
     return redirect("billing:settings_billing")
-
-
-@require_GET
-@workspace_view()
-def history_fragment(request: HttpRequest) -> HttpResponse:
-    # "Older payments" appends rows to the table; otherwise the whole region (a payment clearing refreshes it).
-    partial = "history-rows" if id_parsed(request.GET.get("history_before")) is not None else "history"
-    return _region(request, partial, lambda: _history_context(request))
 
 
 @require_POST
