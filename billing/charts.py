@@ -25,24 +25,31 @@ OTHER = "Other tools"
 
 
 @dataclass(frozen=True)
-class Bar:
-    """One segment of a day's column: where it is drawn, and the day, tool and credits it stands for."""
+class Segment:
+    """One tool's part of a day's column: its top edge and height, colour, and the credits it stands for."""
 
-    x: int
     y: int
-    width: int
     height: int
     color: str
-    day: date
     tool: str
     credits: int  # millicredits
+
+
+@dataclass(frozen=True)
+class Column:
+    """A day that used credits: where its bar stands and the segments stacked in it, bottom up."""
+
+    day: date
+    x: int
+    width: int
+    segments: list[Segment]
 
 
 @dataclass(frozen=True)
 class Chart:
     width: int
     height: int
-    bars: list[Bar]
+    columns: list[Column]  # the days with usage only
     legend: list[tuple[str, str]]  # (tool, colour)
     peak: int  # the busiest day's millicredits, 0 when nothing was used
     first_day: date | None
@@ -65,14 +72,14 @@ def usage_chart(usage: UsageSummary) -> Chart:
     plot = HEIGHT - HEADROOM
     slot = WIDTH / max(len(usage.days), 1)
     width = round(slot * 0.7)
-    bars = []
+    columns = []
     for n, (day, total) in enumerate(zip(usage.days, totals, strict=True)):
         if not total:
             continue
         spent = usage.by_day[day]
         stack = [(spent.get(key, 0), color, name) for key, color, name in series]
         stack.append((total - sum(amount for amount, _, _ in stack), PALETTE[-1], OTHER))
-        x = round(n * slot + slot * 0.15)
+        segments = []
         below = HEIGHT  # the top edge of the segment under this one
         running = 0
         for amount, color, name in stack:
@@ -80,15 +87,16 @@ def usage_chart(usage: UsageSummary) -> Chart:
                 continue
             running += amount
             y = HEIGHT - running * plot // peak
-            bars.append(Bar(x, y, width, below - y, color, day, name, amount))
+            segments.append(Segment(y, below - y, color, name, amount))
             below = y
+        columns.append(Column(day, round(n * slot + slot * 0.15), width, segments))
     legend = [(labels[key], colors[key]) for key in top]
     if any(tool.key not in colors for tool in usage.tools):
         legend.append((OTHER, PALETTE[-1]))
     return Chart(
         width=WIDTH,
         height=HEIGHT,
-        bars=bars,
+        columns=columns,
         legend=legend,
         peak=peak if any(totals) else 0,
         first_day=usage.days[0] if usage.days else None,

@@ -1,6 +1,10 @@
 """Numbers for people, in one place: ``{{ amount|credits }}``, ``{{ cents|money }}``, …"""
 
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
+from django.utils.dates import MONTHS_3
 
 from billing.credits import MILLICREDITS_PER_CREDIT, format_cents, format_credits, format_credits_short
 from billing.models import Action
@@ -59,3 +63,20 @@ def price_label(action: Action) -> str:
         return f"{format_credits(amount)} {unit} per {TOKENS_PER_PRICE_UNIT} tokens"
     text = f"{format_credits(action.unit_price)} credits"
     return f"{text} per page" if action.unit == Action.Unit.PAGE else text
+
+
+# A ledger page shows two times an entry; Django's ``date`` filter builds a DateFormat for each
+# (28 µs, a fifth of the transactions region), these format the same text directly.
+
+
+@register.filter
+def local_iso(moment: datetime) -> str:
+    """ISO 8601 on the reader's clock, for ``<time datetime>``: what ``|date:"c"`` writes."""
+    return timezone.localtime(moment).isoformat()
+
+
+@register.filter
+def local_short(moment: datetime) -> str:
+    """ "Nov 5, 14:03" on the reader's clock: what ``|date:"M j, H:i"`` writes."""
+    local = timezone.localtime(moment)
+    return f"{MONTHS_3[local.month].title()} {local.day}, {local.hour:02d}:{local.minute:02d}"

@@ -831,7 +831,7 @@ def test_the_chart_stacks_each_day_in_proportion_to_the_busiest_one():
         for x, y, w, h, fill, label, name, amount in RECT.findall(html)
     ]
     # Nov 01: A, B and the two small tools as one "Other tools"; Nov 02: five; Nov 04: one.
-    assert len(bars) == len(chart.bars) == 3 + 5 + 1 == html.count("<rect")
+    assert len(bars) == sum(len(column.segments) for column in chart.columns) == 3 + 5 + 1 == html.count("<rect")
     assert (chart.width, chart.height, chart.peak, chart.first_day, chart.last_day) == (
         WIDTH, HEIGHT, 210_000, day[0], day[3]
     )  # fmt: skip
@@ -890,7 +890,7 @@ def test_a_period_without_usage_draws_no_chart():
 
     usage = _usage({date(2026, 11, 1): {}, date(2026, 11, 2): {}}, [])
     chart = usage_chart(usage)
-    assert (chart.bars, chart.peak, chart.legend) == ([], 0, [])
+    assert (chart.columns, chart.peak, chart.legend) == ([], 0, [])
     assert "<svg" not in _usage_region(usage)
 
 
