@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from billing.selectors import UsageSummary
 
@@ -24,9 +25,12 @@ PALETTE = ["#4338ca", "#0e7490", "#b45309", "#be185d", "#15803d", "#6b7280"]
 OTHER = "Other tools"
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One tool's part of a day's column: its top edge and height, colour, and the credits it stands for."""
+class Segment(NamedTuple):
+    """One tool's part of a day's column: its top edge and height, colour, and the credits it stands for.
+
+    A named tuple: the template unpacks it (``{% for y, height, color, tool, credits in … %}``), a
+    context lookup per value instead of an attribute lookup, for a month's hundred-odd segments.
+    """
 
     y: int
     height: int
