@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from api.credentials import MAX_NAME_LENGTH, api_key_create, api_key_revoke
 from api.models import ApiKey
 from billing.errors import BillingError
-from billing.views import workspace_view
+from billing.views.access import workspace_view
 
 
 @require_http_methods(["GET", "POST"])

@@ -23,5 +23,5 @@ class MembershipsBackend(ModelBackend):
             return None
         if user is None or not self.user_can_authenticate(user):
             return None
-        user.billing_memberships = memberships  # read once with the user: see billing.views.user_memberships
+        user.billing_memberships = memberships  # read once with the user: see billing.views.access.user_memberships
         return user

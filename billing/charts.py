@@ -1,25 +1,20 @@
-"""The usage chart as server-rendered SVG: no chart library, no CDN.
+"""The usage chart's geometry: server-rendered SVG, no chart library, no CDN.
 
-The bars are drawn here, in Python, and reach the template as one piece of markup: a month of
-days stacked by tool is over a hundred ``<rect>`` elements, which cost far more to render one
-template variable at a time. Everything in that markup is an integer, a colour from
-``PALETTE``, a day written here or a tool's name escaped here, so it is marked safe as a whole.
+This module computes numbers only (where each bar goes, its colour, what it stands for); the
+``<rect>`` elements are written by the usage region's ``chart`` partial
+(templates/billing/settings_billing.html).
 
 Coordinates are whole numbers in a 7200 × 2200 box (tenths of the 720 × 220 the chart is laid
-out in): a tenth of a unit is well under a pixel at any size the page shows, integers are
-written several times faster than rounded floats (this was a tenth of the billing page's
-time), and integer arithmetic stacks each day's segments edge to edge with no gap or overlap.
+out in): a tenth of a unit is well under a pixel at any size the page shows, and integer
+arithmetic stacks each day's segments edge to edge with no gap or overlap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
-
-from billing.credits import format_credits
 from billing.selectors import UsageSummary
 
 UNIT = 10  # coordinates per layout unit
@@ -28,24 +23,41 @@ HEADROOM = 10 * UNIT  # above the busiest day's bar
 TOP_TOOLS = 5
 PALETTE = ["#4338ca", "#0e7490", "#b45309", "#be185d", "#15803d", "#6b7280"]
 OTHER = "Other tools"
-# "Nov 05": what f"{day:%b %d}" writes in the C locale, without strftime's cost for every day.
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _label(day: date) -> str:
-    return f"{_MONTHS[day.month - 1]} {day.day:02d}"
+class Segment(NamedTuple):
+    """One tool's part of a day's column: its top edge and height, colour, and the credits it stands for.
+
+    A named tuple: the template unpacks it (``{% for y, height, color, tool, credits in … %}``), a
+    context lookup per value instead of an attribute lookup, for a month's hundred-odd segments.
+    """
+
+    y: int
+    height: int
+    color: str
+    tool: str
+    credits: int  # millicredits
+
+
+@dataclass(frozen=True)
+class Column:
+    """A day that used credits: where its bar stands and the segments stacked in it, bottom up."""
+
+    day: date
+    x: int
+    width: int
+    segments: list[Segment]
 
 
 @dataclass(frozen=True)
 class Chart:
     width: int
     height: int
-    bars: SafeString  # the ``<rect>`` elements, each titled with its day, tool and credits
-    bar_count: int
+    columns: list[Column]  # the days with usage only
     legend: list[tuple[str, str]]  # (tool, colour)
-    max_label: str
-    first_day: str
-    last_day: str
+    peak: int  # the busiest day's millicredits, 0 when nothing was used
+    first_day: date | None
+    last_day: date | None
 
 
 def usage_chart(usage: UsageSummary) -> Chart:
@@ -58,20 +70,20 @@ def usage_chart(usage: UsageSummary) -> Chart:
     top = [tool.key for tool in usage.tools[:TOP_TOOLS]]
     labels = {tool.key: tool.label for tool in usage.tools}
     colors = {key: PALETTE[n] for n, key in enumerate(top)}
-    series = [(key, colors[key], escape(labels[key])) for key in top]
+    series = [(key, colors[key], labels[key]) for key in top]
     totals = [sum(usage.by_day.get(day, {}).values()) for day in usage.days]
     peak = max(totals, default=0) or 1
     plot = HEIGHT - HEADROOM
     slot = WIDTH / max(len(usage.days), 1)
     width = round(slot * 0.7)
-    bars = []
+    columns = []
     for n, (day, total) in enumerate(zip(usage.days, totals, strict=True)):
         if not total:
             continue
         spent = usage.by_day[day]
         stack = [(spent.get(key, 0), color, name) for key, color, name in series]
         stack.append((total - sum(amount for amount, _, _ in stack), PALETTE[-1], OTHER))
-        x, label = round(n * slot + slot * 0.15), _label(day)
+        segments = []
         below = HEIGHT  # the top edge of the segment under this one
         running = 0
         for amount, color, name in stack:
@@ -79,23 +91,18 @@ def usage_chart(usage: UsageSummary) -> Chart:
                 continue
             running += amount
             y = HEIGHT - running * plot // peak
-            # format_credits(amount, places=1) for a positive amount, inline: a tenth of the cost per bar.
-            whole, tenth = divmod((amount + 50) // 100, 10)
-            bars.append(
-                f'<rect x="{x}" y="{y}" width="{width}" height="{below - y}" fill="{color}">'
-                f"<title>{label} · {name}: {whole:,}{f'.{tenth}' if tenth else ''} credits</title></rect>"
-            )
+            segments.append(Segment(y, below - y, color, name, amount))
             below = y
+        columns.append(Column(day, round(n * slot + slot * 0.15), width, segments))
     legend = [(labels[key], colors[key]) for key in top]
     if any(tool.key not in colors for tool in usage.tools):
         legend.append((OTHER, PALETTE[-1]))
     return Chart(
         width=WIDTH,
         height=HEIGHT,
-        bars=mark_safe("".join(bars)),  # integers, palette colours, days and names escaped above
-        bar_count=len(bars),
+        columns=columns,
         legend=legend,
-        max_label=format_credits(peak if any(totals) else 0, places=0),
-        first_day=_label(usage.days[0]) if usage.days else "",
-        last_day=_label(usage.days[-1]) if usage.days else "",
+        peak=peak if any(totals) else 0,
+        first_day=usage.days[0] if usage.days else None,
+        last_day=usage.days[-1] if usage.days else None,
     )

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
-from html import escape
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.forms.utils import pretty_name
-from django.utils.safestring import SafeString, mark_safe
 
 from billing import selectors
 from billing.bounds import column_length
@@ -46,40 +41,6 @@ class ToolChoiceField(forms.ChoiceField):
 
     def valid_value(self, value: str) -> bool:
         return super().valid_value(value) or selectors.tool_named(value) is not None
-
-
-def select_options(choices: list[tuple[str, str]], selected: str) -> SafeString:
-    """``<option>`` elements for a ``<select>``, escaped, straight from the choices (no widget templates)."""
-    return mark_safe(  # every value and label escaped here (django.utils.html.escape is this, wrapped)
-        "".join(
-            f'<option value="{escape(value)}"{" selected" if value == selected else ""}>{escape(str(label))}</option>'
-            for value, label in choices
-        )
-    )
-
-
-@dataclass(frozen=True)
-class Control:
-    """One form control as plain data for the template: a ``<select>`` when it has options, else an input."""
-
-    name: str
-    label: str
-    value: str
-    errors: str  # the field's messages in one line, "" when it is valid
-    options: SafeString | None = None
-    widget: str = ""  # the whole <select> or <input> (safe markup), where the form writes it
-
-
-def _value(form: forms.Form, name: str) -> str:
-    """What the control shows: what was typed when the form is bound, else its initial value."""
-    if form.is_bound:
-        return form.data.get(form.add_prefix(name), "") or ""
-    initial = form.get_initial_for_field(form.fields[name], name)
-    return "" if initial is None else str(initial)
-
-
-def _errors(form: forms.Form, name: str) -> str:
-    return " ".join(form.errors.get(name, ())) if form.is_bound else ""
 
 
 class CreditsField(forms.CharField):
@@ -143,7 +104,10 @@ class ByokForm(forms.Form):
 
 
 class CapForm(forms.Form):
-    specialist = forms.ChoiceField(choices=_specialist_choices, error_messages={"invalid_choice": INVALID_CHOICE})
+    specialist = forms.ChoiceField(
+        choices=lambda: [("", "Choose a specialist"), *_specialist_choices()],
+        error_messages={"invalid_choice": INVALID_CHOICE},
+    )
     daily_cap = CreditsField(
         required=False,
         label="Credits per day",
@@ -151,18 +115,9 @@ class CapForm(forms.Form):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no cap"}),
     )
 
-    def controls(self) -> dict[str, Control]:
-        specialist = _value(self, "specialist")
-        return {
-            "specialist": Control(
-                "specialist",
-                "Specialist",
-                specialist,
-                _errors(self, "specialist"),
-                select_options([("", "Choose a specialist"), *_specialist_choices()], specialist),
-            ),
-            "daily_cap": Control("daily_cap", "Credits per day", _value(self, "daily_cap"), _errors(self, "daily_cap")),
-        }
+    def __init__(self, *args, **kwargs) -> None:
+        # Its ids start "cap-": the billing page also holds the transaction filters' "id_specialist".
+        super().__init__(*args, auto_id="cap-%s", **kwargs)
 
 
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # the transaction filter's date range
@@ -170,14 +125,28 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # the transaction fi
 
 class LedgerFilterForm(forms.Form):
     specialist = forms.ChoiceField(
-        choices=_specialist_choices, required=False, error_messages={"invalid_choice": INVALID_CHOICE}
+        choices=lambda: [("", "All specialists"), *_specialist_choices()],
+        required=False,
+        error_messages={"invalid_choice": INVALID_CHOICE},
     )
     action = ToolChoiceField(
-        choices=_tool_choices, required=False, label="Tool", error_messages={"invalid_choice": INVALID_CHOICE}
+        choices=lambda: [("", "All tools"), *_tool_choices()],
+        required=False,
+        label="Tool",
+        error_messages={"invalid_choice": INVALID_CHOICE},
     )
     kind = forms.ChoiceField(choices=[("", "All kinds"), *LedgerEntry.Kind.choices], required=False)
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        action = self.data.get("action", "") if self.is_bound else ""
+        field = self.fields["action"]
+        if action and action not in dict(field.choices):
+            retired = selectors.tool_named(action)  # no longer offered, kept selected while it filters the list
+            if retired is not None:
+                field.choices = [*field.choices, (action, retired[1].label)]
 
     def clean(self):
         cleaned = super().clean()
@@ -200,42 +169,6 @@ class LedgerFilterForm(forms.Form):
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
         )
-
-    def controls(self) -> list[Control]:
-        """The filter controls as plain data, in the form's order (the dates are ``<input type=date>``)."""
-        return self._controls(self.fields, lambda name: _value(self, name), lambda name: _errors(self, name))
-
-    @classmethod
-    def blank_controls(cls) -> list[Control]:
-        """The controls before anyone filters: no form to build (its fields are deep-copied) for nothing."""
-        return cls._controls(cls.base_fields, lambda name: "", lambda name: "")
-
-    @staticmethod
-    def _controls(fields: dict[str, forms.Field], value_of: Callable, errors_of: Callable) -> list[Control]:
-        tools = _tool_choices()
-        action = value_of("action")
-        if action and action not in dict(tools):
-            retired = selectors.tool_named(action)  # kept selected while it filters the list
-            if retired is not None:
-                tools.append((action, retired[1].label))
-        options = {
-            "specialist": [("", "All specialists"), *_specialist_choices()],
-            "action": [("", "All tools"), *tools],
-            "kind": fields["kind"].choices,
-        }
-        found = []
-        for name, field in fields.items():
-            value, errors, choices = value_of(name), errors_of(name), options.get(name)
-            invalid = f' aria-invalid="true" aria-describedby="id_{name}_error"' if errors else ""
-            if choices is None:  # a date
-                shown = f' value="{escape(value)}"' if value else ""
-                widget = f'<input type="date" name="{name}"{shown}{invalid} id="id_{name}">'
-            else:
-                widget = f'<select name="{name}"{invalid} id="id_{name}">{select_options(choices, value)}</select>'
-            label = str(field.label or pretty_name(name))
-            # The names are the form's own field names; the value and options are escaped above.
-            found.append(Control(name, label, value, errors, widget=mark_safe(widget)))
-        return found
 
 
 class AutoTopUpForm(forms.Form):

@@ -1,6 +1,10 @@
 """Numbers for people, in one place: ``{{ amount|credits }}``, ``{{ cents|money }}``, …"""
 
+from datetime import datetime
+
 from django import template
+from django.utils import timezone
+from django.utils.dates import MONTHS_3
 
 from billing.credits import MILLICREDITS_PER_CREDIT, format_cents, format_credits, format_credits_short
 from billing.models import Action
@@ -11,8 +15,33 @@ TOKENS_PER_PRICE_UNIT = 10  # the help page quotes token prices per 10 tokens
 
 
 @register.filter
-def credits(milli: int | None) -> str:
-    return format_credits(milli) if isinstance(milli, int) else ""
+def credits(milli: int | None, places: int = 3) -> str:
+    """ "80,000", "0.7"; ``{{ amount|credits:1 }}`` rounds to a tenth."""
+    return format_credits(milli, places=places) if isinstance(milli, int) else ""
+
+
+@register.filter
+def credits_signed(milli: int) -> str:
+    """ "+10,000", "-0.7": a ledger entry's change."""
+    return format_credits(milli, signed=True)
+
+
+@register.filter
+def quantity(count: int, unit: str) -> str:
+    """ "1 call", "12,345 tokens": a tool's quantity in its unit."""
+    return f"{count:,} {unit}{'' if count == 1 else 's'}"
+
+
+@register.filter
+def percent_of(amount: int, total: int) -> int:
+    """``amount``'s share of ``total`` in whole per cent (0 when the total is 0)."""
+    return round(amount * 100 / total) if total else 0
+
+
+@register.filter
+def is_web_url(url: str) -> bool:
+    """Whether ``url`` may be a link's href: http(s) only, never a javascript: or data: URL someone stored."""
+    return url.startswith(("https://", "http://"))
 
 
 @register.filter
@@ -34,3 +63,20 @@ def price_label(action: Action) -> str:
         return f"{format_credits(amount)} {unit} per {TOKENS_PER_PRICE_UNIT} tokens"
     text = f"{format_credits(action.unit_price)} credits"
     return f"{text} per page" if action.unit == Action.Unit.PAGE else text
+
+
+# A ledger page shows two times an entry; Django's ``date`` filter builds a DateFormat for each
+# (28 µs, a fifth of the transactions region), these format the same text directly.
+
+
+@register.filter
+def local_iso(moment: datetime) -> str:
+    """ISO 8601 on the reader's clock, for ``<time datetime>``: what ``|date:"c"`` writes."""
+    return timezone.localtime(moment).isoformat()
+
+
+@register.filter
+def local_short(moment: datetime) -> str:
+    """ "Nov 5, 14:03" on the reader's clock: what ``|date:"M j, H:i"`` writes."""
+    local = timezone.localtime(moment)
+    return f"{MONTHS_3[local.month].title()} {local.day}, {local.hour:02d}:{local.minute:02d}"

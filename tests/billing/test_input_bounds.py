@@ -173,7 +173,7 @@ def test_a_daily_cap_past_the_bound_is_an_error_on_the_field(client, owner, work
     response = client.post(reverse("billing:caps"), {"specialist": "outreach", "daily_cap": cap})
     assert response.status_code == 422
     assert message in response.content.decode()
-    assert 'id="cap-daily-cap-error"' in response.content.decode()
+    assert 'id="cap-daily_cap_error"' in response.content.decode()
     assert _state(workspace) == before
 
 

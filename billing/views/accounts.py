@@ -1,0 +1,81 @@
+"""Signing up, accepting an invitation, switching workspace, and the public price list."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing import selectors, services
+from billing.bounds import id_parsed
+from billing.errors import BillingError
+from billing.forms import SignupForm, refusal_shown
+from billing.models import Membership
+from billing.views.access import SESSION_WORKSPACE
+
+
+@require_GET
+def pricing(request: HttpRequest) -> HttpResponse:
+    """The help page's price list, rendered from the catalog the engine charges by."""
+    return render(request, "billing/pricing.html", {"catalog": selectors.catalog_overview()})
+
+
+@require_POST
+@login_required
+def workspace_switch(request: HttpRequest) -> HttpResponse:
+    workspace_id = id_parsed(request.POST.get("workspace"))
+    if workspace_id is None:
+        raise Http404("Choose one of your workspaces.")
+    membership = get_object_or_404(Membership, user=request.user, workspace_id=workspace_id)
+    request.session[SESSION_WORKSPACE] = membership.workspace_id
+    return redirect("billing:settings_billing")
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    pending = services.invitation_lookup(token)
+    if pending is None:
+        raise Http404("This invitation link is not valid any more.")
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('login')}?next={request.path}")
+        try:
+            membership = services.invitation_accept(token=token, user=request.user)
+        except BillingError as refusal:
+            messages.error(request, refusal.message)
+            return redirect(request.path)
+        request.session[SESSION_WORKSPACE] = membership.workspace_id
+        messages.success(request, f"Welcome to {membership.workspace.name}.")
+        return redirect("billing:settings_billing")
+    return render(request, "billing/invitation.html", {"invitation": pending})
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.account_signup(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                workspace_name=form.cleaned_data["workspace_name"],
+            )
+        except BillingError as refusal:
+            refusal_shown(form, refusal)
+        else:
+            login(request, user)
+            # A path on this site only: redirect() would read any other text as a view's name.
+            if next_url.startswith("/") and url_has_allowed_host_and_scheme(
+                next_url, {request.get_host()}, request.is_secure()
+            ):
+                return HttpResponseRedirect(next_url)
+            return redirect("billing:settings_billing")
+    return render(
+        request, "registration/signup.html", {"form": form, "next": next_url}, status=422 if form.errors else 200
+    )
