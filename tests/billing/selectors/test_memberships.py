@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from billing.auth import MembershipsBackend
@@ -85,3 +86,17 @@ def test_signing_in_reads_the_session_user_once_per_request(member, django_asser
     with django_assert_num_queries(1):
         signed_in = MembershipsBackend().get_user(user.pk)
         assert signed_in.billing_memberships[0].workspace.live_subscription == live
+
+
+@pytest.mark.django_db
+def test_the_per_request_read_is_bound_server_side_and_kept_prepared(django_user_model):
+    """Every signed-in request runs this read; bound client-side (Django's default) the server plans
+    it afresh each time, which more than doubled the floor view's time (docs/performance.md)."""
+    user = django_user_model.objects.create_user(username="prepared@example.com", password="x")
+    threshold = connection.settings_dict["OPTIONS"]["prepare_threshold"]
+    assert connection.features.uses_server_side_binding
+    for _ in range(threshold + 1):
+        user_with_memberships(user_id=user.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%billing_membership%"])
+        assert cursor.fetchone()[0] >= 1
