@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "ninja",  # the API's docs page uses the Swagger UI files its wheel ships (served from here)
     # Local
     "billing",
     "api",
