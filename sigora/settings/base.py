@@ -37,6 +37,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # /api/v1/ is answered here: none of the pages' middleware below runs for it (api/middleware.py).
+    "api.middleware.ApiFirstMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -46,9 +48,6 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "billing.middleware.ReaderTimeZoneMiddleware",
 ]
-
-# /api/ under gunicorn (sigora/wsgi.py): token-authenticated JSON uses no session, cookie or CSRF.
-API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 
 ROOT_URLCONF = "sigora.urls"
 WSGI_APPLICATION = "sigora.wsgi.application"
