@@ -35,6 +35,7 @@ from django.utils import timezone
 from ninja import Router
 from ninja.decorators import decorate_view
 from ninja.errors import ValidationError
+from ninja.parser import Parser
 
 from api.credentials import Caller, credential_authenticate
 from api.ratelimit import rate_limit_check
@@ -222,14 +223,11 @@ class ApiCall:
     body: dict[str, Any] | None  # the parsed JSON object, for endpoints with a body
 
 
-class BodyParser:
-    """ninja's parser: the body the gate already read, checked and parsed."""
+class BodyParser(Parser):
+    """ninja's parser, given the body the gate already read, checked and parsed."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
         return request.api.body
-
-    def parse_querydict(self, data, list_fields: list[str], request: HttpRequest) -> dict[str, Any]:
-        return {key: data.getlist(key) if key in list_fields else data[key] for key in data}
 
 
 def _workspace_header(request: HttpRequest) -> int | None:

@@ -2,11 +2,12 @@
 
 Token-authenticated JSON reads no session, cookie or CSRF token, has no messages, no htmx and
 no reader's time zone; that middleware cost a single charge about a quarter of its server
-time. So this middleware sits in ``MIDDLEWARE`` right after the security and static-file
-middleware and, for an API route, calls the API's view itself and returns its answer: the
-sessions, CSRF, auth, messages, clickjacking, htmx and time-zone middleware below it never run
-for the API. Everything else, the API's docs page (a page for people, with the site's header)
-included, goes on down the stack. Django's test client and gunicorn both run ``MIDDLEWARE``.
+time. So this middleware sits in ``MIDDLEWARE`` right after the security middleware (whose
+headers every answer gets) and, for an API route, calls the API's view itself and returns its
+answer: the static-file, session, CSRF, auth, message, clickjacking, htmx and time-zone
+middleware below it never run for the API. Everything else, the API's docs page (a page for
+people, with the site's header) included, goes on down the stack. Django's test client and
+gunicorn both run ``MIDDLEWARE``.
 """
 
 from __future__ import annotations

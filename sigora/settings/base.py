@@ -36,9 +36,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    # /api/v1/ is answered here: none of the pages' middleware below runs for it (api/middleware.py).
+    # /api/v1/ is answered here: none of the middleware below runs for it (api/middleware.py).
     "api.middleware.ApiFirstMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
