@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from api.models import ApiKey, ByokKeyRead, ServiceToken
 from billing.bounds import column_length, id_parsed
+from billing.db import execute_prepared
 from billing.errors import InvalidRequest
 from billing.models import Activity, Workspace
 from billing.services import activity_record, byok_key
-from billing.services.charging import execute_prepared
 
 logger = logging.getLogger("billing.api")
 

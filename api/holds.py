@@ -6,140 +6,79 @@ expiry, settling above and below the hold, an expired hold settled as a plain ch
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from ninja import Path, Router
+from pydantic import Field
 
-from api import schema
-from api.http import ApiError, amount, amount_param, endpoint, json_response, timestamp
-from api.views import _CHARGE_ERRORS, KEY_PATTERN, METADATA_FIELD, _ok, charged_json
+from api.http import amount, endpoint, json_response, timestamp
+from api.shapes import CREDITS_PATTERN, Amount, Answer, Balance, IdempotencyKey, Lead, Metadata, RequestBody
+from api.views import CHARGE_ERRORS, UsageEntry, charged_json
 from billing import services
-from billing.bounds import BIGINT_MAX, id_parsed
+from billing.bounds import BIGINT_MAX
+from billing.credits import MAX_MILLICREDITS, CreditsInputError, credits_input
+from billing.errors import InvalidRequest
 from billing.models import Hold
-from billing.services.charging import fields_checked
 from billing.services.holds import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN
 
-AMOUNT = schema.ref("Amount")
-
-HOLD = schema.schema_component(
-    "Hold",
-    {
-        "type": "object",
-        "description": "Credits reserved for a run: counted against the available balance until settled, "
-        "released or expired. A hold moves no credits; its settlement's usage entry does.",
-        "required": [
-            "id",
-            "status",
-            "expired",
-            "amount",
-            "idempotency_key",
-            "specialist",
-            "metadata",
-            "created_at",
-            "expires_at",
-            "closed_at",
-            "settled_entry",
-            "replayed",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "status": {"type": "string", "enum": list(Hold.Status.values)},
-            "expired": {
-                "type": "boolean",
-                "description": "Active but past `expires_at`: it reserves nothing (it may still be settled).",
-            },
-            "amount": {"allOf": [AMOUNT], "description": "What it reserves."},
-            "idempotency_key": {"type": "string"},
-            "specialist": {"type": ["string", "null"]},
-            "metadata": {"type": "object"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "expires_at": {"type": "string", "format": "date-time"},
-            "closed_at": {"type": ["string", "null"], "format": "date-time"},
-            "settled_entry": {"type": ["integer", "null"], "description": "The usage entry that settled it."},
-            "replayed": {"type": "boolean", "description": "True: this request was made before; this is its result."},
-        },
-        "additionalProperties": False,
-    },
-)
-_HOLD_FIELDS = {
-    "amount": {
-        "type": "string",
-        "pattern": schema.CREDITS_PATTERN,
-        "description": 'Credits to reserve, as a decimal string (e.g. "1500", "12.5"); more than 0.',
-    },
-    "idempotency_key": {
-        "type": "string",
-        "pattern": KEY_PATTERN,
-        "description": "Unique per hold in the workspace: a retry returns the first hold (200).",
-    },
-    "expires_in": {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_EXPIRES_IN,
-        "default": DEFAULT_EXPIRES_IN,
-        "description": "Seconds until the hold stops reserving by itself.",
-    },
-    "specialist": {
-        "type": ["string", "null"],
-        "description": "The specialist running the job: its AI usage is charged to it when settled.",
-    },
-    "metadata": METADATA_FIELD,
-}
-HOLD_REQUEST = schema.schema_component(
-    "HoldRequest",
-    {
-        "type": "object",
-        "required": ["amount", "idempotency_key"],
-        "properties": _HOLD_FIELDS,
-        "additionalProperties": False,
-    },
-)
-_SETTLE_FIELDS = {
-    "action": {"type": "string", "description": "A catalog action's key, e.g. `claude-opus`."},
-    "quantity": {"type": "integer", "minimum": 1, "default": 1, "description": "The run's actual tokens, pages…"},
-    "idempotency_key": {
-        "type": "string",
-        "pattern": KEY_PATTERN,
-        "description": "The usage entry's key (default `hold:<id>`).",
-    },
-    "specialist": {"type": ["string", "null"], "description": "Who made an AI call (default: the hold's)."},
-    "lead": {"type": ["string", "null"], "maxLength": 200},
-    "metadata": METADATA_FIELD,
-}
-SETTLE_REQUEST = schema.schema_component(
-    "HoldSettleRequest",
-    {"type": "object", "required": ["action"], "properties": _SETTLE_FIELDS, "additionalProperties": False},
-)
-SETTLEMENT = schema.schema_component(
-    "HoldSettlement",
-    {
-        "type": "object",
-        "required": ["hold", "entry", "balance", "replayed"],
-        "properties": {
-            "hold": HOLD,
-            "entry": schema.ref("UsageEntry"),
-            "balance": {"allOf": [schema.ref("Balance")], "description": "The balances right after the entry."},
-            "replayed": {"type": "boolean", "description": "True: the hold was settled before; this is that result."},
-        },
-        "additionalProperties": False,
-    },
-)
-_HOLD_ID = {
-    "name": "hold_id",
-    "in": "path",
-    "required": True,
-    "description": "The hold's id.",
-    "schema": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
-}
+router = Router()
 
 
-def _path_id(raw: str) -> int:
-    """The path's hold id. Routed as any segment, so a malformed one is still authenticated first (401)."""
-    hold_id = id_parsed(raw)
-    if hold_id is not None:
-        return hold_id
-    raise ApiError(422, "invalid_request", "hold_id must be a hold's id (a positive whole number).", field="hold_id")
+class HoldAnswer(Answer):
+    """Credits reserved for a run: counted against the available balance until settled, released or
+    expired. A hold moves no credits; its settlement's usage entry does."""
+
+    id: int
+    status: Hold.Status
+    expired: bool = Field(description="Active but past `expires_at`: it reserves nothing (it may still be settled).")
+    amount: Amount = Field(description="What it reserves.")
+    idempotency_key: str
+    specialist: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    settled_entry: int | None = Field(description="The usage entry that settled it.")
+    replayed: bool = Field(description="True: this request was made before; this is its result.")
+
+
+class HoldRequest(RequestBody):
+    amount: str = Field(
+        pattern=CREDITS_PATTERN,
+        description='Credits to reserve, as a decimal string (e.g. "1500", "12.5"); more than 0.',
+    )
+    idempotency_key: IdempotencyKey = Field(
+        description="Unique per hold in the workspace: a retry returns the first hold (200)."
+    )
+    expires_in: int = Field(
+        DEFAULT_EXPIRES_IN, ge=1, le=MAX_EXPIRES_IN, description="Seconds until the hold stops reserving by itself."
+    )
+    specialist: str | None = Field(
+        None, description="The specialist running the job: its AI usage is charged to it when settled."
+    )
+    metadata: Metadata = None
+
+
+class HoldSettleRequest(RequestBody):
+    action: str = Field(description="A catalog action's key, e.g. `claude-opus`.")
+    quantity: int = Field(1, ge=1, description="The run's actual tokens, pages…")
+    idempotency_key: IdempotencyKey = Field(None, description="The usage entry's key (default `hold:<id>`).")
+    specialist: str | None = Field(None, description="Who made an AI call (default: the hold's).")
+    lead: Lead | None = None
+    metadata: Metadata = None
+
+
+class HoldSettlement(Answer):
+    hold: HoldAnswer
+    entry: UsageEntry
+    balance: Balance = Field(description="The balances right after the entry.")
+    replayed: bool = Field(description="True: the hold was settled before; this is that result.")
+
+
+HoldId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The hold's id.")]
 
 
 def hold_json(hold: Hold) -> dict[str, Any]:
@@ -159,7 +98,16 @@ def hold_json(hold: Hold) -> dict[str, Any]:
     }
 
 
+def _millicredits(credits: str) -> int:
+    """An amount sent in (a decimal string of credits, within the bound) in millicredits."""
+    try:
+        return credits_input(credits, minimum=-MAX_MILLICREDITS, grouped=False)
+    except CreditsInputError as error:
+        raise InvalidRequest(f"amount: {error}", field="amount") from None
+
+
 @endpoint(
+    router,
     "POST",
     "/holds",
     operation_id="hold_place",
@@ -173,26 +121,23 @@ def hold_json(hold: Hold) -> dict[str, Any]:
         "active holds."
     ),
     tag="Holds",
-    request_body=HOLD_REQUEST,
-    responses={201: _ok("Held.", HOLD), 200: _ok("A replay: the first hold.", HOLD)},
+    response={201: (HoldAnswer, "Held."), 200: (HoldAnswer, "A replay: the first hold.")},
     errors={402: ["insufficient_credits"], 409: ["idempotency_conflict", "too_many_holds"]},
 )
-def holds(request: HttpRequest) -> HttpResponse:
-    call = request.api
-    body = call.body
-    fields_checked(body, allowed=_HOLD_FIELDS, required=("amount", "idempotency_key"))
+def holds(request: HttpRequest, body: HoldRequest) -> HttpResponse:
     hold = services.hold_place(
-        workspace=call.workspace_id,
-        amount=amount_param(body["amount"], field="amount"),
-        idempotency_key=body["idempotency_key"],
-        expires_in=body.get("expires_in", DEFAULT_EXPIRES_IN),
-        specialist=body.get("specialist"),
-        metadata=body.get("metadata"),
+        workspace=request.api.workspace_id,
+        amount=_millicredits(body.amount),
+        idempotency_key=body.idempotency_key,
+        expires_in=body.expires_in,
+        specialist=body.specialist,
+        metadata=body.metadata,
     )
     return json_response(hold_json(hold), status=200 if hold.replayed else 201)
 
 
 @endpoint(
+    router,
     "POST",
     "/holds/{hold_id}/settle",
     operation_id="hold_settle",
@@ -205,19 +150,16 @@ def holds(request: HttpRequest) -> HttpResponse:
         "the first result; other usage is 409 `hold_settled`; a released hold is 409 `hold_released`."
     ),
     tag="Holds",
-    parameters=[_HOLD_ID],
-    request_body=SETTLE_REQUEST,
-    responses={201: _ok("Settled.", SETTLEMENT), 200: _ok("Settled before: that result.", SETTLEMENT)},
+    response={201: (HoldSettlement, "Settled."), 200: (HoldSettlement, "Settled before: that result.")},
     errors={
-        **_CHARGE_ERRORS,
+        **CHARGE_ERRORS,
         404: ["hold_not_found"],
-        409: [*_CHARGE_ERRORS[409], "hold_settled", "hold_released"],
+        409: [*CHARGE_ERRORS[409], "hold_settled", "hold_released"],
     },
 )
-def hold_settle(request: HttpRequest, hold_id: str) -> HttpResponse:
-    call = request.api
-    fields_checked(call.body, allowed=_SETTLE_FIELDS, required=("action",))
-    settled = services.hold_settle(workspace=call.workspace_id, hold_id=_path_id(hold_id), **call.body)
+def hold_settle(request: HttpRequest, hold_id: HoldId, body: HoldSettleRequest) -> HttpResponse:
+    usage = body.model_dump(exclude_unset=True)
+    settled = services.hold_settle(workspace=request.api.workspace_id, hold_id=hold_id, **usage)
     payload = {
         "hold": {**hold_json(settled.hold), "replayed": settled.replayed},
         **charged_json(settled.entry),
@@ -227,17 +169,16 @@ def hold_settle(request: HttpRequest, hold_id: str) -> HttpResponse:
 
 
 @endpoint(
+    router,
     "POST",
     "/holds/{hold_id}/release",
     operation_id="hold_release",
     summary="Release a hold: its credits are free again at once",
     description="Releasing a released hold answers it as it is; a settled hold is 409 `hold_settled`. No body.",
     tag="Holds",
-    parameters=[_HOLD_ID],
-    responses={200: _ok("Released.", HOLD)},
+    response={200: (HoldAnswer, "Released.")},
     errors={404: ["hold_not_found"], 409: ["hold_settled"]},
 )
-def hold_release(request: HttpRequest, hold_id: str) -> HttpResponse:
-    fields_checked(request.api.body, allowed=())
-    hold = services.hold_release(workspace=request.api.workspace_id, hold_id=_path_id(hold_id))
+def hold_release(request: HttpRequest, hold_id: HoldId) -> HttpResponse:
+    hold = services.hold_release(workspace=request.api.workspace_id, hold_id=hold_id)
     return json_response(hold_json(hold))

@@ -1,20 +1,21 @@
-"""The plumbing every API endpoint shares: auth, workspace, rate limit, body, JSON and errors.
+"""The plumbing every API endpoint shares: the gate before ninja reads the request, and the errors.
 
-An endpoint is a plain function view wrapped by :func:`endpoint`, which declares its
-OpenAPI operation beside it and, on each request, in this order:
+An endpoint is a django-ninja operation declared with :func:`endpoint`, whose pydantic models
+validate its body and query and are its OpenAPI document. Before ninja reads anything, the
+gate checks, in this order:
 
-1. refuses another method (405, JSON, with ``Allow``);
-2. authenticates the bearer token (401 ``unauthenticated``, one message for every reason);
-3. resolves the workspace: the ``Sigora-Workspace`` header for a service token, the key's
+1. another method is refused (405, JSON, with ``Allow``: :func:`method_not_allowed_json`);
+2. the bearer token is authenticated (401 ``unauthenticated``, one message for every reason);
+3. the workspace is resolved: the ``Sigora-Workspace`` header for a service token, the key's
    own for an API key (404 ``not_found``, the same whether or not it exists);
-4. counts the request against the credential's rate limit (429 ``rate_limited``);
-5. refuses a body over the endpoint's size limit from its Content-Length, before reading
-   it (413 ``payload_too_large``), then parses it (400 ``invalid_json``);
-6. runs the view, and renders any :class:`~billing.errors.BillingError` it raises as
-   ``{"code", "message", …details}`` with the error's status (and ``Retry-After`` when it
-   carries ``resets_at``).
+4. the request is counted against the credential's rate limit (429 ``rate_limited``);
+5. a body over the endpoint's size limit is refused from its Content-Length, before it is
+   read (413 ``payload_too_large``), then it is parsed (400 ``invalid_json``).
 
-Views get ``request.api`` (an :class:`ApiCall`) and return :func:`json_response`.
+Then ninja validates the body and query against the endpoint's models (422 ``invalid_request``
+naming the field), and any :class:`~billing.errors.BillingError` the view raises is rendered as
+``{"code", "message", …details}`` with the error's status (and ``Retry-After`` when it carries
+``resets_at``). Views get ``request.api`` (an :class:`ApiCall`) and return :func:`json_response`.
 """
 
 from __future__ import annotations
@@ -23,51 +24,89 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
+from ninja import Router
+from ninja.decorators import decorate_view
+from ninja.errors import ValidationError
+from ninja.parser import Parser
 
-from api import schema
 from api.credentials import Caller, credential_authenticate
 from api.ratelimit import rate_limit_check
-from billing.bounds import id_parsed
-from billing.credits import MAX_MILLICREDITS, CreditsInputError, credits_input, format_credits
+from billing.bounds import BIGINT_MAX, id_parsed
+from billing.credits import format_credits
 from billing.errors import BillingError
 
 WORKSPACE_HEADER = "Sigora-Workspace"
-_WORKSPACE_META = "HTTP_SIGORA_WORKSPACE"
+WORKSPACE_META = "HTTP_SIGORA_WORKSPACE"
 UNAUTHENTICATED_MESSAGE = "Missing or invalid credentials: send Authorization: Bearer <token> with a live token."
 NOT_FOUND_MESSAGE = "No such workspace for this credential."
+TOO_DEEP = "The body's JSON is nested too deeply."
 # Error details that are amounts of credits (millicredits in BillingError.details).
-_AMOUNT_DETAILS = frozenset(
+AMOUNT_DETAILS = frozenset(
     {"required", "available", "reserved", "daily_cap", "spent_today", "budget", "spent_this_period"}
 )
+# A \u0000 escape that is not itself an escaped backslash's text. PostgreSQL stores no NUL in
+# text or jsonb, so such a string could only fail further down; one scan of the raw bytes in C.
+NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+ERROR_DESCRIPTIONS = {
+    400: "The body is not JSON.",
+    401: "No credential, or one that is unknown or revoked.",
+    402: "Not enough credits.",
+    403: "This credential may not do this.",
+    404: "Not found (or not this credential's).",
+    409: "Conflicts with an earlier request or the lead's state.",
+    413: "The body is too large.",
+    422: "Invalid input: `field` names it.",
+    429: "A limit was reached: wait `Retry-After` seconds.",
+}
+# The shared parts of the document that are not a body: the credential, the workspace header
+# (checked by the gate with id_parsed, 1 to BIGINT_MAX) and Retry-After.
+COMPONENTS = {
+    "securitySchemes": {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "`Authorization: Bearer <token>`: a service token (`sgs_…`, created by staff in the admin) or a "
+                "workspace API key (`sgk_…`, Settings → API keys)."
+            ),
+        }
+    },
+    "parameters": {
+        "Workspace": {
+            "name": WORKSPACE_HEADER,
+            "in": "header",
+            "required": False,
+            "description": (
+                "The workspace id to act on. Required with a service token; an API key acts on its own "
+                "workspace and may name only that one."
+            ),
+            "schema": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
+        }
+    },
+    "headers": {
+        "RetryAfter": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "integer", "minimum": 1},
+            "required": True,
+        }
+    },
+}
 
 
-# --- Amounts -------------------------------------------------------------------------------
+# --- Amounts and times -----------------------------------------------------------------------
 
 
 def amount(milli: int) -> dict[str, Any]:
-    """An amount as the API writes it: ``{"credits": "0.7", "millicredits": 700}`` (schema ``Amount``)."""
+    """An amount as the API writes it: ``{"credits": "0.7", "millicredits": 700}`` (shape ``Amount``)."""
     return {"credits": format_credits(milli, grouped=False), "millicredits": milli}
-
-
-def amount_param(value: Any, *, field: str) -> int:
-    """Millicredits from an input amount: a decimal string of credits ("12.5"), exact to 0.001, within the bound."""
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(
-            422, "invalid_request", f'{field} must be a decimal string of credits, e.g. "12.5".', field=field
-        )
-    try:
-        return credits_input(value, minimum=-MAX_MILLICREDITS, grouped=False)
-    except CreditsInputError as error:
-        raise ApiError(422, "invalid_request", f"{field}: {error}", field=field) from None
 
 
 def timestamp(moment: datetime | None) -> str | None:
@@ -105,21 +144,73 @@ def error_json(
     return json_response({"code": code, "message": message, **details}, status=status, headers=headers)
 
 
-def _retry_after(resets_at: datetime) -> int:
-    return max(1, math.ceil((resets_at - timezone.now()).total_seconds()))
+def api_error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
+    return error_json(error.status, error.code, error.message, error.headers, **error.details)
 
 
-def billing_error_response(error: BillingError) -> HttpResponse:
+def billing_error_response(request: HttpRequest, error: BillingError) -> HttpResponse:
     """A refusal from the services: its code, message and details (amounts as Amount objects)."""
     body = error.as_dict()
-    for name in _AMOUNT_DETAILS & body.keys():
+    for name in AMOUNT_DETAILS & body.keys():
         if isinstance(body[name], int):
             body[name] = amount(body[name])
     headers = {}
     resets_at = getattr(error, "resets_at", None)
     if isinstance(resets_at, datetime):  # a daily cap or the monthly budget: retry when it resets
-        headers["Retry-After"] = str(_retry_after(resets_at))
+        headers["Retry-After"] = str(max(1, math.ceil((resets_at - timezone.now()).total_seconds())))
     return json_response(body, status=error.http_status, headers=headers)
+
+
+def validation_error_response(request: HttpRequest, error: ValidationError) -> HttpResponse:
+    """The first thing the models refused: 422 ``invalid_request`` naming its field (``events[3].quantity``)."""
+    first = error.errors[0]
+    source, *where = first["loc"]
+    if source == "body":
+        where = where[1:]  # the view's parameter name: not part of the body the caller sent
+    field = where_named(where) or "body"
+    return error_json(422, "invalid_request", f"{field}: {first['msg']}.", field=field)
+
+
+def where_named(loc: list[str | int]) -> str:
+    """A pydantic error location as the caller wrote it: ``events[3].quantity``."""
+    named = ""
+    for part in loc:
+        named += f"[{part}]" if isinstance(part, int) else (f".{part}" if named else str(part))
+    return named
+
+
+def too_deep_response(request: HttpRequest, error: RecursionError) -> HttpResponse:
+    # Parsed just under the interpreter's limit, a body can still be too deep for the services to
+    # encode again (metadata is stored as JSON).
+    if request.method == "GET":
+        raise error
+    return error_json(400, "invalid_json", TOO_DEEP)
+
+
+def method_not_allowed_json(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a route's view so another method is refused in JSON, like every other error."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            return error_json(405, "method_not_allowed", f"Use {allowed} here.", headers={"Allow": allowed})
+        return response
+
+    return wrapped
+
+
+def error_response(status: int, codes: list[str], *, retry_after: bool = False) -> dict[str, Any]:
+    """An answer whose body is the error shape with ``code`` one of ``codes``."""
+    schema = {"allOf": [{"$ref": "#/components/schemas/Error"}, {"properties": {"code": {"enum": sorted(codes)}}}]}
+    response: dict[str, Any] = {
+        "description": ERROR_DESCRIPTIONS.get(status, "Refused."),
+        "content": {"application/json": {"schema": schema}},
+    }
+    if retry_after:
+        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+    return response
 
 
 # --- The request -----------------------------------------------------------------------------
@@ -132,8 +223,15 @@ class ApiCall:
     body: dict[str, Any] | None  # the parsed JSON object, for endpoints with a body
 
 
+class BodyParser(Parser):
+    """ninja's parser, given the body the gate already read, checked and parsed."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        return request.api.body
+
+
 def _workspace_header(request: HttpRequest) -> int | None:
-    raw = request.META.get(_WORKSPACE_META)
+    raw = request.META.get(WORKSPACE_META)
     if raw is None:
         return None
     workspace_id = id_parsed(raw.strip())
@@ -150,7 +248,7 @@ def _authenticate(request: HttpRequest, named: int | None) -> Caller:
     return caller
 
 
-def _body(request: HttpRequest, limit: int) -> dict[str, Any]:
+def _body_read(request: HttpRequest, limit: int) -> tuple[bytes, dict[str, Any]]:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -161,7 +259,7 @@ def _body(request: HttpRequest, limit: int) -> dict[str, Any]:
     # Django's DATA_UPLOAD_MAX_MEMORY_SIZE), and it was checked before reading.
     raw = request.read(length) if length else b""
     if not raw.strip():
-        return {}
+        return raw, {}
     try:
         # Floats parse as floats: no amount is read from one (quantities must be integers and
         # amounts decimal strings), and metadata may carry them. NaN and Infinity are not JSON.
@@ -169,35 +267,99 @@ def _body(request: HttpRequest, limit: int) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
     except RecursionError:
-        raise ApiError(400, "invalid_json", _TOO_DEEP) from None
+        raise ApiError(400, "invalid_json", TOO_DEEP) from None
     if not isinstance(parsed, dict):
         raise ApiError(422, "invalid_request", "The body must be a JSON object.", field="body")
-    if _NUL_ESCAPE.search(raw):
+    if NUL_ESCAPE.search(raw):
         raise ApiError(422, "invalid_request", "Text may not contain the NUL character (\\u0000).", field="body")
-    return parsed
-
-
-_TOO_DEEP = "The body's JSON is nested too deeply."
-# A \u0000 escape that is not itself an escaped backslash's text. PostgreSQL stores no NUL in
-# text or jsonb, so such a string could only fail further down; one scan of the raw bytes in C.
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+    return raw, parsed
 
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def string_field(body: Mapping[str, Any], name: str, *, max_length: int = 200) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        raise ApiError(422, "invalid_request", f"{name} must be a string of 1–{max_length} characters.", field=name)
-    return value
+@dataclass(frozen=True)
+class Gate:
+    """What an endpoint checks before ninja reads its request (the module's steps 2 to 5)."""
+
+    has_body: bool
+    max_body: str  # the setting that limits the body
+    workspace: bool
+    service_only: bool
+
+    def __call__(self, run: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        operation = run.__self__  # the ninja operation this gate guards
+        query_names = frozenset(
+            name
+            for model in operation.models
+            if model.__ninja_param_source__ == "query"
+            for name in (getattr(model, "__ninja_flatten_map__", None) or model.model_fields)
+        )
+        takes_body = any(model.__ninja_param_source__ == "body" for model in operation.models)
+
+        @functools.wraps(run)
+        def gated(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                request.api = self.checked(request, query_names)
+                if request.api.body and not takes_body:
+                    raise ApiError(422, "invalid_request", "This operation takes no body.", field="body")
+            except ApiError as error:
+                return api_error_response(request, error)
+            return run(request, *args, **kwargs)
+
+        return gated
+
+    def checked(self, request: HttpRequest, query_names: frozenset[str]) -> ApiCall:
+        # A malformed header is reported after the credential is checked: 401 comes first.
+        bad_header = named = None
+        if self.workspace:
+            try:
+                named = _workspace_header(request)
+            except ApiError as error:
+                bad_header = error
+        caller = _authenticate(request, named)
+        if bad_header is not None:
+            raise bad_header
+        if self.service_only and not caller.is_service:
+            raise ApiError(403, "forbidden", "Only Sigora's service tokens may do this.")
+        for name, values in request.GET.lists():
+            if name not in query_names:  # a misspelt filter must not read as "no filter"
+                raise ApiError(422, "invalid_request", f"Unknown query parameter {name!r}.", field=name)
+            # PostgreSQL stores no NUL: refuse it here, not as a 500 below.
+            if any("\x00" in value for value in values):
+                raise ApiError(422, "invalid_request", f"{name} may not contain NUL characters.", field=name)
+        wait = rate_limit_check(caller.rate_key)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"Too many requests for this credential: try again in {wait} s.",
+                headers={"Retry-After": str(wait)},
+                retry_after=wait,
+            )
+        if self.workspace:
+            if caller.is_service and named is None:
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"Name the workspace in the {WORKSPACE_HEADER} header.",
+                    field=WORKSPACE_HEADER,
+                )
+            if not caller.workspace_found:
+                raise ApiError(404, "not_found", NOT_FOUND_MESSAGE)
+        body = None
+        if self.has_body:
+            raw, body = _body_read(request, getattr(settings, self.max_body))
+            request._body = raw  # ninja reads request.body; the stream was read (within our limit) above
+        return ApiCall(caller, caller.workspace_id if self.workspace else None, body)
 
 
-# --- The decorator -------------------------------------------------------------------------
+# --- Declaring an endpoint ------------------------------------------------------------------
 
 
 def endpoint(
+    router: Router,
     method: str,
     path: str,
     *,
@@ -205,137 +367,54 @@ def endpoint(
     summary: str,
     description: str = "",
     tag: str,
-    responses: Mapping[int, dict[str, Any]],
+    response: Mapping[int, tuple[Any, str]],
     errors: Mapping[int, list[str]] | None = None,
-    retry_after: Iterable[int] = (),
-    request_body: dict[str, Any] | None = None,
+    retry_after: tuple[int, ...] = (),
     max_body: str = "API_MAX_BODY_BYTES",
-    parameters: list[dict[str, Any]] | None = None,
     workspace: bool = True,
     service_only: bool = False,
-) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Make ``view(request, **kwargs)`` an API endpoint and register its OpenAPI operation.
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make ``view`` a ninja operation of ``router`` behind the gate, with its error answers documented.
 
-    ``path`` is the OpenAPI path under /api/v1 (``/holds/{hold_id}/settle``); the URLconf
-    routes it. ``responses`` are the successes (status: OpenAPI response); ``errors`` the
-    error codes the view's own refusals can answer, by status; the shared ones (401, 429
-    ``rate_limited``, and 400/413 with a body, 404/422 for the workspace, 403 for service
-    only) are added here. ``retry_after``: statuses among ``errors`` that carry Retry-After.
-    ``max_body`` names the setting that limits the body. ``workspace``: the view acts on a
-    workspace (``request.api.workspace_id``). ``service_only``: API keys get 403.
+    ``response``: the successes (status: (pydantic model, description)). ``errors``: the error codes the view's
+    own refusals can answer, by status; the shared ones (401, 422 ``invalid_request``, 429
+    ``rate_limited``, and 400/413 with a body, 404 for the workspace, 403 for service only) are
+    added here. ``retry_after``: statuses among ``errors`` that carry Retry-After. ``max_body``
+    names the setting that limits the body. ``workspace``: the view acts on a workspace
+    (``request.api.workspace_id``). ``service_only``: API keys get 403.
     """
     method = method.upper()
     has_body = method in ("POST", "PUT", "PATCH")
-    codes: dict[int, list[str]] = {status: list(names) for status, names in (errors or {}).items()}
-
-    def add(status: int, code: str) -> None:
-        codes.setdefault(status, [])
-        if code not in codes[status]:
-            codes[status].append(code)
-
-    add(401, "unauthenticated")
-    add(422, "invalid_request")  # every endpoint refuses query parameters it does not declare
-    add(429, "rate_limited")
-    if has_body:
-        add(400, "invalid_json")
-        add(413, "payload_too_large")
-    if workspace:
-        add(404, "not_found")
-    if service_only:
-        add(403, "forbidden")
-    descriptions = {
-        400: "The body is not JSON.",
-        401: "No credential, or one that is unknown or revoked.",
-        402: "Not enough credits.",
-        403: "This credential may not do this.",
-        404: "Not found (or not this credential's).",
-        409: "Conflicts with an earlier request or the lead's state.",
-        413: "The body is too large.",
-        422: "Invalid input: `field` names it.",
-        429: "A limit was reached: wait `Retry-After` seconds.",
-    }
-    operation: dict[str, Any] = {
-        "operationId": operation_id,
-        "summary": summary,
-        "tags": [tag],
-        "parameters": ([{"$ref": "#/components/parameters/Workspace"}] if workspace else []) + list(parameters or []),
+    codes: dict[int, set[str]] = {status: set(names) for status, names in (errors or {}).items()}
+    shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited")]
+    shared += [(400, "invalid_json"), (413, "payload_too_large")] if has_body else []
+    shared += [(404, "not_found")] if workspace else []
+    shared += [(403, "forbidden")] if service_only else []
+    for status, code in shared:
+        codes.setdefault(status, set()).add(code)
+    extra: dict[str, Any] = {
         "responses": {
-            **{str(status): response for status, response in responses.items()},
+            **{status: {"description": description} for status, (_, description) in response.items()},
             **{
-                str(status): schema.error_response(
-                    descriptions.get(status, "Refused."), names, retry_after=status == 429 or status in retry_after
-                )
+                status: error_response(status, list(names), retry_after=status == 429 or status in retry_after)
                 for status, names in sorted(codes.items())
             },
-        },
+        }
     }
-    if description:
-        operation["description"] = description
-    if request_body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": request_body}}}
-    schema.operation_register(path, method.lower(), operation)
-    query_names = frozenset(p["name"] for p in parameters or () if p.get("in") == "query")
+    if workspace:
+        extra["parameters"] = [{"$ref": "#/components/parameters/Workspace"}]
+    gate = Gate(has_body=has_body, max_body=max_body, workspace=workspace, service_only=service_only)
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-        @csrf_exempt  # token-authenticated JSON: no cookies are read, so no cross-site request forgery
-        @functools.wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method != method:
-                return error_json(405, "method_not_allowed", f"Use {method} here.", headers={"Allow": method})
-            try:
-                # A malformed header is reported after the credential is checked: 401 comes first.
-                bad_header = named = None
-                if workspace:
-                    try:
-                        named = _workspace_header(request)
-                    except ApiError as error:
-                        bad_header = error
-                caller = _authenticate(request, named)
-                if bad_header is not None:
-                    raise bad_header
-                if service_only and not caller.is_service:
-                    raise ApiError(403, "forbidden", "Only Sigora's service tokens may do this.")
-                for name, values in request.GET.lists():
-                    if name not in query_names:  # a misspelt filter must not read as "no filter"
-                        raise ApiError(422, "invalid_request", f"Unknown query parameter {name!r}.", field=name)
-                    # PostgreSQL stores no NUL: refuse it here, not as a 500 below.
-                    if any("\x00" in value for value in values):
-                        raise ApiError(422, "invalid_request", f"{name} may not contain NUL characters.", field=name)
-                wait = rate_limit_check(caller.rate_key)
-                if wait is not None:
-                    raise ApiError(
-                        429,
-                        "rate_limited",
-                        f"Too many requests for this credential: try again in {wait} s.",
-                        headers={"Retry-After": str(wait)},
-                        retry_after=wait,
-                    )
-                if workspace:
-                    if caller.is_service and named is None:
-                        raise ApiError(
-                            422,
-                            "invalid_request",
-                            f"Name the workspace in the {WORKSPACE_HEADER} header.",
-                            field=WORKSPACE_HEADER,
-                        )
-                    if not caller.workspace_found:
-                        raise ApiError(404, "not_found", NOT_FOUND_MESSAGE)
-                body = _body(request, getattr(settings, max_body)) if has_body else None
-                request.api = ApiCall(caller, caller.workspace_id if workspace else None, body)
-                try:
-                    return view(request, *args, **kwargs)
-                except RecursionError:
-                    if not has_body:
-                        raise
-                    # Parsed just under the interpreter's limit, the body can still be too deep
-                    # for the services to encode again (metadata is stored as JSON).
-                    raise ApiError(400, "invalid_json", _TOO_DEEP) from None
-            except ApiError as error:
-                return error_json(error.status, error.code, error.message, error.headers, **error.details)
-            except BillingError as error:
-                return billing_error_response(error)
+    def declare(view: Callable[..., Any]) -> Callable[..., Any]:
+        return router.api_operation(
+            [method],
+            path,
+            response={status: model for status, (model, _) in response.items()},
+            operation_id=operation_id,
+            summary=summary,
+            description=description or None,
+            tags=[tag],
+            openapi_extra=extra,
+        )(decorate_view(gate)(view))
 
-        wrapped.api_operation = (path, method)
-        return wrapped
-
-    return decorate
+    return declare

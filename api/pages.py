@@ -44,7 +44,7 @@ def settings_api_keys(request: HttpRequest) -> HttpResponse:
         "error": error,
         "name": name,
         "can_manage": can_manage,
-        "docs_url": reverse("api:docs"),
+        "docs_url": reverse("api:openapi-view"),
         "name_max_length": MAX_NAME_LENGTH,
     }
     response = render(request, "api/settings_api_keys.html", context, status=422 if error else 200)

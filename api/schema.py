@@ -1,168 +1,94 @@
-"""The OpenAPI 3.1 document, assembled from what each endpoint declares beside its view.
+"""The API itself: one django-ninja application whose operations are ``api.views``' and ``api.holds``'.
 
-``api.http.endpoint`` registers every operation here (path, method, parameters, body and
-each status it can answer with its error codes); the shared shapes are the components
-below. The document is built once per process from that registry, so an endpoint and its
-description cannot drift apart: the test suite fuzzes the served document against the
-served endpoints (schemathesis).
+Each operation's pydantic models validate its request and are its part of the OpenAPI 3.1
+document, so an endpoint and its description cannot drift apart (the test suite also fuzzes the
+served document against the served endpoints with schemathesis). The document is served at
+``/api/v1/openapi.json`` and shown by ``/api/v1/docs`` (Swagger UI, from the ninja wheel's own
+static files, served by this site: no outside assets).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
+import json
 from typing import Any
 
-from billing.bounds import BIGINT_MAX
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from ninja import NinjaAPI
+from ninja.errors import ValidationError
+from ninja.openapi.docs import DocsBase
+from pydantic.json_schema import models_json_schema
+
+from api import holds, views
+from api.http import (
+    COMPONENTS,
+    ApiError,
+    BodyParser,
+    api_error_response,
+    billing_error_response,
+    method_not_allowed_json,
+    too_deep_response,
+    validation_error_response,
+)
+from api.shapes import Error
+from billing.errors import BillingError
 
 API_VERSION = "1.0.0"
 SERVER_PATH = "/api/v1"
-
-CREDITS_PATTERN = r"^-?[0-9]+(\.[0-9]{1,3})?$"
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
+class DocsPage(DocsBase):
+    """/api/v1/docs: Swagger UI in the site's page, drawing the served document."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        settings = {"url": self.get_openapi_url(api, kwargs), "layout": "BaseLayout", "deepLinking": True}
+        return render(request, "api/docs.html", {"title": api.title, "swagger_settings": settings})
 
 
-AMOUNT = {
-    "type": "object",
-    "description": (
-        "An exact amount of credits, twice: `credits` as a decimal string (at most three decimals, no "
-        'thousands separators: a 7-token Haiku call is "0.7") and `millicredits` as an integer '
-        "(1 credit = 1,000 millicredits). Never a float."
+class SigoraApi(NinjaAPI):
+    """ninja with the API's paths relative to ``servers`` and its shared components in the document."""
+
+    def get_openapi_schema(self, *, path_prefix: str | None = None, path_params: dict | None = None):
+        document = super().get_openapi_schema(path_prefix="", path_params=path_params)
+        _, definitions = models_json_schema([(Error, "serialization")], ref_template=REF_TEMPLATE)
+        document["components"]["schemas"].update(definitions.get("$defs", {}))
+        for section, entries in COMPONENTS.items():
+            document["components"].setdefault(section, {}).update(entries)
+        document["security"] = [{"bearer": []}]
+        return document
+
+    @property
+    def urls(self):
+        patterns, app_name, namespace = super().urls
+        for pattern in patterns:
+            pattern.callback = method_not_allowed_json(pattern.callback)
+        return patterns, app_name, namespace
+
+
+api = SigoraApi(
+    title="Sigora Billing & Credits API",
+    version=API_VERSION,
+    description=(
+        "Meter usage against a workspace's credits. JSON in and out. Authenticate with "
+        "`Authorization: Bearer <token>`; with a service token, name the workspace in the "
+        '`Sigora-Workspace` header. Amounts are exact: `{"credits": "0.7", "millicredits": 700}`.'
     ),
-    "required": ["credits", "millicredits"],
-    "properties": {
-        "credits": {"type": "string", "pattern": CREDITS_PATTERN, "examples": ["0.7", "-1500", "80000"]},
-        "millicredits": {"type": "integer", "examples": [700]},
-    },
-    "additionalProperties": False,
-}
-
-BALANCE = {
-    "type": "object",
-    "description": "The wallet's two buckets and their total.",
-    "required": ["plan", "topup", "total"],
-    "properties": {"plan": ref("Amount"), "topup": ref("Amount"), "total": ref("Amount")},
-    "additionalProperties": False,
-}
-
-ERROR = {
-    "type": "object",
-    "description": (
-        "Every error has this shape: a stable `code`, a `message` a person can read, and details that "
-        "depend on the code (amounts as `Amount` objects)."
-    ),
-    "required": ["code", "message"],
-    "properties": {
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-        "field": nullable({"type": "string", "description": "The input that was wrong (422)."}),
-        "required": ref("Amount"),
-        "available": ref("Amount"),
-        "reserved": {"allOf": [ref("Amount")], "description": "Held by active holds (not available)."},
-        "hold_id": {"type": "integer"},
-        "entry_id": {"type": "integer"},
-        "max_active_holds": {"type": "integer"},
-        "specialist": {"type": "string"},
-        "resets_at": {"type": "string", "format": "date-time"},
-        "daily_cap": ref("Amount"),
-        "spent_today": ref("Amount"),
-        "limit": {"type": "string", "enum": ["monthly_budget"]},
-        "budget": ref("Amount"),
-        "spent_this_period": ref("Amount"),
-        "leads": {"type": "array", "items": {"type": "string"}},
-        "idempotency_key": {"type": "string"},
-        "retry_after": {"type": "integer", "minimum": 1},
-    },
-    "additionalProperties": True,
-}
-
-COMPONENTS: dict[str, dict[str, Any]] = {
-    "schemas": {"Amount": AMOUNT, "Balance": BALANCE, "Error": ERROR},
-    "securitySchemes": {
-        "bearer": {
-            "type": "http",
-            "scheme": "bearer",
-            "description": (
-                "`Authorization: Bearer <token>`: a service token (`sgs_…`, created by staff in the admin) or a "
-                "workspace API key (`sgk_…`, Settings → API keys)."
-            ),
-        }
-    },
-    "parameters": {
-        "Workspace": {
-            "name": "Sigora-Workspace",
-            "in": "header",
-            "required": False,
-            "description": (
-                "The workspace id to act on. Required with a service token; an API key acts on its own "
-                "workspace and may name only that one."
-            ),
-            "schema": {"type": "integer", "minimum": 1, "maximum": BIGINT_MAX},
-        }
-    },
-    "headers": {
-        "RetryAfter": {
-            "description": "Seconds to wait before trying again.",
-            "schema": {"type": "integer", "minimum": 1},
-            "required": True,
-        }
-    },
-}
-
-_operations: dict[str, dict[str, dict[str, Any]]] = {}
-
-
-def schema_component(name: str, schema: dict[str, Any]) -> dict[str, str]:
-    """Add a named schema to the components (once) and return a reference to it."""
-    existing = COMPONENTS["schemas"].get(name)
-    if existing is not None and existing != schema:
-        raise ValueError(f"schema component {name!r} is defined twice, differently")
-    COMPONENTS["schemas"][name] = schema
-    return ref(name)
-
-
-def error_response(description: str, codes: list[str], *, retry_after: bool = False) -> dict[str, Any]:
-    """A response whose body is the error shape with ``code`` one of ``codes``."""
-    schema = {"allOf": [ref("Error"), {"properties": {"code": {"enum": sorted(set(codes))}}}]}
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
-    if retry_after:
-        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
-    return response
-
-
-def operation_register(path: str, method: str, operation: dict[str, Any]) -> None:
-    methods = _operations.setdefault(path, {})
-    if method in methods:
-        raise ValueError(f"{method.upper()} {path} is registered twice")
-    methods[method] = operation
-    openapi_document.cache_clear()
+    servers=[{"url": SERVER_PATH}],
+    urls_namespace="api",
+    docs=DocsPage(),
+    parser=BodyParser(),
+)
+api.add_exception_handler(ApiError, api_error_response)
+api.add_exception_handler(BillingError, billing_error_response)
+api.add_exception_handler(ValidationError, validation_error_response)
+api.add_exception_handler(RecursionError, too_deep_response)
+api.add_router("", views.router)
+api.add_router("", holds.router)
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    """The whole document (built once; endpoints register when their modules are imported)."""
-    import api.urls  # noqa: F401  (imports every endpoint module, so all have registered)
-
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Sigora Billing & Credits API",
-            "version": API_VERSION,
-            "description": (
-                "Meter usage against a workspace's credits. JSON in and out. Authenticate with "
-                "`Authorization: Bearer <token>`; with a service token, name the workspace in the "
-                '`Sigora-Workspace` header. Amounts are exact: `{"credits": "0.7", "millicredits": 700}`.'
-            ),
-        },
-        "servers": [{"url": SERVER_PATH}],
-        "security": [{"bearer": []}],
-        "paths": copy.deepcopy(dict(sorted(_operations.items()))),
-        "components": copy.deepcopy(COMPONENTS),
-    }
+    """The whole document as a client reads it (JSON: status codes are strings)."""
+    return json.loads(json.dumps(api.get_openapi_schema()))

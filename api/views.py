@@ -1,175 +1,111 @@
 """The metering endpoints under /api/v1/: thin, each calls the same service or selector as the pages.
 
-Each view is declared with :func:`api.http.endpoint`, which carries its OpenAPI operation;
-the shapes they answer with are the schema components defined here.
+Each view is a django-ninja operation declared with :func:`api.http.endpoint`; the pydantic
+models here are its request's validation and, with its answers', its OpenAPI document.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router
+from pydantic import ConfigDict, Field
 
-from api import schema
 from api.credentials import byok_key_read
-from api.http import ApiError, amount, endpoint, json_response, string_field, timestamp
+from api.http import ApiError, amount, endpoint, json_response, timestamp
+from api.shapes import Amount, Answer, Balance, IdempotencyKey, Lead, Metadata, RequestBody
 from billing import selectors, services
-from billing.bounds import BIGINT_MAX, whole_number
 from billing.forms import LedgerFilterForm
 from billing.models import LeadState, LedgerEntry, Wallet, Workspace
-from billing.services.charging import MAX_BATCH, MAX_KEY_LENGTH, MAX_METADATA_BYTES, fields_checked
+from billing.services.charging import MAX_BATCH
+
+router = Router()
+
 
 # --- Shapes ------------------------------------------------------------------------------------
 
-AMOUNT = schema.ref("Amount")
-BALANCE = schema.ref("Balance")
-_LEAD = {"type": "string", "minLength": 1, "maxLength": 200}
-# What key_checked and metadata_checked accept, as the request schemas say it (holds use them too).
-KEY_PATTERN = f"^[!-~]{{1,{MAX_KEY_LENGTH}}}$"  # printable ASCII without spaces
-METADATA_FIELD = {
-    "type": ["object", "null"],
-    "description": f"Free JSON, at most {MAX_METADATA_BYTES:,} bytes encoded; null or left out: none.",
-}
 
-EVENT_FIELDS = {
-    "action": {"type": "string", "description": "A catalog action's key, e.g. `claude-haiku`, `linkedin-dm`."},
-    "idempotency_key": {
-        "type": "string",
-        "pattern": KEY_PATTERN,
-        "description": "Unique per charge in the workspace: a retry with the same key returns the first result.",
-    },
-    "quantity": {
-        "type": "integer",
-        "minimum": 1,
-        "default": 1,
-        "description": "Tokens for AI actions, pages for a search, 1 otherwise (at most the action's max_quantity).",
-    },
-    "specialist": {
-        "type": ["string", "null"],
-        "description": "Who made an AI call (default `other`); infrastructure takes the catalog's specialist.",
-    },
-    "lead": {
-        "type": ["string", "null"],
-        "maxLength": 200,
-        "description": "Only for automated sequence steps: refused once the lead replied.",
-    },
-    "metadata": METADATA_FIELD,
-}
-CHARGE_REQUEST = schema.schema_component(
-    "ChargeRequest",
-    {
-        "type": "object",
-        "required": ["action", "idempotency_key"],
-        "properties": EVENT_FIELDS,
-        "additionalProperties": False,
-        "examples": [
-            {"action": "claude-haiku", "quantity": 7, "idempotency_key": "run-81/step-3", "specialist": "outreach"},
-            {"action": "gmail-send", "idempotency_key": "mail-1", "lead": "lead-7", "metadata": {"campaign": "q3"}},
-        ],
-    },
-)
-ENTRY = schema.schema_component(
-    "UsageEntry",
-    {
-        "type": "object",
-        "description": "A usage entry of the ledger (append-only).",
-        "required": [
-            "id",
-            "created_at",
-            "kind",
-            "idempotency_key",
-            "action",
-            "specialist",
-            "quantity",
-            "lead",
-            "byok",
-            "unit_price",
-            "list_amount",
-            "amount",
-            "plan_delta",
-            "topup_delta",
-            "balance_after",
-            "metadata",
-            "replayed",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "kind": {"type": "string", "enum": [LedgerEntry.Kind.USAGE]},
-            "idempotency_key": {"type": "string"},
-            "action": {"type": "string"},
-            "specialist": {"type": "string"},
-            "quantity": {"type": "integer"},
-            "lead": {"type": "string"},
-            "byok": {"type": "boolean", "description": "Paid with the workspace's own Anthropic key: debited 0."},
-            "unit_price": AMOUNT,
-            "list_amount": {"allOf": [AMOUNT], "description": "What it costs at list price (differs under BYOK)."},
-            "amount": {"allOf": [AMOUNT], "description": "The change to the total balance (negative: a debit)."},
-            "plan_delta": AMOUNT,
-            "topup_delta": AMOUNT,
-            "balance_after": BALANCE,
-            "metadata": {"type": "object"},
-            "replayed": {"type": "boolean", "description": "True: this key was charged before; this is that entry."},
-        },
-        "additionalProperties": False,
-    },
-)
-CHARGE_RESULT = schema.schema_component(
-    "ChargeResult",
-    {
-        "type": "object",
-        "required": ["entry", "balance", "replayed"],
-        "properties": {
-            "entry": ENTRY,
-            "balance": {"allOf": [BALANCE], "description": "The balances right after this entry."},
-            "replayed": {"type": "boolean"},
-        },
-        "additionalProperties": False,
-    },
-)
-BATCH_RESULT = schema.schema_component(
-    "BatchResult",
-    {
-        "type": "object",
-        "required": ["entries", "charged", "replayed", "balance"],
-        "properties": {
-            "entries": {"type": "array", "items": ENTRY, "description": "One per event, in the request's order."},
-            "charged": {"type": "integer", "description": "Events charged by this request."},
-            "replayed": {"type": "integer", "description": "Events whose key was charged before (not charged again)."},
-            "balance": {"allOf": [BALANCE], "description": "The balances after the latest of these entries."},
-        },
-        "additionalProperties": False,
-    },
-)
-LEAD_STATE = schema.schema_component(
-    "LeadState",
-    {
-        "type": "object",
-        "required": ["lead", "paused", "replied_at", "resumed_at"],
-        "properties": {
-            "lead": {"type": "string"},
-            "paused": {"type": "boolean", "description": "True: its sequence steps are refused (409)."},
-            "replied_at": {"type": ["string", "null"], "format": "date-time"},
-            "resumed_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-        "additionalProperties": False,
-    },
-)
-LEAD_REQUEST = schema.schema_component(
-    "LeadRequest",
-    {
-        "type": "object",
-        "required": ["lead"],
-        "properties": {"lead": _LEAD},
-        "additionalProperties": False,
-        "examples": [{"lead": "lead-7"}],
-    },
-)
+class ChargeRequest(RequestBody):
+    """One usage event."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"action": "claude-haiku", "quantity": 7, "idempotency_key": "run-81/step-3", "specialist": "outreach"},
+                {"action": "gmail-send", "idempotency_key": "mail-1", "lead": "lead-7", "metadata": {"campaign": "q3"}},
+            ]
+        }
+    )
+
+    action: str = Field(description="A catalog action's key, e.g. `claude-haiku`, `linkedin-dm`.")
+    idempotency_key: IdempotencyKey = Field(
+        description="Unique per charge in the workspace: a retry with the same key returns the first result."
+    )
+    quantity: int = Field(
+        1,
+        ge=1,
+        description="Tokens for AI actions, pages for a search, 1 otherwise (at most the action's max_quantity).",
+    )
+    specialist: str | None = Field(
+        None, description="Who made an AI call (default `other`); infrastructure takes the catalog's specialist."
+    )
+    lead: Lead | None = Field(None, description="Only for automated sequence steps: refused once the lead replied.")
+    metadata: Metadata = None
 
 
-def _ok(description: str, component: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": component}}}
+class BatchRequest(RequestBody):
+    events: list[ChargeRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class UsageEntry(Answer):
+    """A usage entry of the ledger (append-only)."""
+
+    id: int
+    created_at: datetime
+    kind: Literal[LedgerEntry.Kind.USAGE]
+    idempotency_key: str
+    action: str
+    specialist: str
+    quantity: int
+    lead: str
+    byok: bool = Field(description="Paid with the workspace's own Anthropic key: debited 0.")
+    unit_price: Amount
+    list_amount: Amount = Field(description="What it costs at list price (differs under BYOK).")
+    amount: Amount = Field(description="The change to the total balance (negative: a debit).")
+    plan_delta: Amount
+    topup_delta: Amount
+    balance_after: Balance
+    metadata: dict[str, Any]
+    replayed: bool = Field(description="True: this key was charged before; this is that entry.")
+
+
+class ChargeResult(Answer):
+    entry: UsageEntry
+    balance: Balance = Field(description="The balances right after this entry.")
+    replayed: bool
+
+
+class BatchResult(Answer):
+    entries: list[UsageEntry] = Field(description="One per event, in the request's order.")
+    charged: int = Field(description="Events charged by this request.")
+    replayed: int = Field(description="Events whose key was charged before (not charged again).")
+    balance: Balance = Field(description="The balances after the latest of these entries.")
+
+
+class LeadRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lead": "lead-7"}]})
+
+    lead: Lead = Field(min_length=1)
+
+
+class LeadStateAnswer(Answer):
+    lead: str
+    paused: bool = Field(description="True: its sequence steps are refused (409).")
+    replied_at: datetime | None
+    resumed_at: datetime | None
 
 
 # --- Serialising ---------------------------------------------------------------------------------
@@ -214,7 +150,8 @@ def charged_json(entry: LedgerEntry) -> dict[str, Any]:
 
 # --- Charges -------------------------------------------------------------------------------------
 
-_CHARGE_ERRORS = {
+# What a charge's refusals answer, by status (settling a hold charges too).
+CHARGE_ERRORS = {
     402: ["insufficient_credits"],
     409: ["idempotency_conflict", "sequence_paused"],
     422: ["invalid_request", "unknown_action"],
@@ -223,6 +160,7 @@ _CHARGE_ERRORS = {
 
 
 @endpoint(
+    router,
     "POST",
     "/charges",
     operation_id="charge",
@@ -235,20 +173,17 @@ _CHARGE_ERRORS = {
         "specialist's daily cap, or the monthly budget, with `Retry-After` until it resets)."
     ),
     tag="Charges",
-    request_body=CHARGE_REQUEST,
-    responses={201: _ok("Charged.", CHARGE_RESULT), 200: _ok("A replay: the first result.", CHARGE_RESULT)},
-    errors=_CHARGE_ERRORS,
+    response={201: (ChargeResult, "Charged."), 200: (ChargeResult, "A replay: the first result.")},
+    errors=CHARGE_ERRORS,
 )
-def charges(request: HttpRequest) -> HttpResponse:
-    call = request.api
-    body = call.body
-    fields_checked(body, allowed=EVENT_FIELDS, required=("action", "idempotency_key"))
-    entry = services.charge(workspace=call.workspace_id, **body)
+def charges(request: HttpRequest, event: ChargeRequest) -> HttpResponse:
+    entry = services.charge(workspace=request.api.workspace_id, **event.model_dump(exclude_unset=True))
     payload = {**charged_json(entry), "replayed": bool(entry.replayed)}
     return json_response(payload, status=200 if entry.replayed else 201)
 
 
 @endpoint(
+    router,
     "POST",
     "/charges/batch",
     operation_id="charge_batch",
@@ -259,20 +194,13 @@ def charges(request: HttpRequest) -> HttpResponse:
         "when every one was a replay."
     ),
     tag="Charges",
-    request_body={
-        "type": "object",
-        "required": ["events"],
-        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": CHARGE_REQUEST}},
-        "additionalProperties": False,
-    },
     max_body="API_MAX_BATCH_BODY_BYTES",
-    responses={201: _ok("Charged.", BATCH_RESULT), 200: _ok("Every event was a replay.", BATCH_RESULT)},
-    errors=_CHARGE_ERRORS,
+    response={201: (BatchResult, "Charged."), 200: (BatchResult, "Every event was a replay.")},
+    errors=CHARGE_ERRORS,
 )
-def charges_batch(request: HttpRequest) -> HttpResponse:
-    call = request.api
-    fields_checked(call.body, allowed=("events",), required=("events",))
-    entries = services.charge_batch(workspace=call.workspace_id, events=call.body["events"])
+def charges_batch(request: HttpRequest, batch: BatchRequest) -> HttpResponse:
+    events = [event.model_dump(exclude_unset=True) for event in batch.events]
+    entries = services.charge_batch(workspace=request.api.workspace_id, events=events)
     latest = max(entries, key=lambda e: e.pk)
     replayed = sum(1 for e in entries if e.replayed)
     payload = {
@@ -286,58 +214,35 @@ def charges_batch(request: HttpRequest) -> HttpResponse:
 
 # --- Reading -------------------------------------------------------------------------------------
 
-BALANCE_SUMMARY = schema.schema_component(
-    "BalanceSummary",
-    {
-        "type": "object",
-        "required": [
-            "workspace",
-            "plan",
-            "seats",
-            "allowance",
-            "used",
-            "balance",
-            "period_start",
-            "period_end",
-            "level",
-            "revision",
-            "reserved",
-            "available",
-        ],
-        "properties": {
-            "workspace": {"type": "integer"},
-            "plan": {
-                "type": "object",
-                "required": ["key", "name"],
-                "properties": {"key": {"type": "string"}, "name": {"type": "string"}},
-                "additionalProperties": False,
-            },
-            "seats": {"type": "integer"},
-            "allowance": {"allOf": [AMOUNT], "description": "Credits granted to the plan bucket this period."},
-            "used": {"allOf": [AMOUNT], "description": "Of the allowance, used so far."},
-            "balance": BALANCE,
-            "period_start": {"type": "string", "format": "date-time"},
-            "period_end": {"type": "string", "format": "date-time", "description": "When the bucket renews."},
-            "level": {"type": "string", "enum": ["ok", "low", "empty"]},
-            "revision": {"type": "integer", "description": "Changes whenever the wallet does."},
-            "reserved": {"allOf": [AMOUNT], "description": "Held by active holds (running jobs)."},
-            "available": {
-                "allOf": [AMOUNT],
-                "description": "What a charge or a new hold may use now: the total less what holds reserve.",
-            },
-        },
-        "additionalProperties": False,
-    },
-)
+
+class PlanName(Answer):
+    key: str
+    name: str
+
+
+class BalanceSummary(Answer):
+    workspace: int
+    plan: PlanName
+    seats: int
+    allowance: Amount = Field(description="Credits granted to the plan bucket this period.")
+    used: Amount = Field(description="Of the allowance, used so far.")
+    balance: Balance
+    period_start: datetime
+    period_end: datetime = Field(description="When the bucket renews.")
+    level: Literal["ok", "low", "empty"]
+    revision: int = Field(description="Changes whenever the wallet does.")
+    reserved: Amount = Field(description="Held by active holds (running jobs).")
+    available: Amount = Field(description="What a charge or a new hold may use now: the total less what holds reserve.")
 
 
 @endpoint(
+    router,
     "GET",
     "/balance",
     operation_id="balance",
     summary="The workspace's balance",
     tag="Reading",
-    responses={200: _ok("The balance card's figures.", BALANCE_SUMMARY)},
+    response={200: (BalanceSummary, "The balance card's figures.")},
 )
 def balance(request: HttpRequest) -> HttpResponse:
     wallet = Wallet.objects.select_related("workspace__plan").get(workspace_id=request.api.workspace_id)
@@ -360,74 +265,50 @@ def balance(request: HttpRequest) -> HttpResponse:
     )
 
 
-LEDGER_ROW = schema.schema_component(
-    "LedgerRow",
-    {
-        "type": "object",
-        "required": [
-            "id",
-            "created_at",
-            "kind",
-            "specialist",
-            "action",
-            "quantity",
-            "unit",
-            "amount",
-            "plan_delta",
-            "topup_delta",
-            "balance_after",
-            "byok",
-            "list_amount",
-            "lead",
-            "reason",
-            "idempotency_key",
-            "external_ref",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "kind": {"type": "string", "enum": list(LedgerEntry.Kind.values)},
-            "specialist": {"type": ["string", "null"], "description": "The specialist's key (usage)."},
-            "action": {"type": ["string", "null"], "description": "The tool's catalog key (usage)."},
-            "quantity": {"type": ["integer", "null"]},
-            "unit": {"type": ["string", "null"], "enum": ["token", "page", "call", None]},
-            "amount": AMOUNT,
-            "plan_delta": AMOUNT,
-            "topup_delta": AMOUNT,
-            "balance_after": BALANCE,
-            "byok": {"type": "boolean"},
-            "list_amount": {"anyOf": [AMOUNT, {"type": "null"}]},
-            "lead": {"type": "string"},
-            "reason": {"type": "string"},
-            "idempotency_key": {"type": "string"},
-            "external_ref": {"type": "string"},
-        },
-        "additionalProperties": False,
-    },
-)
-TRANSACTIONS_PAGE = schema.schema_component(
-    "TransactionsPage",
-    {
-        "type": "object",
-        "required": ["entries", "next_cursor"],
-        "properties": {
-            "entries": {"type": "array", "items": LEDGER_ROW},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "Pass as `cursor` for the next (older) page; null on the last page.",
-            },
-        },
-        "additionalProperties": False,
-    },
-)
+class LedgerRow(Answer):
+    id: int
+    created_at: datetime
+    kind: LedgerEntry.Kind
+    specialist: str | None = Field(description="The specialist's key (usage).")
+    action: str | None = Field(description="The tool's catalog key (usage).")
+    quantity: int | None
+    unit: Literal["token", "page", "call"] | None
+    amount: Amount
+    plan_delta: Amount
+    topup_delta: Amount
+    balance_after: Balance
+    byok: bool
+    list_amount: Amount | None
+    lead: str
+    reason: str
+    idempotency_key: str
+    external_ref: str
+
+
+class TransactionsPage(Answer):
+    entries: list[LedgerRow]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null on the last page.")
+
+
 MAX_PAGE = 200
 
 
-def _query(name: str, description: str, schema_: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema_}
+class TransactionFilters(RequestBody):
+    """The query: each left out does not filter; none may be empty."""
+
+    model_config = ConfigDict(strict=False)  # a query is text: numbers and dates are read from it
+
+    specialist: str = Field(None, min_length=1, description="A specialist's key.")
+    action: str = Field(None, min_length=1, description="A tool's catalog key.")
+    kind: LedgerEntry.Kind = Field(None, description="An entry kind.")
+    date_from: date = Field(None, description="First day (YYYY-MM-DD).")
+    date_to: date = Field(None, description="Last day (YYYY-MM-DD).")
+    cursor: str = Field(None, pattern="^[0-9]{1,18}$", description="`next_cursor` of the previous page.")
+    limit: int = Field(50, ge=1, le=MAX_PAGE, description="Entries per page.")
 
 
 @endpoint(
+    router,
     "GET",
     "/transactions",
     operation_id="transactions",
@@ -437,32 +318,20 @@ def _query(name: str, description: str, schema_: dict[str, Any]) -> dict[str, An
         "workspace's time zone, both ends included."
     ),
     tag="Reading",
-    parameters=[
-        _query("specialist", "A specialist's key.", {"type": "string"}),
-        _query("action", "A tool's catalog key.", {"type": "string"}),
-        _query("kind", "An entry kind.", {"type": "string", "enum": list(LedgerEntry.Kind.values)}),
-        _query("date_from", "First day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
-        _query("date_to", "Last day (YYYY-MM-DD).", {"type": "string", "format": "date"}),
-        _query("cursor", "`next_cursor` of the previous page.", {"type": "string", "pattern": "^[0-9]{1,18}$"}),
-        _query("limit", "Entries per page.", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}),
-    ],
-    responses={200: _ok("A page of entries.", TRANSACTIONS_PAGE)},
+    response={200: (TransactionsPage, "A page of entries.")},
 )
-def transactions(request: HttpRequest) -> HttpResponse:
-    query = request.GET
-    for name in query:
-        if query[name] == "":  # the page's form reads "" as "any"; the API names nothing it does not filter
-            raise ApiError(422, "invalid_request", f"{name} is empty: leave it out to not filter by it.", field=name)
-    form = LedgerFilterForm({name: query.get(name, "") for name in LedgerFilterForm.base_fields})
+def transactions(request: HttpRequest, filters: Query[TransactionFilters]) -> HttpResponse:
+    chosen = filters.model_dump(exclude_unset=True)
+    # The page's form checks what the catalog and the calendar allow (a known specialist, an end after the start).
+    form = LedgerFilterForm({name: str(chosen.get(name, "")) for name in LedgerFilterForm.base_fields})
     if not form.is_valid():
         field, messages = next(iter(form.errors.items()))
         raise ApiError(422, "invalid_request", " ".join(messages), field=field if field != "__all__" else None)
-    cursor = _int_param(query, "cursor", low=1, high=BIGINT_MAX, default=None)
-    limit = _int_param(query, "limit", low=1, high=MAX_PAGE, default=50)
     workspace_id = request.api.workspace_id
     zone = Workspace.objects.only("time_zone").get(pk=workspace_id).zone
+    cursor = int(filters.cursor) if filters.cursor is not None else None
     page = selectors.ledger_page(
-        workspace_id=workspace_id, filters=form.filters(), zone=zone, before=cursor, limit=limit
+        workspace_id=workspace_id, filters=form.filters(), zone=zone, before=cursor, limit=filters.limit
     )
     rows = [
         {
@@ -490,104 +359,53 @@ def transactions(request: HttpRequest) -> HttpResponse:
     return json_response({"entries": rows, "next_cursor": next_cursor})
 
 
-def _int_param(query, name: str, *, low: int, high: int, default: int | None) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return default
-    value = whole_number(raw, low=low, high=high)
-    if value is None:
-        raise ApiError(422, "invalid_request", f"{name} must be a whole number from {low} to {high}.", field=name)
-    return value
+class CatalogPlan(Answer):
+    key: str
+    name: str
+    price_cents: int = Field(description="Monthly, in US cents (per seat if per_seat).")
+    allowance: Amount = Field(description="Monthly credits (per seat if per_seat).")
+    per_seat: bool
 
 
-CATALOG = schema.schema_component(
-    "Catalog",
-    {
-        "type": "object",
-        "required": ["plans", "packs", "specialists", "actions"],
-        "properties": {
-            "plans": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["key", "name", "price_cents", "allowance", "per_seat"],
-                    "properties": {
-                        "key": {"type": "string"},
-                        "name": {"type": "string"},
-                        "price_cents": {
-                            "type": "integer",
-                            "description": "Monthly, in US cents (per seat if per_seat).",
-                        },
-                        "allowance": {"allOf": [AMOUNT], "description": "Monthly credits (per seat if per_seat)."},
-                        "per_seat": {"type": "boolean"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-            "packs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["key", "credits", "price_cents", "discount_percent"],
-                    "properties": {
-                        "key": {"type": "string"},
-                        "credits": AMOUNT,
-                        "price_cents": {"type": "integer"},
-                        "discount_percent": {"type": "integer", "description": "Against the smallest pack's rate."},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-            "specialists": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["key", "label"],
-                    "properties": {"key": {"type": "string"}, "label": {"type": "string"}},
-                    "additionalProperties": False,
-                },
-            },
-            "actions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": [
-                        "key",
-                        "label",
-                        "description",
-                        "category",
-                        "specialist",
-                        "unit",
-                        "unit_price",
-                        "max_quantity",
-                    ],
-                    "properties": {
-                        "key": {"type": "string"},
-                        "label": {"type": "string"},
-                        "description": {"type": "string"},
-                        "category": {"type": "string", "enum": ["ai", "infrastructure"]},
-                        "specialist": {"type": ["string", "null"]},
-                        "unit": {"type": "string", "enum": ["token", "page", "call"]},
-                        "unit_price": {"allOf": [AMOUNT], "description": "Per unit (per token for AI)."},
-                        "max_quantity": {"type": "integer"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-        },
-        "additionalProperties": False,
-    },
-)
+class CatalogPack(Answer):
+    key: str
+    credits: Amount
+    price_cents: int
+    discount_percent: int = Field(description="Against the smallest pack's rate.")
+
+
+class CatalogSpecialist(Answer):
+    key: str
+    label: str
+
+
+class CatalogAction(Answer):
+    key: str
+    label: str
+    description: str
+    category: Literal["ai", "infrastructure"]
+    specialist: str | None
+    unit: Literal["token", "page", "call"]
+    unit_price: Amount = Field(description="Per unit (per token for AI).")
+    max_quantity: int
+
+
+class Catalog(Answer):
+    plans: list[CatalogPlan]
+    packs: list[CatalogPack]
+    specialists: list[CatalogSpecialist]
+    actions: list[CatalogAction]
 
 
 @endpoint(
+    router,
     "GET",
     "/catalog",
     operation_id="catalog",
     summary="Plans, top-up packs, specialists and the priced actions",
     tag="Reading",
     workspace=False,
-    responses={200: _ok("The price catalog.", CATALOG)},
+    response={200: (Catalog, "The price catalog.")},
 )
 def catalog(request: HttpRequest) -> HttpResponse:
     overview = selectors.catalog_overview()
@@ -634,11 +452,9 @@ def catalog(request: HttpRequest) -> HttpResponse:
 # --- Reply detection -----------------------------------------------------------------------------
 
 
-def _lead_state(request: HttpRequest, service: Callable[[int, str], LeadState]) -> HttpResponse:
-    """Pause or resume the lead named in the body with ``service``; answer its state."""
-    call = request.api
-    fields_checked(call.body, allowed=("lead",), required=("lead",))
-    state = service(call.workspace_id, string_field(call.body, "lead"))
+def _lead_state(request: HttpRequest, lead: str, service: Callable[[int, str], LeadState]) -> HttpResponse:
+    """Pause or resume ``lead`` with ``service``; answer its state."""
+    state = service(request.api.workspace_id, lead)
     return json_response(
         {
             "lead": state.lead,
@@ -650,57 +466,50 @@ def _lead_state(request: HttpRequest, service: Callable[[int, str], LeadState]) 
 
 
 @endpoint(
+    router,
     "POST",
     "/replies",
     operation_id="reply_record",
     summary="A lead replied: pause its sequence",
     description="Its automated sequence steps (charges naming this `lead`) are refused with 409 `sequence_paused`.",
     tag="Reply detection",
-    request_body=LEAD_REQUEST,
-    responses={200: _ok("The lead's state.", LEAD_STATE)},
+    response={200: (LeadStateAnswer, "The lead's state.")},
 )
-def replies(request: HttpRequest) -> HttpResponse:
-    return _lead_state(request, services.record_reply)
+def replies(request: HttpRequest, body: LeadRequest) -> HttpResponse:
+    return _lead_state(request, body.lead, services.record_reply)
 
 
 @endpoint(
+    router,
     "POST",
     "/replies/resume",
     operation_id="reply_resume",
     summary="Resume a lead's sequence",
     description="Its sequence steps are charged again. The lead is in the body (leads may contain any character).",
     tag="Reply detection",
-    request_body=LEAD_REQUEST,
-    responses={200: _ok("The lead's state.", LEAD_STATE)},
+    response={200: (LeadStateAnswer, "The lead's state.")},
 )
-def replies_resume(request: HttpRequest) -> HttpResponse:
-    return _lead_state(request, services.resume_lead)
+def replies_resume(request: HttpRequest, body: LeadRequest) -> HttpResponse:
+    return _lead_state(request, body.lead, services.resume_lead)
 
 
 # --- BYOK ----------------------------------------------------------------------------------------
 
-BYOK_KEY = schema.schema_component(
-    "ByokKey",
-    {
-        "type": "object",
-        "required": ["byok", "api_key"],
-        "properties": {
-            "byok": {"type": "boolean", "description": "Whether the workspace has its own Anthropic key."},
-            "api_key": {"type": ["string", "null"], "description": "The decrypted key; null when none is set."},
-        },
-        "additionalProperties": False,
-    },
-)
+
+class ByokKey(Answer):
+    byok: bool = Field(description="Whether the workspace has its own Anthropic key.")
+    api_key: str | None = Field(description="The decrypted key; null when none is set.")
 
 
 @endpoint(
+    router,
     "GET",
     "/byok-key",
     operation_id="byok_key",
     summary="The workspace's decrypted Anthropic key (service tokens only; every read is logged)",
     tag="BYOK",
     service_only=True,
-    responses={200: _ok("The key, or null.", BYOK_KEY)},
+    response={200: (ByokKey, "The key, or null.")},
 )
 def byok_key(request: HttpRequest) -> HttpResponse:
     workspace = Workspace.objects.get(pk=request.api.workspace_id)

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "ninja",  # the API's docs page uses the Swagger UI files its wheel ships (served from here)
     # Local
     "billing",
     "api",
@@ -35,6 +36,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /api/v1/ is answered here: none of the middleware below runs for it (api/middleware.py).
+    "api.middleware.ApiFirstMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -45,9 +48,6 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "billing.middleware.ReaderTimeZoneMiddleware",
 ]
-
-# /api/ under gunicorn (sigora/wsgi.py): token-authenticated JSON uses no session, cookie or CSRF.
-API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 
 ROOT_URLCONF = "sigora.urls"
 WSGI_APPLICATION = "sigora.wsgi.application"

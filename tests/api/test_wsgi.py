@@ -1,4 +1,5 @@
-"""The WSGI entry point gunicorn serves: /api/ through its own lean middleware, the pages through theirs."""
+"""The WSGI entry point gunicorn serves: one middleware stack, the tests' too; /api/v1/ is answered before
+the pages' part of it (api.middleware.ApiFirstMiddleware)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import io
 import json
 from wsgiref.util import setup_testing_defaults
 
+import pytest
 from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 
 from billing.models import LedgerEntry
@@ -63,3 +66,30 @@ def test_the_pages_keep_their_middleware(db):
     assert status == 200 and headers["X-Frame-Options"] == "DENY"
     status, headers, content = call("/accounts/login/")
     assert status == 200 and b"csrfmiddlewaretoken" in content and "csrftoken" in headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/v1/balance", "GET"),
+        ("/api/v1/charges", "POST"),
+        ("/api/v1/charges", "GET"),
+        ("/api/v1/nowhere", "GET"),
+        ("/api/v1/docs", "GET"),
+        ("/settings/billing/", "GET"),
+    ],
+)
+def test_the_test_client_and_gunicorn_answer_through_the_same_stack(client, db, path, method):
+    """What the tests see is what production serves: the same handler, the same middleware, the same headers."""
+    from sigora.wsgi import application
+
+    status, headers, content = call(path, method=method, body=b"{}" if method == "POST" else b"")
+    response = client.generic(method, path, data=b"{}" if method == "POST" else b"", content_type="application/json")
+    assert response.status_code == status, content
+    varying = {"Date", "Set-Cookie"}  # the client keeps cookies apart; the time moves
+    assert {k: v for k, v in response.headers.items() if k not in varying} == {
+        k: v for k, v in headers.items() if k not in varying
+    }
+    assert type(application) is WSGIHandler  # Django's own, nothing dispatching in front of it
+    if path in ("/api/v1/balance", "/api/v1/charges"):  # the pages' middleware never ran for the API
+        assert not {"Vary", "X-Frame-Options"} & set(response.headers), response.headers
