@@ -170,3 +170,43 @@ def test_no_python_module_writes_markup():
         if (written := markup_written(path))
     }
     assert found == {}
+
+
+def module_imports(app: str) -> dict[str, set[str]]:
+    """Each module of ``app`` and the modules of the app it imports, anywhere in it (an import inside a
+    function closes a cycle as surely, only later), ``from package import module`` included."""
+    names = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in python_files(app)
+        if "migrations" not in path.parts
+    }
+    graph: dict[str, set[str]] = {}
+    for name in names:
+        path = ROOT / (name.replace(".", "/") + ("/__init__.py" if (ROOT / name.replace(".", "/")).is_dir() else ".py"))
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        graph[name] = {target for target in found if target in names and target != name}
+    return graph
+
+
+def test_the_api_has_no_import_cycle():
+    """api/'s modules import each other one way: urls → schema → the endpoints → http → credentials → models."""
+    graph = module_imports("api")
+    state: dict[str, int] = {}  # 1 on the path being walked, 2 done
+
+    def cycle_from(module: str, path: list[str]) -> list[str] | None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                return [*path, module, target]
+            if target not in state and (found := cycle_from(target, [*path, module])):
+                return found
+        state[module] = 2
+        return None
+
+    cycles = [found for module in sorted(graph) if module not in state and (found := cycle_from(module, []))]
+    assert cycles == []
