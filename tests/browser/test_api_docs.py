@@ -29,3 +29,21 @@ def test_the_api_docs_draw_every_operation_offline(browsers, live_server):
     charge.locator(".opblock-summary").click()
     expect(charge).to_contain_text("insufficient_credits")
     assert elsewhere == []
+
+
+def test_the_sites_button_style_stays_out_of_swagger_ui(browsers, live_server):
+    """The schemas at the foot of the reference are Swagger's buttons: the site's filled indigo button
+    style made them pills, with "Expand all" grey on indigo, unreadable."""
+    page = browsers.new().new_page()
+    page.goto("/api/v1/docs")
+    expect(page.locator(".swagger-ui section.models button").first).to_be_visible()
+    site, swaggers = page.evaluate(
+        """() => {
+            const ours = document.createElement("button");
+            document.body.appendChild(ours);
+            const theirs = [...document.querySelectorAll(".swagger-ui section.models button")];
+            return [getComputedStyle(ours).backgroundColor, theirs.map((b) => getComputedStyle(b).backgroundColor)];
+        }"""
+    )
+    assert len(swaggers) > 10
+    assert site not in swaggers
