@@ -175,21 +175,18 @@ def test_no_python_module_writes_markup():
 def module_imports(app: str) -> dict[str, set[str]]:
     """Each module of ``app`` and the modules of the app it imports, anywhere in it (an import inside a
     function closes a cycle as surely, only later), ``from package import module`` included."""
-    names = {
-        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
         for path in python_files(app)
         if "migrations" not in path.parts
     }
     graph: dict[str, set[str]] = {}
-    for name in names:
-        path = ROOT / (name.replace(".", "/") + ("/__init__.py" if (ROOT / name.replace(".", "/")).is_dir() else ".py"))
+    for name, path in modules.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
-        graph[name] = {target for target in found if target in names and target != name}
+        for module, taken in imports(path):
+            if not module.startswith("."):  # the project imports absolutely; relative ones name no app module here
+                found |= {module} | {f"{module}.{each}" for each in taken}
+        graph[name] = {target for target in found if target in modules and target != name}
     return graph
 
 
