@@ -28,12 +28,10 @@ from billing import stripe_gateway as gateway
 from billing.bounds import id_parsed
 from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import BillingError, FulfilmentMismatch, InvalidRequest, PaymentFailed
-from billing.models import Activity, AutoTopUp, LedgerEntry, Membership, Purchase, TopUpPack, Wallet, Workspace
+from billing.models import Activity, AutoTopUp, Membership, Purchase, TopUpPack, Wallet, Workspace
 from billing.services.accounts import activity_record
-from billing.services.checkout import payment_details
-from billing.services.ledger_keys import top_up_key
-from billing.services.refunds import reversal_sync
-from billing.services.wallets import entry_post, wallet_lock
+from billing.services.checkout import pack_paid, payment_details
+from billing.services.wallets import wallet_lock
 
 logger = logging.getLogger(__name__)
 
@@ -209,25 +207,9 @@ def payment_intent_settled(*, intent: dict[str, Any], now: datetime | None = Non
         if current.get("status") == "succeeded":
             if current.get("amount_received", current.get("amount")) != purchase.amount_cents:
                 raise FulfilmentMismatch(f"Payment {intent['id']} does not match purchase #{purchase.pk}.")
-            wallet = wallet_lock(workspace_id=purchase.workspace_id)
-            entry_post(
-                wallet,
-                kind=LedgerEntry.Kind.TOP_UP,
-                topup_delta=purchase.credits,
-                idempotency_key=top_up_key(intent["id"]),
-                reason=f"Auto top-up: {purchase.pack}",
-                external_ref=intent["id"],
-                now=now,
-                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
+            pack_paid(
+                purchase, payment_id=intent["id"], reason=f"Auto top-up: {purchase.pack}", details=details, now=now
             )
-            purchase.status = Purchase.Status.PAID
-            purchase.paid_at = now
-            purchase.stripe_charge_id = details.get("charge", "")
-            purchase.receipt_url = details.get("receipt_url", "")
-            purchase.save()
-            if details.get("back") is not None:
-                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
-                purchase.refresh_from_db()
         elif current.get("status") in ("requires_payment_method", "canceled"):
             error = current.get("last_payment_error") or {}
             purchase.status = Purchase.Status.FAILED

@@ -296,26 +296,15 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
             )
         else:
             was_processing = purchase.status == Purchase.Status.PROCESSING
-            wallet = wallet_lock(workspace_id=purchase.workspace_id)
-            entry_post(
-                wallet,
-                kind=LedgerEntry.Kind.TOP_UP,
-                topup_delta=purchase.credits,
-                idempotency_key=top_up_key(session["id"]),
-                reason=f"Top-up pack: {purchase.pack}",
-                external_ref=session["id"],
-                actor=purchase.created_by,
-                now=now,
-                metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
-            )
-            purchase.status = Purchase.Status.PAID
-            purchase.paid_at = now
             purchase.stripe_payment_intent_id = session.get("payment_intent") or purchase.stripe_payment_intent_id
-            purchase.stripe_charge_id = details.get("charge", "")
-            purchase.receipt_url = details.get("receipt_url", "")
-            purchase.save()
-            if details.get("back") is not None:  # refunded or disputed before this fulfilment ran
-                reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
+            pack_paid(
+                purchase,
+                payment_id=session["id"],
+                reason=f"Top-up pack: {purchase.pack}",
+                actor=purchase.created_by,
+                details=details,
+                now=now,
+            )
             if was_processing:
                 wallet_processing_count(purchase.workspace_id, -1)
             activity_record(
@@ -326,6 +315,41 @@ def checkout_fulfil(*, session: dict[str, Any], now: datetime | None = None) -> 
             )
     logger.info("checkout %s fulfilled: purchase=%s workspace=%s", session["id"], purchase.pk, purchase.workspace_id)
     return purchase
+
+
+def pack_paid(
+    purchase: Purchase,
+    *,
+    payment_id: str,
+    reason: str,
+    details: dict[str, Any],
+    now: datetime,
+    actor: AbstractBaseUser | None = None,
+) -> None:
+    """A paid pack's credits into its wallet, and the purchase marked paid (a Checkout Session's or an
+    auto top-up's PaymentIntent: ``payment_id``). Money Stripe already gave back (``details["back"]``:
+    refunded or disputed before this ran) is taken back at once. Runs in the caller's transaction,
+    with the purchase locked."""
+    wallet = wallet_lock(workspace_id=purchase.workspace_id)
+    entry_post(
+        wallet,
+        kind=LedgerEntry.Kind.TOP_UP,
+        topup_delta=purchase.credits,
+        idempotency_key=top_up_key(payment_id),
+        reason=reason,
+        external_ref=payment_id,
+        actor=actor,
+        now=now,
+        metadata={"purchase": purchase.pk, "receipt_url": details.get("receipt_url", "")},
+    )
+    purchase.status = Purchase.Status.PAID
+    purchase.paid_at = now
+    purchase.stripe_charge_id = details.get("charge", "")
+    purchase.receipt_url = details.get("receipt_url", "")
+    purchase.save()
+    if details.get("back") is not None:
+        reversal_sync(purchase_id=purchase.pk, back=details["back"], now=now)
+        purchase.refresh_from_db()  # the reversal changed its status
 
 
 def checkout_payment_failed(*, session: dict[str, Any]) -> Purchase | None:
