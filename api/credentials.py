@@ -13,14 +13,17 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from api.models import ApiKey, ByokKeyRead, ServiceToken
+from api.ratelimit import revocation_announce
 from billing.bounds import column_length, id_parsed
 from billing.db import execute_prepared
 from billing.errors import InvalidRequest
@@ -75,9 +78,10 @@ def service_token_create(*, name: str, created_by: AbstractBaseUser | None) -> t
 
 
 def service_token_revoke(*, token: ServiceToken, actor: AbstractBaseUser | None) -> ServiceToken:
-    """Stop the token at once (every request checks it afresh)."""
+    """Stop the token at once (see :func:`credential_check` for what "at once" takes)."""
     now = timezone.now()
     ServiceToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=actor)
+    _revoked()
     token.refresh_from_db(fields=["revoked_at", "revoked_by"])
     logger.info("service token revoked prefix=%s by=%s", token.prefix, getattr(actor, "pk", None))
     return token
@@ -96,11 +100,12 @@ def api_key_create(*, workspace: Workspace, name: str, actor: AbstractBaseUser |
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: AbstractBaseUser | None) -> ApiKey:
-    """Stop the key at once; revoking it twice changes nothing."""
+    """Stop the key at once (see :func:`credential_check`); revoking it twice changes nothing."""
     changed = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_by=actor
     )
     api_key.refresh_from_db(fields=["revoked_at", "revoked_by"])
+    _revoked()
     if changed:
         activity_record(
             workspace=api_key.workspace,
@@ -194,3 +199,67 @@ def byok_key_read(*, caller: Caller, workspace: Workspace) -> str:
     )
     logger.info("byok key read over the API workspace=%s token=%s", workspace.pk, caller.prefix)
     return byok_key(workspace=workspace)
+
+
+# --- Verified credentials, kept briefly --------------------------------------------------------
+# Looking the credential up is a round trip to PostgreSQL before every call's own work: about a
+# fifth of a single charge's time over HTTP (docs/performance.md). So each process keeps what it
+# verified for API_CREDENTIAL_CACHE_SECONDS, and revoking reaches the kept copies three ways:
+# - in the process that revokes, they are dropped at once (and again when its transaction commits);
+# - every other process drops its own at its next request when the rate limit runs on Redis
+#   (production): the rate-limit script reads a counter each revocation increments, in the call
+#   every request makes anyway, so this costs no round trip;
+# - without that Redis (or with the rate limit off), another process may still accept a revoked
+#   credential for at most API_CREDENTIAL_CACHE_SECONDS.
+# Only successes are kept (keyed by the token's digest and the workspace it names): an unknown or
+# revoked token is looked up every time, as before.
+
+MAX_KEPT = 10_000
+_kept: dict[tuple[str, int | None], tuple[Caller, float]] = {}
+_revocations: list[int | None] = [None]  # the counter as this process last read it
+clock = time.monotonic  # tests move it
+
+
+def credential_check(token: str, *, workspace_id: int | None) -> tuple[Caller | None, bool]:
+    """:func:`credential_authenticate`'s answer, from this process's recent ones when it has it; and
+    whether it came from them (the caller must then let :func:`revocations_seen` judge it)."""
+    if not _TOKEN_SHAPE.fullmatch(token):
+        return None, False
+    key = (_digest(token), workspace_id)
+    now = clock()
+    kept = _kept.get(key)
+    if kept is not None and kept[1] > now:
+        return kept[0], True
+    caller = credential_authenticate(token, workspace_id=workspace_id)
+    seconds = settings.API_CREDENTIAL_CACHE_SECONDS
+    if caller is not None and seconds > 0:
+        if len(_kept) >= MAX_KEPT:
+            _kept.clear()
+        _kept[key] = (caller, now + seconds)
+    return caller, False
+
+
+def revocations_seen(count: int) -> bool:
+    """The revocation counter as the rate limit read it; True when it moved (everything kept is dropped)."""
+    if _revocations[0] == count:
+        return False
+    _revocations[0] = count
+    credentials_forget()
+    return True
+
+
+def credentials_forget() -> None:
+    """Drop every credential this process keeps (a revocation; tests)."""
+    _kept.clear()
+
+
+def _revoked() -> None:
+    # Dropped now, for this process's next request, and again once the revocation is committed: a
+    # request in between may have looked the credential up before the commit and kept it.
+    credentials_forget()
+    transaction.on_commit(_revocation_committed)
+
+
+def _revocation_committed() -> None:
+    credentials_forget()
+    revocation_announce()

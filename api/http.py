@@ -37,8 +37,8 @@ from ninja.decorators import decorate_view
 from ninja.errors import ValidationError
 from ninja.parser import Parser
 
-from api.credentials import Caller, credential_authenticate
-from api.ratelimit import rate_limit_check
+from api.credentials import Caller, credential_check, revocations_seen
+from api.ratelimit import rate_limit_admit
 from billing.bounds import BIGINT_MAX, id_parsed
 from billing.credits import format_credits
 from billing.errors import BillingError
@@ -240,12 +240,13 @@ def _workspace_header(request: HttpRequest) -> int | None:
     return workspace_id
 
 
-def _authenticate(request: HttpRequest, named: int | None) -> Caller:
+def _authenticate(request: HttpRequest, named: int | None) -> tuple[Caller, bool]:
+    """The caller, and whether it was kept from an earlier request (api/credentials.py)."""
     scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    caller = credential_authenticate(token.strip(), workspace_id=named) if scheme.lower() == "bearer" else None
+    caller, kept = credential_check(token.strip(), workspace_id=named) if scheme.lower() == "bearer" else (None, False)
     if caller is None:
         raise ApiError(401, "unauthenticated", UNAUTHENTICATED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
-    return caller
+    return caller, kept
 
 
 def _body_read(request: HttpRequest, limit: int) -> tuple[bytes, dict[str, Any]]:
@@ -318,7 +319,7 @@ class Gate:
                 named = _workspace_header(request)
             except ApiError as error:
                 bad_header = error
-        caller = _authenticate(request, named)
+        caller, kept = _authenticate(request, named)
         if bad_header is not None:
             raise bad_header
         if self.service_only and not caller.is_service:
@@ -329,7 +330,10 @@ class Gate:
             # PostgreSQL stores no NUL: refuse it here, not as a 500 below.
             if any("\x00" in value for value in values):
                 raise ApiError(422, "invalid_request", f"{name} may not contain NUL characters.", field=name)
-        wait = rate_limit_check(caller.rate_key)
+        wait, revocations = rate_limit_admit(caller.rate_key)
+        # A credential was revoked somewhere since this one was kept: look it up again.
+        if revocations is not None and revocations_seen(revocations) and kept:
+            caller, _ = _authenticate(request, named)
         if wait is not None:
             raise ApiError(
                 429,

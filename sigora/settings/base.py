@@ -120,6 +120,9 @@ else:
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 6_000)
 API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60)
 API_RATE_LIMIT_REDIS_URL = env_str("API_RATE_LIMIT_REDIS_URL", REDIS_URL or "")
+# Seconds a process keeps a credential it verified (api/credentials.py: a revocation reaches every
+# process at its next request through the rate limit's Redis; this bounds it without one). 0: off.
+API_CREDENTIAL_CACHE_SECONDS = env_int("API_CREDENTIAL_CACHE_SECONDS", 1)
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024)
 API_MAX_BATCH_BODY_BYTES = env_int("API_MAX_BATCH_BODY_BYTES", 5 * 1024 * 1024)
 

@@ -1,8 +1,9 @@
 import json
 
 import pytest
+import redis
 
-from api.credentials import api_key_create, service_token_create
+from api.credentials import api_key_create, credentials_forget, service_token_create
 from api.ratelimit import rate_limit_reset
 from tests.billing.test_views import team  # noqa: F401  (owner, admin and member of one workspace: the settings tests' fixture)
 from tests.factories import UserFactory
@@ -13,8 +14,37 @@ def in_process_rate_limit(settings):
     """Count in-process unless a test says otherwise (CI's REDIS_URL is shared with other suites)."""
     settings.API_RATE_LIMIT_REDIS_URL = ""
     rate_limit_reset()
+    credentials_forget()
     yield
     rate_limit_reset()
+    credentials_forget()
+
+
+@pytest.fixture
+def credential_clock(monkeypatch):
+    """The clock of the credentials a process keeps (api/credentials.py), moved by hand: [seconds]."""
+    from api import credentials
+
+    now = [1_000.0]
+    monkeypatch.setattr(credentials, "clock", lambda: now[0])
+    return now
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/13"  # db 13 is this suite's alone
+
+
+@pytest.fixture
+def redis_db13(settings):
+    """The rate limit (and the revocation counter) on a Redis database of the API suite's own."""
+    connection = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        connection.ping()
+    except redis.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    connection.flushdb()
+    settings.API_RATE_LIMIT_REDIS_URL = REDIS_TEST_URL
+    yield connection
+    connection.flushdb()
 
 
 @pytest.fixture
