@@ -10,6 +10,17 @@ are exported here too.
 
 from billing.db import Read, reads_run
 from billing.selectors.activity import activity_page
+from billing.selectors.advisor import (
+    ADVICE_DAYS,
+    MIN_HISTORY_DAYS,
+    Advice,
+    Combination,
+    PackCount,
+    UsageWindow,
+    advisor_read,
+    cheapest_cover,
+    plan_advice,
+)
 from billing.selectors.audit import AuditChunk, LedgerProblem, holds_audit, ledger_audit
 from billing.selectors.balances import LOW_FRACTION, NEARLY_USED_PERCENT, BalanceSummary, balance_level, balance_of
 from billing.selectors.caps import CapRow, caps_overview
@@ -50,25 +61,30 @@ from billing.selectors.payments import (
 from billing.selectors.usage import FORECAST_HORIZON_DAYS, ToolUsage, UsageSummary, usage_read, usage_summary
 
 __all__ = [
+    "ADVICE_DAYS",
     "CARD_BRANDS",
     "FORECAST_HORIZON_DAYS",
     "HISTORY_LIMIT",
     "LOW_FRACTION",
+    "MIN_HISTORY_DAYS",
     "NEARLY_USED_PERCENT",
     "SHOWN_STATUSES",
     "STATUS_LABELS",
     "ActionGroup",
+    "Advice",
     "AuditChunk",
     "BalanceSummary",
     "BillingHistory",
     "CapRow",
     "CatalogOverview",
+    "Combination",
     "HistoryRow",
     "LedgerFilters",
     "LedgerPage",
     "LedgerProblem",
     "LedgerRow",
     "Offers",
+    "PackCount",
     "PackOffer",
     "PaymentMethodShown",
     "PaymentState",
@@ -76,14 +92,17 @@ __all__ = [
     "ToolName",
     "ToolUsage",
     "UsageSummary",
+    "UsageWindow",
     "active_plans",
     "activity_page",
+    "advisor_read",
     "balance_level",
     "balance_of",
     "billing_history",
     "billing_history_read",
     "caps_overview",
     "catalog_overview",
+    "cheapest_cover",
     "holds_audit",
     "ledger_audit",
     "ledger_export",
@@ -94,6 +113,7 @@ __all__ = [
     "pack_offers",
     "payment_method_on_file",
     "payment_state",
+    "plan_advice",
     "purchase_description",
     "purchase_status",
     "reads_run",

@@ -54,24 +54,37 @@ def _region(request: HttpRequest, partial: str, context: Callable[[], dict]) -> 
 def _billing_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     today = _today(workspace)
-    # The usage region's read, the transactions' first page and the billing history, in one round trip.
+    # The usage region's read, the transactions' first page, the billing history and the advisor's usage, in one
+    # round trip.
     form = _filter_form(request)
-    usage, page, history = selectors.reads_run(
+    usage, page, history, window = selectors.reads_run(
         selectors.usage_read(wallet=workspace.wallet, today=today),
         _transactions_read(request, form),
         _history_read(request),
+        selectors.advisor_read(workspace=workspace, today=today),
     )
     # The usage read brings the caps, and today's spend per specialist when today is in the period.
     spent_today = usage.spent_today if usage.start <= today else None
     caps = selectors.caps_overview(
         workspace_id=workspace.pk, today=today, spent_today=spent_today, daily_caps=usage.daily_caps
     )
+    offers = selectors.offers()
+    can_manage = request.membership.can_manage_billing
+    advice = selectors.plan_advice(
+        window=window,
+        plans=offers.plans,
+        packs=[offer.pack for offer in offers.packs],
+        current=workspace.plan,
+        seats=workspace.seats,
+    )
     return {
         **_transactions_context(request, form, page),
         **_balance_context(request),
         **_usage_context(usage),
         **_history_context(request, history),
-        "offers": offer_cards(selectors.offers(), workspace, request.membership.can_manage_billing),
+        "advice": advice,
+        "advice_actions": advice_actions(advice, workspace, can_manage),
+        "offers": offer_cards(offers, workspace, can_manage),
         "caps": caps,
         "cap_form": CapForm(),
         "can_manage": request.membership.can_manage_billing,
@@ -391,6 +404,30 @@ def caps_fragment(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.errors:
         response.status_code = 422
     return response
+
+
+# --- The plan advisor ---------------------------------------------------------------------------
+
+
+def advice_actions(advice: selectors.Advice, workspace: Workspace, can_manage: bool) -> dict | None:
+    """The advice's buttons, each through a flow that exists, for those who may buy; None for the others.
+
+    ``plan``: "switch" (the plan's checkout, or the portal's confirmation for a subscription), "cancel"
+    (Free is reached by cancelling in the portal) or None (the plan stays, or a paid plan without a
+    subscription, which falls back to Free at its renewal by itself); the packs are the top-up checkout's.
+    """
+    if not (can_manage and advice.enough):
+        return None
+    subscribed = getattr(workspace, "live_subscription", None) is not None
+    plan = None
+    if advice.changes_plan:
+        if not advice.best.plan.is_free:
+            plan = "switch"
+        elif subscribed:
+            plan = "cancel"
+    if plan is None and not advice.best.packs:
+        return None
+    return {"plan": plan, "subscribed": subscribed}
 
 
 # --- Top up or upgrade, and off to Stripe -------------------------------------------------------

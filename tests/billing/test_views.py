@@ -486,10 +486,11 @@ def test_the_billing_page_runs_the_same_few_queries_however_long_the_ledger(clie
     )
     large = queries()
     # Session, the user with their memberships (workspace, plan and wallet), then one round trip that
-    # carries three statements: a ledger page, the usage with the caps, and the billing history's page.
+    # carries the statements of a ledger page, the usage with the caps, the billing history's page and
+    # the plan advisor's 30 days of usage.
     assert len(large) == len(small) == 3
     statements = [sql for q in large for sql in q["sql"].split(";\n")]
-    assert len(statements) == 5
+    assert len(statements) == 6
     [history] = [sql for sql in statements if "billing_purchase" in sql]
     assert "LIMIT" in history
     ledger_reads = [sql for sql in statements if "billing_ledgerentry" in sql]
