@@ -48,7 +48,7 @@ def test_with_htmx_the_new_key_comes_in_a_box_of_its_own_in_place_and_no_answer_
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     html = response.content.decode()
-    assert "<html" not in html and html.lstrip().startswith('<div id="api-keys">')
+    assert "<html" not in html and html.lstrip().startswith('<div id="api-keys" class="region">')
     box = re.search(r'<section class="card new-key".*?</section>', html, re.S).group(0)
     secret = re.search(r'data-testid="secret">(sgk_[A-Za-z0-9_-]{43})<', box).group(1)
     assert "shown only this once" in box
