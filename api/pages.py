@@ -1,7 +1,10 @@
 """Settings → API keys: owners and admins create and revoke the workspace's keys; members view.
 
 A new key's secret is shown once, in the response to the POST that made it (never stored,
-never in a redirect or the session); afterwards a key is known by its prefix.
+never in a redirect or the session); afterwards a key is known by its prefix. With JS that POST
+is htmx's and its answer replaces the keys' region in place, so the page's address stays the
+GET's: a reload asks for the page again and shows no secret. No response of the page may be
+kept by a cache (the back/forward cache included), whether it holds the secret or not yet.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from api.credentials import MAX_NAME_LENGTH, api_key_create, api_key_revoke
@@ -20,6 +24,7 @@ from billing.views.access import workspace_view
 
 
 @require_http_methods(["GET", "POST"])
+@never_cache
 @workspace_view()
 def settings_api_keys(request: HttpRequest) -> HttpResponse:
     can_manage = request.membership.can_manage_billing
@@ -47,10 +52,8 @@ def settings_api_keys(request: HttpRequest) -> HttpResponse:
         "docs_url": reverse("api:openapi-view"),
         "name_max_length": MAX_NAME_LENGTH,
     }
-    response = render(request, "api/settings_api_keys.html", context, status=422 if error else 200)
-    if secret:
-        response["Cache-Control"] = "no-store"  # the page holding the secret must not be kept anywhere
-    return response
+    template = "api/settings_api_keys.html#keys" if request.htmx else "api/settings_api_keys.html"
+    return render(request, template, context, status=422 if error else 200)
 
 
 @require_POST

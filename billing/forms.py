@@ -91,6 +91,12 @@ class SignupForm(forms.Form):
     workspace_name = forms.CharField(max_length=column_length(Workspace, "name"), label="Workspace name")
 
 
+class InvitedSignupForm(forms.Form):
+    """Signing up through an invitation: the address is the invitation's, and no workspace of one's own."""
+
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+
 class InviteForm(forms.Form):
     email = forms.EmailField(max_length=column_length(Invitation, "email"))
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)

@@ -24,5 +24,6 @@ urlpatterns = [
     path("settings/members/", members.settings_members, name="settings_members"),
     path("settings/members/<int:membership_id>/remove/", members.member_remove, name="member_remove"),
     path("settings/invitations/<int:invitation_id>/revoke/", members.invitation_revoke, name="invitation_revoke"),
+    path("settings/invitations/<int:invitation_id>/resend/", members.invitation_resend, name="invitation_resend"),
     path("settings/activity/", activity.settings_activity, name="settings_activity"),
 ]

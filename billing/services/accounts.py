@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
@@ -24,6 +25,7 @@ from billing.services.workspaces import workspace_create
 logger = logging.getLogger(__name__)
 
 INVITATION_DAYS = 7
+INVITATION_GONE = "This invitation link is not valid any more (used, revoked or expired)."
 
 
 def staff_may(user: AbstractBaseUser, permission: str) -> bool:
@@ -48,9 +50,8 @@ def _email(raw: str, *, stored_in: type, field: str) -> str:
     return email
 
 
-@transaction.atomic
-def account_signup(*, email: str, password: str, workspace_name: str, time_zone: str = "UTC") -> AbstractBaseUser:
-    """A new user and their own Free workspace, which they own."""
+def _user_create(*, email: str, password: str) -> AbstractBaseUser:
+    """A new user whose username is their email, with a password the validators accept."""
     User = get_user_model()
     email = _email(email, stored_in=User, field="username")  # the email is the username, a shorter column
     if User.objects.filter(username=email).exists():
@@ -62,29 +63,72 @@ def account_signup(*, email: str, password: str, workspace_name: str, time_zone:
         raise InvalidRequest(" ".join(exc.messages), field="password") from None
     user.set_password(password)
     user.save()
+    return user
+
+
+@transaction.atomic
+def account_signup(*, email: str, password: str, workspace_name: str, time_zone: str = "UTC") -> AbstractBaseUser:
+    """A new user and their own Free workspace, which they own."""
+    user = _user_create(email=email, password=password)
     workspace_create(name=workspace_name, owner=user, time_zone=time_zone)
     logger.info("signup user=%s", user.pk)
     return user
+
+
+@transaction.atomic
+def account_signup_invited(*, token: str, password: str) -> Membership:
+    """A new user for the address an invitation was sent to, who joins that workspace and no other.
+
+    Following an invitation is how they came: a workspace of their own would be one more to pay
+    for and to switch away from, so none is made (they can be invited to or open others later).
+    """
+    invitation = invitation_lookup(token)
+    if invitation is None:
+        raise InvalidRequest(INVITATION_GONE, field="token")
+    user = _user_create(email=invitation.email, password=password)
+    membership = invitation_accept(token=token, user=user)
+    logger.info("signup user=%s invitation=%s", user.pk, invitation.pk)
+    return membership
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class InvitationSent:
+    """An invitation just emailed, and the still-valid one to the same address it replaced, if any."""
+
+    invitation: Invitation
+    replaced: Invitation | None  # its link stopped working: the inviter is told so, and the new email says so
+
+
 @transaction.atomic
 def invitation_create(
     *, workspace: Workspace, email: str, role: str, invited_by: AbstractBaseUser, link_base: str
-) -> Invitation:
-    """Invite ``email`` to join with ``role`` and email them the link (valid for a week)."""
+) -> InvitationSent:
+    """Invite ``email`` to join with ``role`` and email them the link (valid for a week).
+
+    Inviting an address again renews its invitation: a new link, a new week, the role now chosen.
+    Only a hash of a token is kept, so the earlier link cannot be sent again; it stops working
+    instead (one pending invitation per address, a database constraint), and both the inviter and
+    the new email say so rather than letting the first link quietly turn into "not found".
+    """
     email = _email(email, stored_in=Invitation, field="email")
     if role not in Membership.Role.values:
         raise InvalidRequest("Choose a role: owner, admin or member.", field="role")
     if Membership.objects.filter(workspace=workspace, user__username=email).exists():
         raise InvalidRequest(f"{email} is already a member of this workspace.", field="email")
-    # A new invitation replaces a pending one for the same address.
-    Invitation.objects.filter(
-        workspace=workspace, email=email, accepted_at__isnull=True, revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
+    now = timezone.now()
+    earlier = (
+        Invitation.objects.select_for_update()
+        .filter(workspace=workspace, email=email, accepted_at__isnull=True, revoked_at__isnull=True)
+        .first()
+    )
+    if earlier is not None:
+        earlier.revoked_at = now
+        earlier.save(update_fields=["revoked_at"])
+    replaced = earlier if earlier is not None and earlier.expires_at > now else None  # an expired link was dead already
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         workspace=workspace,
@@ -92,25 +136,26 @@ def invitation_create(
         role=role,
         token_hash=_hash(token),
         invited_by=invited_by,
-        expires_at=timezone.now() + timedelta(days=INVITATION_DAYS),
+        created_at=now,
+        expires_at=now + timedelta(days=INVITATION_DAYS),
     )
     link = f"{link_base.rstrip('/')}/{token}/"
+    replaces = "" if replaced is None else "This link replaces the one in our earlier email, which no longer works.\n\n"
     transaction.on_commit(
         lambda: send_mail(
             subject=f"Join {workspace.name} on Sigora",
             message=(
                 f"{invited_by.get_username()} invited you to the {workspace.name} workspace on Sigora as "
-                f"{invitation.get_role_display().lower()}.\n\nAccept the invitation: {link}\n\n"
+                f"{invitation.get_role_display().lower()}.\n\nAccept the invitation: {link}\n\n{replaces}"
                 f"The link works for {INVITATION_DAYS} days."
             ),
             from_email=None,
             recipient_list=[email],
         )
     )
-    activity_record(
-        workspace=workspace, actor=invited_by, verb=Activity.Verb.MEMBER_INVITED, detail=f"{email} as {role}"
-    )
-    return invitation
+    detail = f"{email} as {role}" + ("" if replaced is None else ", a new link (the earlier one stopped working)")
+    activity_record(workspace=workspace, actor=invited_by, verb=Activity.Verb.MEMBER_INVITED, detail=detail)
+    return InvitationSent(invitation=invitation, replaced=replaced)
 
 
 def invitation_lookup(token: str) -> Invitation | None:
@@ -119,11 +164,27 @@ def invitation_lookup(token: str) -> Invitation | None:
     return invitation if invitation is not None and invitation.is_pending else None
 
 
+def invitation_closed(token: str) -> str | None:
+    """Why an invitation link no longer works: "used", "replaced", "revoked" or "expired" (None: no such link)."""
+    invitation = Invitation.objects.filter(token_hash=_hash(token or "")).first()
+    if invitation is None or invitation.is_pending:
+        return None
+    if invitation.accepted_at is not None:
+        return "used"
+    if invitation.expires_at <= (invitation.revoked_at or timezone.now()):
+        return "expired"
+    # Revoked, then. Renewing revokes the earlier invitation at the very instant the new one is made.
+    renewed = Invitation.objects.filter(
+        workspace_id=invitation.workspace_id, email=invitation.email, created_at=invitation.revoked_at
+    )
+    return "replaced" if renewed.exists() else "revoked"
+
+
 @transaction.atomic
 def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
     invitation = invitation_lookup(token)
     if invitation is None:
-        raise InvalidRequest("This invitation link is not valid any more (used, revoked or expired).", field="token")
+        raise InvalidRequest(INVITATION_GONE, field="token")
     if (user.email or user.get_username()).strip().lower() != invitation.email:
         raise InvalidRequest(
             f"This invitation is for {invitation.email}; sign in with that address to accept it.", field="token"

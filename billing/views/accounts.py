@@ -7,15 +7,15 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import selectors, services
 from billing.bounds import id_parsed
 from billing.errors import BillingError
-from billing.forms import SignupForm, refusal_shown
-from billing.models import Membership
+from billing.forms import InvitedSignupForm, SignupForm, refusal_shown
+from billing.models import Invitation, Membership
 from billing.views.access import SESSION_WORKSPACE
 
 
@@ -40,7 +40,10 @@ def workspace_switch(request: HttpRequest) -> HttpResponse:
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     pending = services.invitation_lookup(token)
     if pending is None:
-        raise Http404("This invitation link is not valid any more.")
+        closed = services.invitation_closed(token)
+        if closed is None:
+            raise Http404("There is no such invitation.")
+        return render(request, "billing/invitation.html", {"closed": closed}, status=404)
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{reverse('login')}?next={request.path}")
@@ -49,16 +52,38 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         except BillingError as refusal:
             messages.error(request, refusal.message)
             return redirect(request.path)
-        request.session[SESSION_WORKSPACE] = membership.workspace_id
-        messages.success(request, f"Welcome to {membership.workspace.name}.")
-        return redirect("billing:settings_billing")
+        return _joined(request, membership)
     return render(request, "billing/invitation.html", {"invitation": pending})
+
+
+def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Open the workspace just joined, and say so."""
+    request.session[SESSION_WORKSPACE] = membership.workspace_id
+    messages.success(request, f"Welcome to {membership.workspace.name}.")
+    return redirect("billing:settings_billing")
+
+
+def _invitation_token(next_url: str) -> str | None:
+    """The token of the invitation link ``next_url`` returns to, if it is one: the sign-up came from it."""
+    if not next_url.startswith("/"):
+        return None
+    try:
+        match = resolve(next_url.split("?", 1)[0])
+    except Resolver404:
+        return None
+    return match.kwargs["token"] if match.view_name == "billing:invitation" else None
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    form = SignupForm(request.POST or None)
     next_url = request.POST.get("next") or request.GET.get("next") or ""
+    token = _invitation_token(next_url)
+    if token is not None:
+        invitation = services.invitation_lookup(token)
+        if invitation is not None:
+            return _signup_invited(request, token=token, invitation=invitation, next_url=next_url)
+        next_url = ""  # it leads to a dead link: a plain sign-up, saying why
+    form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.account_signup(
@@ -76,6 +101,20 @@ def signup(request: HttpRequest) -> HttpResponse:
             ):
                 return HttpResponseRedirect(next_url)
             return redirect("billing:settings_billing")
-    return render(
-        request, "registration/signup.html", {"form": form, "next": next_url}, status=422 if form.errors else 200
-    )
+    context = {"form": form, "next": next_url, "invitation_gone": token is not None}
+    return render(request, "registration/signup.html", context, status=422 if form.errors else 200)
+
+
+def _signup_invited(request: HttpRequest, *, token: str, invitation: Invitation, next_url: str) -> HttpResponse:
+    """Sign-up from an invitation link: the account is the invited address's, and joins that workspace only."""
+    form = InvitedSignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.account_signup_invited(token=token, password=form.cleaned_data["password"])
+        except BillingError as refusal:
+            refusal_shown(form, refusal)
+        else:
+            login(request, membership.user)
+            return _joined(request, membership)
+    context = {"form": form, "next": next_url, "invitation": invitation}
+    return render(request, "registration/signup.html", context, status=422 if form.errors else 200)

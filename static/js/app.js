@@ -17,3 +17,51 @@ document.addEventListener("htmx:afterSwap", function (event) {
     target.focus({ preventScroll: true });
   }
 });
+
+// Copy buttons (data-copy="<id of the element holding the text>"): hidden in the markup, shown
+// only where this script runs. The clipboard API needs a secure context and the page's focus;
+// where it fails, the text is selected for the reader to copy themselves. The outcome is said in
+// the nearest [data-copy-status] (aria-live), for screen readers too.
+(function () {
+  function reveal(root) {
+    root.querySelectorAll("button[data-copy][hidden]").forEach(function (button) { button.hidden = false; });
+  }
+  reveal(document);
+  document.addEventListener("htmx:load", function (event) { reveal(event.detail.elt); });
+
+  function select(element) {
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    var box = button.closest("section, .card, form") || document;
+    var status = box.querySelector("[data-copy-status]");
+    var say = function (text) { if (status) status.textContent = text; };
+    var text = source.textContent.trim();
+    var fallback = function () {
+      select(source);
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+      say(copied ? "Copied to the clipboard." : "Selected: press Ctrl+C (⌘C on a Mac) to copy it.");
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { say("Copied to the clipboard."); }, fallback);
+    } else {
+      fallback();
+    }
+  });
+
+  // A secret shown once must not come back with the back button: the back/forward cache would
+  // restore the page as it was left, so the box goes before the page is put away.
+  window.addEventListener("pagehide", function () {
+    document.querySelectorAll("[data-secret-once]").forEach(function (element) { element.remove(); });
+  });
+})();

@@ -106,6 +106,18 @@ def test_every_page_for_every_role(client, world, role):
     assert seen == expected
 
 
+def test_every_admin_page_shows_the_sites_favicon(client, world):
+    from django.templatetags.static import static
+
+    favicon = f'<link rel="icon" href="{static("favicon.svg")}" type="image/svg+xml">'
+    assert favicon in client.get(reverse("admin:login")).content.decode()
+    client.force_login(world["people"]["superuser"])
+    pages = {page: client.get(url) for page, (url, _) in _pages(world).items()}
+    html = {page: r.content.decode() for page, r in pages.items() if r["Content-Type"].startswith("text/html")}
+    assert len(html) == len(pages) - 1  # all but the ledger's CSV
+    assert [page for page, text in html.items() if favicon not in text] == []
+
+
 # --- Actions: each says whether it happened ---------------------------------------------------
 
 

@@ -22,7 +22,7 @@ def test_owners_and_admins_create_a_key_shown_once_then_listed_by_prefix(client,
     client.force_login(team[role])
     response = client.post(PAGE, {"name": "Zapier"})
     assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
+    assert "no-store" in response["Cache-Control"]
     secret = re.search(r'data-testid="secret">(sgk_[A-Za-z0-9_-]{43})<', response.content.decode()).group(1)
     key = ApiKey.objects.get(workspace=team["ws"])
     assert (key.name, key.prefix, key.created_by) == ("Zapier", secret[:12], team[role])
@@ -33,6 +33,39 @@ def test_owners_and_admins_create_a_key_shown_once_then_listed_by_prefix(client,
     assert f"{key.prefix}…" in listed
     assert secret not in listed
     assert "Zapier" in listed
+
+
+def test_with_htmx_the_new_key_comes_in_a_box_of_its_own_in_place_and_no_answer_is_kept(client, team):
+    """The form posts through htmx: the answer is the keys' region alone (the address stays the GET's),
+    with the secret in a box holding a Copy button and the warning; no response of the page is cached."""
+    client.force_login(team["owner"])
+    page = client.get(PAGE)
+    assert "no-store" in page["Cache-Control"]  # the page a secret is swapped into is never kept either
+    form = re.search(r'<form method="post" action="/settings/api-keys/"[^>]*>', page.content.decode()).group(0)
+    assert 'hx-post="/settings/api-keys/"' in form and 'hx-target="#api-keys"' in form
+
+    response = client.post(PAGE, {"name": "Zapier"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
+    assert "<html" not in html and html.lstrip().startswith('<div id="api-keys" class="region">')
+    box = re.search(r'<section class="card new-key".*?</section>', html, re.S).group(0)
+    secret = re.search(r'data-testid="secret">(sgk_[A-Za-z0-9_-]{43})<', box).group(1)
+    assert "shown only this once" in box
+    assert 'data-copy="new-key-secret"' in box and 'id="new-key-secret"' in box
+    assert 'aria-live="polite"' in box and 'hx-history="false"' in box
+    assert "Zapier" in html.split("</section>", 1)[1]  # the list below it has the new key
+    assert secret not in response.get("Location", "") and secret not in str(dict(response.headers))
+    assert secret not in client.get(PAGE).content.decode()
+
+
+def test_with_htmx_a_refused_name_comes_back_in_place_with_its_error(client, team):
+    client.force_login(team["owner"])
+    response = client.post(PAGE, {"name": " "}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "<html" not in html and "Give it a name" in html and 'aria-invalid="true"' in html
+    assert "new-key" not in html and not ApiKey.objects.exists()
 
 
 def test_the_settings_menu_links_the_page_and_marks_it_current(client, team):
