@@ -33,9 +33,21 @@ def quantity(count: int, unit: str) -> str:
 
 
 @register.filter
-def percent_of(amount: int, total: int) -> int:
-    """``amount``'s share of ``total`` in whole per cent (0 when the total is 0)."""
-    return round(amount * 100 / total) if total else 0
+def share_of(amount: int, total: int) -> str:
+    """``amount``'s share of ``total`` in whole per cent, rounded half up: "57%".
+
+    A share under 1 % reads "<1%" and one over 99 % (but not all) ">99%", so a specialist that
+    used a little never shows as having used nothing, nor the busiest one as everything.
+    """
+    if total <= 0 or amount <= 0:
+        return "0%"
+    if amount >= total:
+        return "100%"
+    if amount * 100 < total:
+        return "<1%"
+    if amount * 100 > total * 99:
+        return ">99%"
+    return f"{(amount * 200 + total) // (2 * total)}%"
 
 
 @register.filter
