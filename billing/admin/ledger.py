@@ -110,11 +110,14 @@ def _credits_text(milli: int | None, *, signed: bool = False) -> str:
     return "" if milli is None else format_credits(milli, signed=signed, grouped=False)
 
 
-# The staff export: the customer's reason and staff's internal note side by side.
+# The staff export: the customer's reason and staff's internal note side by side. Amounts are in
+# credits as the admin shows them, exact to the thousandth, without thousands separators so a
+# spreadsheet reads them as numbers.
 CSV_COLUMNS = [
-    "id", "time (UTC)", "workspace id", "workspace", "kind", "tool", "specialist", "quantity", "unit price (mc)",
-    "plan bucket", "top-up", "plan balance after", "top-up balance after", "byok", "actor", "reason",
-    "internal note", "idempotency key", "external ref",
+    "ID", "Time (UTC)", "Workspace ID", "Workspace", "Kind", "Tool", "Specialist", "Quantity",
+    "Unit price (credits)", "Amount (credits)", "Plan bucket (credits)", "Top-up (credits)",
+    "Plan balance after (credits)", "Top-up balance after (credits)", "BYOK", "Actor", "Reason",
+    "Internal note", "Idempotency key", "External ref",
 ]  # fmt: skip
 _CSV_FIELDS = [
     "id", "created_at", "workspace_id", "workspace__name", "kind", "action__key", "specialist_id", "quantity",
@@ -154,7 +157,8 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
             action_key or "",
             specialist or "",
             "" if quantity is None else str(quantity),
-            "" if unit_price is None else str(unit_price),
+            _credits_text(unit_price),
+            _credits_text(plan_delta + topup_delta, signed=True),
             _credits_text(plan_delta, signed=True),
             _credits_text(topup_delta, signed=True),
             _credits_text(plan_after),
@@ -191,20 +195,23 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     ordering = ["-id"]
     list_per_page = 50
     actions = None  # no bulk delete, no selection
+    # Every amount through a display method below: credits as the product writes them, never the
+    # millicredits the columns hold.
     fields = [
         "id",
         "created_at",
         "workspace",
         "kind",
-        "plan_delta",
-        "topup_delta",
-        "plan_balance_after",
-        "topup_balance_after",
+        "amount_credits",
+        "plan_change",
+        "topup_change",
+        "plan_after",
+        "topup_after",
         "action",
         "specialist",
         "quantity",
-        "unit_price",
-        "list_amount",
+        "unit_price_credits",
+        "list_price",
         "byok",
         "lead",
         "idempotency_key",
@@ -272,3 +279,36 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     @admin.display(description="after (plan / top-up)")
     def balances_after(self, entry: LedgerEntry) -> str:
         return f"{format_credits(entry.plan_balance_after)} / {format_credits(entry.topup_balance_after)}"
+
+    # --- The entry's page: each amount in credits ---------------------------------------------
+
+    @admin.display(description="amount")
+    def amount_credits(self, entry: LedgerEntry) -> str:
+        return f"{format_credits(entry.amount, signed=True)} credits"
+
+    @admin.display(description="plan bucket change")
+    def plan_change(self, entry: LedgerEntry) -> str:
+        return f"{format_credits(entry.plan_delta, signed=True)} credits"
+
+    @admin.display(description="top-up change")
+    def topup_change(self, entry: LedgerEntry) -> str:
+        return f"{format_credits(entry.topup_delta, signed=True)} credits"
+
+    @admin.display(description="plan bucket after")
+    def plan_after(self, entry: LedgerEntry) -> str:
+        return f"{format_credits(entry.plan_balance_after)} credits"
+
+    @admin.display(description="top-up credits after")
+    def topup_after(self, entry: LedgerEntry) -> str:
+        return f"{format_credits(entry.topup_balance_after)} credits"
+
+    @admin.display(description="unit price")
+    def unit_price_credits(self, entry: LedgerEntry) -> str:
+        if entry.unit_price is None:
+            return ""
+        unit = entry.action.get_unit_display() if entry.action_id else "unit"
+        return f"{format_credits(entry.unit_price)} credits per {unit}"
+
+    @admin.display(description="list price (BYOK: what it would have cost)")
+    def list_price(self, entry: LedgerEntry) -> str:
+        return "" if entry.list_amount is None else f"{format_credits(entry.list_amount)} credits"

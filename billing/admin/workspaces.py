@@ -133,10 +133,10 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         "period",
         "byok",
         "past_due",
-        "monthly_budget",
+        "budget",
         "stripe_customer_id",
     ]
-    readonly_fields = ["balances", "period", "byok", "past_due", "stripe_customer_id"]
+    readonly_fields = ["balances", "period", "byok", "past_due", "budget", "stripe_customer_id"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("plan", "wallet", "subscription")
@@ -190,6 +190,12 @@ class WorkspaceAdmin(ReadOnlyAdmin):
             f"plan bucket {format_credits(wallet.plan_balance)} of {format_credits(wallet.period_allowance)}, "
             f"top-up {format_credits(wallet.topup_balance)}, total {format_credits(wallet.total)} credits"
         )
+
+    @admin.display(description="monthly budget")
+    def budget(self, workspace: Workspace) -> str:
+        if workspace.monthly_budget is None:
+            return "none"
+        return f"{format_credits(workspace.monthly_budget)} credits a period"
 
     @admin.display(description="period")
     def period(self, workspace: Workspace) -> str:
@@ -308,6 +314,20 @@ class WalletAdmin(ReadOnlyAdmin):
     list_select_related = ["workspace"]
     ordering = ["-workspace_id"]
     show_full_result_count = False
+    # The amounts through the display methods below, in credits: never the millicredits stored.
+    fields = [
+        "workspace",
+        "plan_credits",
+        "topup_credits",
+        "allowance",
+        "period_start",
+        "period_end",
+        "period_anchor",
+        "spent_this_period",
+        "spent_today",
+        "payments_processing",
+    ]
+    readonly_fields = fields
 
     @admin.display(description="Plan bucket")
     def plan_credits(self, wallet: Wallet) -> str:
@@ -316,3 +336,18 @@ class WalletAdmin(ReadOnlyAdmin):
     @admin.display(description="Top-up credits")
     def topup_credits(self, wallet: Wallet) -> str:
         return format_credits(wallet.topup_balance)
+
+    @admin.display(description="Plan credits granted this period")
+    def allowance(self, wallet: Wallet) -> str:
+        return format_credits(wallet.period_allowance)
+
+    @admin.display(description="Spent this period (for the monthly budget)")
+    def spent_this_period(self, wallet: Wallet) -> str:
+        return format_credits(wallet.period_spend)
+
+    @admin.display(description="Spent on its last day of usage, by specialist (for daily caps)")
+    def spent_today(self, wallet: Wallet) -> str:
+        if wallet.day is None or not wallet.day_spend:
+            return "nothing yet"
+        spent = ", ".join(f"{key} {format_credits(amount)}" for key, amount in sorted(wallet.day_spend.items()))
+        return f"{wallet.day:%Y-%m-%d}: {spent}"
