@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from billing.admin.amounts import credits_display
 from billing.admin.cells import cell
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.admin.queries import ledger_rows_newest_first, ledger_search_ids
@@ -282,25 +283,12 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
 
     # --- The entry's page: each amount in credits ---------------------------------------------
 
-    @admin.display(description="amount")
-    def amount_credits(self, entry: LedgerEntry) -> str:
-        return f"{format_credits(entry.amount, signed=True)} credits"
-
-    @admin.display(description="plan bucket change")
-    def plan_change(self, entry: LedgerEntry) -> str:
-        return f"{format_credits(entry.plan_delta, signed=True)} credits"
-
-    @admin.display(description="top-up change")
-    def topup_change(self, entry: LedgerEntry) -> str:
-        return f"{format_credits(entry.topup_delta, signed=True)} credits"
-
-    @admin.display(description="plan bucket after")
-    def plan_after(self, entry: LedgerEntry) -> str:
-        return f"{format_credits(entry.plan_balance_after)} credits"
-
-    @admin.display(description="top-up credits after")
-    def topup_after(self, entry: LedgerEntry) -> str:
-        return f"{format_credits(entry.topup_balance_after)} credits"
+    amount_credits = credits_display("amount", "amount", signed=True)
+    plan_change = credits_display("plan_delta", "plan bucket change", signed=True)
+    topup_change = credits_display("topup_delta", "top-up change", signed=True)
+    plan_after = credits_display("plan_balance_after", "plan bucket after")
+    topup_after = credits_display("topup_balance_after", "top-up credits after")
+    list_price = credits_display("list_amount", "list price (BYOK: what it would have cost)")
 
     @admin.display(description="unit price")
     def unit_price_credits(self, entry: LedgerEntry) -> str:
@@ -308,7 +296,3 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
             return ""
         unit = entry.action.get_unit_display() if entry.action_id else "unit"
         return f"{format_credits(entry.unit_price)} credits per {unit}"
-
-    @admin.display(description="list price (BYOK: what it would have cost)")
-    def list_price(self, entry: LedgerEntry) -> str:
-        return "" if entry.list_amount is None else f"{format_credits(entry.list_amount)} credits"

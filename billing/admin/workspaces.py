@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from billing.admin.amounts import credits_display
 from billing.admin.paging import NoWrites, ReadOnlyAdmin
 from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import IdempotencyConflict, InvalidRequest
@@ -329,21 +330,10 @@ class WalletAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Plan bucket")
-    def plan_credits(self, wallet: Wallet) -> str:
-        return format_credits(wallet.plan_balance)
-
-    @admin.display(description="Top-up credits")
-    def topup_credits(self, wallet: Wallet) -> str:
-        return format_credits(wallet.topup_balance)
-
-    @admin.display(description="Plan credits granted this period")
-    def allowance(self, wallet: Wallet) -> str:
-        return format_credits(wallet.period_allowance)
-
-    @admin.display(description="Spent this period (for the monthly budget)")
-    def spent_this_period(self, wallet: Wallet) -> str:
-        return format_credits(wallet.period_spend)
+    plan_credits = credits_display("plan_balance", "Plan bucket", unit="")
+    topup_credits = credits_display("topup_balance", "Top-up credits", unit="")
+    allowance = credits_display("period_allowance", "Plan credits granted this period", unit="")
+    spent_this_period = credits_display("period_spend", "Spent this period (for the monthly budget)", unit="")
 
     @admin.display(description="Spent on its last day of usage, by specialist (for daily caps)")
     def spent_today(self, wallet: Wallet) -> str:
