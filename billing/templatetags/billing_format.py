@@ -15,9 +15,13 @@ TOKENS_PER_PRICE_UNIT = 10  # the help page quotes token prices per 10 tokens
 
 
 @register.filter
-def credits(milli: int | None, places: int = 3) -> str:
-    """ "80,000", "0.7"; ``{{ amount|credits:1 }}`` rounds to a tenth."""
-    return format_credits(milli, places=places) if isinstance(milli, int) else ""
+def credits(milli: int | None) -> str:
+    """ "80,000", "0.7", "1,234.567": the one way every page, email and CSV writes an amount of credits.
+
+    Exact, so it takes no number of places: thousands grouped, and up to three decimals only
+    where the amount has a fraction, as the balance, the usage and the ledger all show it.
+    """
+    return format_credits(milli) if isinstance(milli, int) else ""
 
 
 @register.filter

@@ -197,9 +197,9 @@ def test_transactions_filter_page_by_keyset_and_export(client, team):
     assert "<table" not in more  # rows to append, not a new table
     export = owner.get(reverse("billing:transactions_csv"), {"action": "gmail-send"})
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
-    assert rows[0][:3] == ["id", "time", "kind"]
-    assert len(rows) == 31 and {row[4] for row in rows[1:]} == {"gmail-send"}
-    assert {row[7] for row in rows[1:]} == {"-200"}
+    assert rows[0][:3] == ["ID", "Time", "Kind"] and rows[0][7:9] == ["Credits", "Plan bucket (credits)"]
+    assert len(rows) == 31 and {row[4] for row in rows[1:]} == {"Cold email send via Gmail (Composio)"}
+    assert {(row[2], row[7]) for row in rows[1:]} == {("Usage", "-200")}
     kinds = owner.get(url, {"kind": "plan_grant"}, HTTP_HX_REQUEST="true").content.decode()
     assert kinds.count("<tr data-entry=") == 1 and "Plan credits granted" in kinds
     bad = owner.get(url, {"date_from": "2027-02-01", "date_to": "2027-01-01"}, HTTP_HX_REQUEST="true").content.decode()
@@ -227,6 +227,16 @@ def test_a_fresh_period_says_nothing_is_used_yet_and_draws_no_chart(client, team
     assert "Nothing used yet this period." in html and "No usage yet this period." in html
     assert "No specialist has used credits yet this period." in html and "<figure" not in html
     assert "A chart of the credits used each day, by tool, appears here once your specialists start" in html
+
+
+def test_empty_lists_say_what_will_appear_there(client, team):
+    owner = client_for(client, team["owner"])
+    activity = owner.get(reverse("billing:settings_activity")).content.decode()
+    assert "No activity yet. Changes to the plan, top-ups, caps, the budget" in activity
+    none_match = owner.get(reverse("billing:transactions"), {"kind": "refund"}, HTTP_HX_REQUEST="true")
+    assert "No transactions match these filters. Clear them to see every transaction." in none_match.content.decode()
+    caps = owner.get(reverse("billing:settings_billing")).content.decode().split('id="caps"')[1]
+    assert "<code>" not in caps and "A daily cap (the help page's cadence cap) stops a specialist" in caps
 
 
 def test_the_forecast_says_when_the_bucket_and_then_the_top_ups_run_out_at_this_pace(client, db):
@@ -967,7 +977,7 @@ def test_the_customer_reads_a_staff_adjustments_description_and_never_its_intern
     api = client.get("/api/v1/transactions", {"kind": "adjustment"}, headers={"Authorization": f"Bearer {secret}"})
     assert api.status_code == 200
     row = next(csv.DictReader(io.StringIO(exported)))  # newest first: the adjustment
-    assert row["kind"] == "adjustment" and row["reason"] == "Goodwill credit for the outage"
+    assert row["Kind"] == "Adjustment" and row["Description"] == "Goodwill credit for the outage"
     assert "— Adjustment Goodwill credit for the outage +250 Top-up" in _rows(fragment.content.decode())[entry.pk]
     assert [e["reason"] for e in api.json()["entries"]] == ["Goodwill credit for the outage"]
     for text in (page, fragment.content.decode(), exported, api.content.decode()):
