@@ -1,6 +1,6 @@
 """Numbers for people, in one place: ``{{ amount|credits }}``, ``{{ cents|money }}``, …"""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django import template
 from django.utils import timezone
@@ -89,6 +89,12 @@ def price_label(action: Action) -> str:
 def local_iso(moment: datetime) -> str:
     """ISO 8601 on the reader's clock, for ``<time datetime>``: what ``|date:"c"`` writes."""
     return timezone.localtime(moment).isoformat()
+
+
+@register.filter
+def month_day(day: date) -> str:
+    """ "Nov 5": what ``|date:"M j"`` writes, for the chart's thirty-odd days."""
+    return f"{MONTHS_3[day.month].title()} {day.day}"
 
 
 @register.filter
