@@ -236,7 +236,7 @@ def test_empty_lists_say_what_will_appear_there(client, team):
     none_match = owner.get(reverse("billing:transactions"), {"kind": "refund"}, HTTP_HX_REQUEST="true")
     assert "No transactions match these filters. Clear them to see every transaction." in none_match.content.decode()
     caps = owner.get(reverse("billing:settings_billing")).content.decode().split('id="caps"')[1]
-    assert "<code>" not in caps and "A daily cap (the help page's cadence cap) stops a specialist" in caps
+    assert "<code>" not in caps and "A daily cap (a cadence cap) stops a specialist" in caps
 
 
 def test_the_forecast_says_when_the_bucket_and_then_the_top_ups_run_out_at_this_pace(client, db):
