@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from billing import selectors
 from billing.bounds import column_length
-from billing.credits import CreditsInputError, credits_input
+from billing.credits import CreditsInputError, credits_input, format_credits
 from billing.errors import BillingError
 from billing.models import Invitation, LedgerEntry, Membership, Workspace
 from billing.selectors import LedgerFilters
@@ -55,6 +55,12 @@ class CreditsField(forms.CharField):
     def __init__(self, *, minimum: int = 0, **kwargs) -> None:
         self.minimum = minimum
         super().__init__(**kwargs)
+
+    def prepare_value(self, value: object) -> object:
+        """An amount it holds (millicredits) shown as the pages show credits, "80,000" or "0.1", which it reads back."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return format_credits(value)
+        return value
 
     def to_python(self, value: object) -> int | None:
         text = super().to_python(value)  # stripped; "" when nothing was typed

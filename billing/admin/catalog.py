@@ -14,17 +14,43 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
+from django.utils.text import capfirst
 
 from billing.admin.paging import ReadOnlyAdmin
 from billing.admin.queries import catalog_history
 from billing.credits import format_cents, format_credits
 from billing.errors import InvalidRequest
+from billing.forms import CreditsField as CreditsInput
 from billing.forms import refusal_shown
-from billing.models import Action, CatalogChange, Plan, Specialist, TopUpPack
+from billing.models import Action, CatalogChange, CreditsField, Plan, Specialist, TopUpPack
 from billing.services import catalog_changes_check
-from billing.services.catalog import EDITABLE, catalog_subject, catalog_update
+from billing.services.catalog import EDITABLE, MODELS, catalog_subject, catalog_update
 
 Subject = CatalogChange.Subject
+
+
+def _model_field(subject: str, name: str):
+    try:
+        return MODELS[subject]._meta.get_field(name)
+    except (KeyError, FieldDoesNotExist):
+        return None
+
+
+def change_field_name(change: CatalogChange) -> str:
+    """The changed field as the catalog's forms name it ("unit price"), not its column ("unit_price")."""
+    field = _model_field(change.subject, change.field)
+    return str(field.verbose_name) if field is not None else change.field
+
+
+def change_value(change: CatalogChange, value: Any) -> str:
+    """An old or new value as the admin shows it everywhere: credits in credits, cents as money."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(_model_field(change.subject, change.field), CreditsField):
+            return f"{format_credits(value)} credits"
+        if change.field.endswith("_cents"):
+            return format_cents(value)
+    return "—" if value is None else str(value)
 
 
 class CatalogForm(forms.ModelForm):
@@ -47,6 +73,17 @@ class CatalogAdmin(admin.ModelAdmin):
     form = CatalogForm
     change_form_template = "admin/billing/catalog_change_form.html"
     history_limit = 50
+    credits_help: dict[str, str] = {}  # each amount field's help, in credits
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Amounts are typed and shown in credits ("80,000", "0.1"), exact to a thousandth, never in millicredits."""
+        if isinstance(db_field, CreditsField):
+            return CreditsInput(
+                label=f"{capfirst(db_field.verbose_name)} (credits)",
+                help_text=self.credits_help.get(db_field.name, ""),
+                required=not db_field.blank,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def has_add_permission(self, request):
         return False
@@ -64,9 +101,11 @@ class CatalogAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:  # its recorded changes, listed under the form (the change form template)
-            context["catalog_changes"] = catalog_history(
-                subject=self.subject, subject_id=obj.pk, limit=self.history_limit
-            )
+            context["catalog_changes"] = [
+                (change, change_field_name(change), change_value(change, change.old_value),
+                 change_value(change, change.new_value))
+                for change in catalog_history(subject=self.subject, subject_id=obj.pk, limit=self.history_limit)
+            ]  # fmt: skip
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
 
@@ -76,6 +115,7 @@ class PlanAdmin(CatalogAdmin):
     list_display = ["name", "key", "price", "allowance_credits", "per_seat", "sort_order", "is_active"]
     fields = ["key", "per_seat", *EDITABLE[Subject.PLAN]]
     readonly_fields = ["key", "per_seat"]
+    credits_help = {"allowance": "The monthly bucket (per seat for a per-seat plan), e.g. 80,000."}
 
     @admin.display(description="Monthly price")
     def price(self, plan: Plan) -> str:
@@ -92,6 +132,7 @@ class TopUpPackAdmin(CatalogAdmin):
     list_display = ["key", "credits", "price", "sort_order", "is_active"]
     fields = ["key", *EDITABLE[Subject.PACK]]
     readonly_fields = ["key"]
+    credits_help = {"amount": "The credits the pack adds, e.g. 100,000."}
 
     @admin.display(description="Credits")
     def credits(self, pack: TopUpPack) -> str:
@@ -110,6 +151,10 @@ class ActionAdmin(CatalogAdmin):
     list_select_related = ["specialist"]
     fields = ["key", "category", "specialist", "unit", *EDITABLE[Subject.ACTION]]
     readonly_fields = ["key", "category", "specialist", "unit"]
+    credits_help = {
+        "unit_price": "Credits per unit (token, page or call), to a thousandth: Claude Haiku's "
+        "1 credit per 10 tokens is 0.1. Applies to charges from the change on."
+    }
 
     @admin.display(description="Price (credits per unit)")
     def price(self, action: Action) -> str:
@@ -123,10 +168,25 @@ class SpecialistAdmin(ReadOnlyAdmin):
 
 @admin.register(CatalogChange)
 class CatalogChangeAdmin(ReadOnlyAdmin):
-    list_display = ["changed_at", "subject", "subject_key", "field", "old_value", "new_value", "changed_by"]
+    list_display = ["changed_at", "subject", "subject_key", "field_name", "old", "new", "changed_by"]
     list_filter = ["subject", "field"]
     list_select_related = ["changed_by"]
     search_fields = ["=subject_key"]
     search_help_text = "A plan's, pack's or action's exact key."
     ordering = ["-id"]
     show_facets = admin.ShowFacets.NEVER
+    # The values through the display methods below: credits and money as everywhere else.
+    fields = ["changed_at", "changed_by", "subject", "subject_key", "field_name", "old", "new"]
+    readonly_fields = fields
+
+    @admin.display(description="field")
+    def field_name(self, change: CatalogChange) -> str:
+        return change_field_name(change)
+
+    @admin.display(description="old value")
+    def old(self, change: CatalogChange) -> str:
+        return change_value(change, change.old_value)
+
+    @admin.display(description="new value")
+    def new(self, change: CatalogChange) -> str:
+        return change_value(change, change.new_value)

@@ -26,7 +26,7 @@ class HoldAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     ordering = ["-id"]
     fields = [
         "workspace",
-        "amount",
+        "credits",  # the amount in credits, never the millicredits stored
         "status",
         "idempotency_key",
         "specialist",

@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from billing.admin.amounts import credits_display
 from billing.admin.cells import cell
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.admin.queries import ledger_rows_newest_first, ledger_search_ids
@@ -110,11 +111,14 @@ def _credits_text(milli: int | None, *, signed: bool = False) -> str:
     return "" if milli is None else format_credits(milli, signed=signed, grouped=False)
 
 
-# The staff export: the customer's reason and staff's internal note side by side.
+# The staff export: the customer's reason and staff's internal note side by side. Amounts are in
+# credits as the admin shows them, exact to the thousandth, without thousands separators so a
+# spreadsheet reads them as numbers.
 CSV_COLUMNS = [
-    "id", "time (UTC)", "workspace id", "workspace", "kind", "tool", "specialist", "quantity", "unit price (mc)",
-    "plan bucket", "top-up", "plan balance after", "top-up balance after", "byok", "actor", "reason",
-    "internal note", "idempotency key", "external ref",
+    "ID", "Time (UTC)", "Workspace ID", "Workspace", "Kind", "Tool", "Specialist", "Quantity",
+    "Unit price (credits)", "Amount (credits)", "Plan bucket (credits)", "Top-up (credits)",
+    "Plan balance after (credits)", "Top-up balance after (credits)", "BYOK", "Actor", "Reason",
+    "Internal note", "Idempotency key", "External ref",
 ]  # fmt: skip
 _CSV_FIELDS = [
     "id", "created_at", "workspace_id", "workspace__name", "kind", "action__key", "specialist_id", "quantity",
@@ -154,7 +158,8 @@ def _csv_rows(rows: Iterator[tuple]) -> Iterator[list[str]]:
             action_key or "",
             specialist or "",
             "" if quantity is None else str(quantity),
-            "" if unit_price is None else str(unit_price),
+            _credits_text(unit_price),
+            _credits_text(plan_delta + topup_delta, signed=True),
             _credits_text(plan_delta, signed=True),
             _credits_text(topup_delta, signed=True),
             _credits_text(plan_after),
@@ -191,20 +196,23 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     ordering = ["-id"]
     list_per_page = 50
     actions = None  # no bulk delete, no selection
+    # Every amount through a display method below: credits as the product writes them, never the
+    # millicredits the columns hold.
     fields = [
         "id",
         "created_at",
         "workspace",
         "kind",
-        "plan_delta",
-        "topup_delta",
-        "plan_balance_after",
-        "topup_balance_after",
+        "amount_credits",
+        "plan_change",
+        "topup_change",
+        "plan_after",
+        "topup_after",
         "action",
         "specialist",
         "quantity",
-        "unit_price",
-        "list_amount",
+        "unit_price_credits",
+        "list_price",
         "byok",
         "lead",
         "idempotency_key",
@@ -272,3 +280,19 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     @admin.display(description="after (plan / top-up)")
     def balances_after(self, entry: LedgerEntry) -> str:
         return f"{format_credits(entry.plan_balance_after)} / {format_credits(entry.topup_balance_after)}"
+
+    # --- The entry's page: each amount in credits ---------------------------------------------
+
+    amount_credits = credits_display("amount", "amount", signed=True)
+    plan_change = credits_display("plan_delta", "plan bucket change", signed=True)
+    topup_change = credits_display("topup_delta", "top-up change", signed=True)
+    plan_after = credits_display("plan_balance_after", "plan bucket after")
+    topup_after = credits_display("topup_balance_after", "top-up credits after")
+    list_price = credits_display("list_amount", "list price (BYOK: what it would have cost)")
+
+    @admin.display(description="unit price")
+    def unit_price_credits(self, entry: LedgerEntry) -> str:
+        if entry.unit_price is None:
+            return ""
+        unit = entry.action.get_unit_display() if entry.action_id else "unit"
+        return f"{format_credits(entry.unit_price)} credits per {unit}"

@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from billing.admin.amounts import credits_display
 from billing.admin.paging import NoWrites, ReadOnlyAdmin
 from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import IdempotencyConflict, InvalidRequest
@@ -133,10 +134,10 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         "period",
         "byok",
         "past_due",
-        "monthly_budget",
+        "budget",
         "stripe_customer_id",
     ]
-    readonly_fields = ["balances", "period", "byok", "past_due", "stripe_customer_id"]
+    readonly_fields = ["balances", "period", "byok", "past_due", "budget", "stripe_customer_id"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("plan", "wallet", "subscription")
@@ -190,6 +191,12 @@ class WorkspaceAdmin(ReadOnlyAdmin):
             f"plan bucket {format_credits(wallet.plan_balance)} of {format_credits(wallet.period_allowance)}, "
             f"top-up {format_credits(wallet.topup_balance)}, total {format_credits(wallet.total)} credits"
         )
+
+    @admin.display(description="monthly budget")
+    def budget(self, workspace: Workspace) -> str:
+        if workspace.monthly_budget is None:
+            return "none"
+        return f"{format_credits(workspace.monthly_budget)} credits a period"
 
     @admin.display(description="period")
     def period(self, workspace: Workspace) -> str:
@@ -308,11 +315,29 @@ class WalletAdmin(ReadOnlyAdmin):
     list_select_related = ["workspace"]
     ordering = ["-workspace_id"]
     show_full_result_count = False
+    # The amounts through the display methods below, in credits: never the millicredits stored.
+    fields = [
+        "workspace",
+        "plan_credits",
+        "topup_credits",
+        "allowance",
+        "period_start",
+        "period_end",
+        "period_anchor",
+        "spent_this_period",
+        "spent_today",
+        "payments_processing",
+    ]
+    readonly_fields = fields
 
-    @admin.display(description="Plan bucket")
-    def plan_credits(self, wallet: Wallet) -> str:
-        return format_credits(wallet.plan_balance)
+    plan_credits = credits_display("plan_balance", "Plan bucket", unit="")
+    topup_credits = credits_display("topup_balance", "Top-up credits", unit="")
+    allowance = credits_display("period_allowance", "Plan credits granted this period", unit="")
+    spent_this_period = credits_display("period_spend", "Spent this period (for the monthly budget)", unit="")
 
-    @admin.display(description="Top-up credits")
-    def topup_credits(self, wallet: Wallet) -> str:
-        return format_credits(wallet.topup_balance)
+    @admin.display(description="Spent on its last day of usage, by specialist (for daily caps)")
+    def spent_today(self, wallet: Wallet) -> str:
+        if wallet.day is None or not wallet.day_spend:
+            return "nothing yet"
+        spent = ", ".join(f"{key} {format_credits(amount)}" for key, amount in sorted(wallet.day_spend.items()))
+        return f"{wallet.day:%Y-%m-%d}: {spent}"

@@ -27,6 +27,7 @@ class ToolUsage:
     quantity: int
     events: int
     unit: str
+    action_id: int  # the catalog action, whose id gives the tool its colour (billing.charts.tool_style)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def _usage(rows: list[tuple], *, wallet: Wallet, today: date, start: date, end: 
         by_specialist[specialist] = by_specialist.get(specialist, 0) + credits_
     tool_list = sorted(
         (
-            ToolUsage(names[action].key, names[action].label, *sums, unit=names[action].unit)
+            ToolUsage(names[action].key, names[action].label, *sums, unit=names[action].unit, action_id=action)
             for action, sums in tools.items()
         ),
         key=lambda t: -t.credits,

@@ -74,7 +74,7 @@ def _checked_input(*, bucket: str, amount: int, description: str, internal_note:
             f"Bucket must be one of {', '.join(LedgerEntry.Bucket.values)} (got {bucket!r}).", field="bucket"
         )
     if not isinstance(amount, int) or isinstance(amount, bool):
-        raise InvalidRequest("Amount must be a whole number of millicredits.", field="amount")
+        raise InvalidRequest("Amount must be exact to a thousandth of a credit.", field="amount")
     if amount == 0:
         raise InvalidRequest("Amount must not be zero: an adjustment changes a balance.", field="amount")
     if abs(amount) > MAX_MILLICREDITS:

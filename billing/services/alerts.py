@@ -91,6 +91,7 @@ def _email(alert: BalanceAlert) -> int:
     if not recipients:
         return 0
     link = settings.SITE_URL + reverse("billing:settings_billing")
+    renews = wallet.period_end.astimezone(workspace.zone)  # the day as the pages give it: the workspace's
     total = format_credits(wallet.plan_balance + wallet.topup_balance)
     if alert.kind == BalanceAlert.Kind.EMPTY:
         subject = f"{workspace.name}: your plan's credits are used up"
@@ -100,10 +101,10 @@ def _email(alert: BalanceAlert) -> int:
     else:
         subject = f"{workspace.name}: {total} credits left"
         allowance = format_credits(wallet.period_allowance)
-        lead = f"{workspace.name} has {total} credits left, under 20 % of this period's {allowance}."
+        lead = f"{workspace.name} has {total} credits left, under 20% of this period's {allowance}."
     send_mail(
         subject=subject,
-        message=f"{lead}\n\nTop up or upgrade: {link}\n\nThe bucket renews on {wallet.period_end:%d %B %Y}.",
+        message=f"{lead}\n\nTop up or upgrade: {link}\n\nThe bucket renews on {renews:%B} {renews.day}, {renews.year}.",
         from_email=None,
         recipient_list=recipients,
     )

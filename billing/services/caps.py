@@ -25,7 +25,8 @@ def cap_set(
         return None
     if not isinstance(daily_cap, int) or isinstance(daily_cap, bool) or not 0 <= daily_cap <= MAX_MILLICREDITS:
         raise InvalidRequest(
-            f"daily_cap must be a whole number of millicredits from 0 to {MAX_MILLICREDITS:,}.", field="daily_cap"
+            f"The daily cap must be from 0 to {format_credits(MAX_MILLICREDITS)} credits, to a thousandth.",
+            field="daily_cap",
         )
     cap, _ = SpecialistCap.objects.update_or_create(
         workspace=workspace,
@@ -49,7 +50,8 @@ def budget_set(*, workspace: Workspace, monthly_budget: int | None, actor: Abstr
         or not 0 <= monthly_budget <= MAX_MILLICREDITS
     ):
         raise InvalidRequest(
-            f"monthly_budget must be a whole number of millicredits from 0 to {MAX_MILLICREDITS:,}.", field="budget"
+            f"The monthly budget must be from 0 to {format_credits(MAX_MILLICREDITS)} credits, to a thousandth.",
+            field="budget",
         )
     Workspace.objects.filter(pk=workspace.pk).update(monthly_budget=monthly_budget)
     workspace.monthly_budget = monthly_budget

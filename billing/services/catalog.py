@@ -35,7 +35,7 @@ EDITABLE: dict[str, tuple[str, ...]] = {
     Subject.PACK: ("amount", "price_cents", "sort_order", "is_active"),
     Subject.ACTION: ("label", "description", "unit_price", "max_quantity", "sort_order", "is_active"),
 }
-_MODELS: dict[str, type[models.Model]] = {Subject.PLAN: Plan, Subject.PACK: TopUpPack, Subject.ACTION: Action}
+MODELS: dict[str, type[models.Model]] = {Subject.PLAN: Plan, Subject.PACK: TopUpPack, Subject.ACTION: Action}
 _SMALL_INT_MAX = 32_767
 
 
@@ -101,7 +101,7 @@ def catalog_changes_check(*, subject: str, row: models.Model, changes: Mapping[s
 
 def catalog_subject(row: models.Model) -> str:
     """Which of the catalog's kinds ``row`` is (``CatalogChange.Subject``)."""
-    return next(subject for subject, model in _MODELS.items() if isinstance(row, model))
+    return next(subject for subject, model in MODELS.items() if isinstance(row, model))
 
 
 def catalog_update(
@@ -113,7 +113,7 @@ def catalog_update(
     now: datetime | None = None,
 ) -> Any:
     """Change the ``subject`` row ``pk``'s editable fields (``EDITABLE``), recording each change."""
-    model = _MODELS[subject]
+    model = MODELS[subject]
     if not staff_may(actor, f"billing.change_{model._meta.model_name}"):
         raise NotPermitted(f"Changing {model._meta.verbose_name_plural} needs the change permission.")
     now = now or timezone.now()

@@ -133,7 +133,7 @@ def hold_place(
     workspace_id = workspace_checked(workspace)
     if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= MAX_MILLICREDITS:
         raise InvalidRequest(
-            f"amount must be a whole number of millicredits from 1 to {MAX_MILLICREDITS:,}.", field="amount"
+            f"amount must be from 0.001 to {format_credits(MAX_MILLICREDITS)} credits.", field="amount"
         )
     key_checked(idempotency_key)
     if not isinstance(expires_in, int) or isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN:

@@ -1,6 +1,6 @@
 """Numbers for people, in one place: ``{{ amount|credits }}``, ``{{ cents|money }}``, …"""
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django import template
 from django.utils import timezone
@@ -15,9 +15,13 @@ TOKENS_PER_PRICE_UNIT = 10  # the help page quotes token prices per 10 tokens
 
 
 @register.filter
-def credits(milli: int | None, places: int = 3) -> str:
-    """ "80,000", "0.7"; ``{{ amount|credits:1 }}`` rounds to a tenth."""
-    return format_credits(milli, places=places) if isinstance(milli, int) else ""
+def credits(milli: int | None) -> str:
+    """ "80,000", "0.7", "1,234.567": the one way every page, email and CSV writes an amount of credits.
+
+    Exact, so it takes no number of places: thousands grouped, and up to three decimals only
+    where the amount has a fraction, as the balance, the usage and the ledger all show it.
+    """
+    return format_credits(milli) if isinstance(milli, int) else ""
 
 
 @register.filter
@@ -33,9 +37,21 @@ def quantity(count: int, unit: str) -> str:
 
 
 @register.filter
-def percent_of(amount: int, total: int) -> int:
-    """``amount``'s share of ``total`` in whole per cent (0 when the total is 0)."""
-    return round(amount * 100 / total) if total else 0
+def share_of(amount: int, total: int) -> str:
+    """``amount``'s share of ``total`` in whole per cent, rounded half up: "57%".
+
+    A share under 1 % reads "<1%" and one over 99 % (but not all) ">99%", so a specialist that
+    used a little never shows as having used nothing, nor the busiest one as everything.
+    """
+    if total <= 0 or amount <= 0:
+        return "0%"
+    if amount >= total:
+        return "100%"
+    if amount * 100 < total:
+        return "<1%"
+    if amount * 100 > total * 99:
+        return ">99%"
+    return f"{(amount * 200 + total) // (2 * total)}%"
 
 
 @register.filter
@@ -73,6 +89,12 @@ def price_label(action: Action) -> str:
 def local_iso(moment: datetime) -> str:
     """ISO 8601 on the reader's clock, for ``<time datetime>``: what ``|date:"c"`` writes."""
     return timezone.localtime(moment).isoformat()
+
+
+@register.filter
+def month_day(day: date) -> str:
+    """ "Nov 5": what ``|date:"M j"`` writes, for the chart's thirty-odd days."""
+    return f"{MONTHS_3[day.month].title()} {day.day}"
 
 
 @register.filter

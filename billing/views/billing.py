@@ -286,10 +286,13 @@ def transactions_fragment(request: HttpRequest) -> HttpResponse:
     return _region(request, partial, lambda: _transactions_context(request))
 
 
+# The customer's export names things as the page does (kinds and tools by their labels) and says
+# each amount's unit. Amounts are credits, exact to the thousandth as on the page, without
+# thousands separators so a spreadsheet reads them as numbers.
 CSV_COLUMNS = [
-    "id", "time", "kind", "specialist", "tool", "quantity", "unit", "credits", "plan bucket", "top-up",
-    "plan balance after", "top-up balance after", "byok", "list credits", "lead", "reason", "idempotency key",
-    "external ref",
+    "ID", "Time", "Kind", "Specialist", "Tool", "Quantity", "Unit", "Credits", "Plan bucket (credits)",
+    "Top-up (credits)", "Plan balance after (credits)", "Top-up balance after (credits)", "BYOK",
+    "List price (credits)", "Lead", "Description", "Idempotency key", "Payment reference",
 ]  # fmt: skip
 
 
@@ -298,9 +301,9 @@ def _csv_row(entry: selectors.LedgerRow, zone) -> list[str]:
     return [
         str(entry.pk),
         entry.created_at.astimezone(zone).isoformat(timespec="seconds"),
-        entry.kind,
+        entry.kind_label,
         entry.specialist,
-        tool.key if tool else "",
+        tool.label if tool else "",
         "" if entry.quantity is None else str(entry.quantity),
         tool.unit if tool else "",
         format_credits(entry.amount, signed=True, grouped=False),

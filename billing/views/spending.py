@@ -9,11 +9,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from billing import selectors, services
-from billing.credits import format_cents, format_credits, format_credits_short
+from billing.credits import credits, format_cents, format_credits_short
 from billing.errors import BillingError
 from billing.forms import AutoTopUpForm, BudgetForm, refusal_shown
 from billing.models import AutoTopUp, Purchase
 from billing.views.access import workspace_view
+
+DEFAULT_THRESHOLD = credits(20_000)  # what the form suggests before auto top-up is first set
 
 
 def _pack_choices() -> list[tuple[str, str]]:
@@ -35,16 +37,14 @@ def settings_spending(request: HttpRequest) -> HttpResponse:
     initial = (
         {
             "enabled": current.enabled,
-            "threshold": format_credits(current.threshold, grouped=False),
+            "threshold": current.threshold,  # millicredits: the field shows them as credits
             "pack": current.pack.key,
             "monthly_limit": current.monthly_limit,
         }
         if current
-        else {"threshold": "20000", "pack": "100k", "monthly_limit": 3}
+        else {"threshold": DEFAULT_THRESHOLD, "pack": "100k", "monthly_limit": 3}
     )
-    budget_initial = {
-        "budget": format_credits(workspace.monthly_budget, grouped=False) if workspace.monthly_budget else ""
-    }
+    budget_initial = {"budget": workspace.monthly_budget}
     action = request.POST.get("action") if request.method == "POST" else None
     auto_form = AutoTopUpForm(request.POST if action == "auto_top_up" else None, initial=initial, packs=_pack_choices())
     budget_form = BudgetForm(request.POST if action == "budget" else None, initial=budget_initial)

@@ -65,3 +65,42 @@ document.addEventListener("htmx:afterSwap", function (event) {
     document.querySelectorAll("[data-secret-once]").forEach(function (element) { element.remove(); });
   });
 })();
+
+// The usage chart: a day's figures in words under the chart as a day is pointed at, tapped or
+// focused (its aria-label, which screen readers read on focus); the arrow keys, Home and End move
+// between days, of which only one is in the tab order. Listened for on the document, so a chart
+// swapped in by htmx works the same.
+(function () {
+  function dayOf(target) {
+    return target && target.closest ? target.closest(".chart .day") : null;
+  }
+  function show(day) {
+    var figure = day.closest(".chart");
+    var readout = figure.querySelector("[data-chart-readout]");
+    var current = figure.querySelector(".day.current");
+    if (current) current.classList.remove("current");
+    day.classList.add("current");
+    if (readout) readout.textContent = day.getAttribute("aria-label");
+  }
+  document.addEventListener("focusin", function (event) {
+    var day = dayOf(event.target);
+    if (day) show(day);
+  });
+  document.addEventListener("mouseover", function (event) {
+    var day = dayOf(event.target);
+    if (day) show(day);
+  });
+  document.addEventListener("keydown", function (event) {
+    var day = dayOf(event.target);
+    if (!day) return;
+    var days = Array.prototype.slice.call(day.parentNode.querySelectorAll(".day"));
+    var at = days.indexOf(day);
+    var to = {ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: days.length - 1}[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    to = Math.max(0, Math.min(days.length - 1, to));
+    day.setAttribute("tabindex", "-1");
+    days[to].setAttribute("tabindex", "0");
+    days[to].focus();
+  });
+})();

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from billing import catalog_cache
+from billing.credits import format_credits
 from billing.errors import InvalidRequest, NotPermitted
 from billing.models import Action, CatalogChange, LedgerEntry, Plan, TopUpPack
 from billing.services import action_update, charge, plan_update
@@ -16,6 +17,9 @@ from tests.factories import WorkspaceFactory
 pytestmark = pytest.mark.django_db
 
 
+CREDIT_FIELDS = {"allowance", "amount", "unit_price"}  # typed in credits; the rows hold millicredits
+
+
 def _form_data(row, subject: str, **changes) -> dict:
     data = {}
     for field in EDITABLE[subject]:
@@ -23,6 +27,8 @@ def _form_data(row, subject: str, **changes) -> dict:
         if isinstance(value, bool):
             if value:
                 data[field] = "on"  # an unticked box is simply absent
+        elif field in CREDIT_FIELDS:
+            data[field] = format_credits(value)
         else:
             data[field] = str(value)
     return data
@@ -54,10 +60,15 @@ def test_a_price_change_applies_from_then_on_history_untouched_and_is_recorded(c
     after = charge(workspace=ws, action="gmail-send", quantity=1, idempotency_key="after")
     assert (after.unit_price, after.amount) == (old_price * 2, -old_price * 2)
     # The change shows on the action's page, and in the changes' own list.
+    # In credits, as the form takes them: 200 credits a call, then 400.
     page = client.get(_change_url(action)).content.decode()
-    assert f"{old_price} → {old_price * 2}" in page and billing_staff.email in page
+    assert "200 credits → 400 credits" in page and billing_staff.email in page
+    assert 'name="unit_price" value="400"' in page and "Unit price (credits)" in page
     listed = client.get(reverse("admin:billing_catalogchange_changelist")).content.decode()
-    assert "gmail-send" in listed and "unit_price" in listed
+    assert "gmail-send" in listed and '<td class="field-field_name">unit price</td>' in listed
+    assert "200 credits" in listed and "400 credits" in listed
+    for raw in (old_price, old_price * 2):  # never the millicredits the rows hold
+        assert str(raw) not in page and f"{raw:,}" not in page and str(raw) not in listed
 
 
 def test_a_charge_pays_the_new_price_at_once_even_where_the_catalog_snapshot_is_stale(billing_staff):

@@ -221,18 +221,28 @@ def test_the_csv_export_streams_the_filtered_entries(client, busy_workspace, bil
     )
     client.force_login(make_person("staff"))
     rows = _export(client)
-    assert rows[0][:5] == ["id", "time (UTC)", "workspace id", "workspace", "kind"]
+    assert rows[0][:5] == ["ID", "Time (UTC)", "Workspace ID", "Workspace", "Kind"]
+    # Every amount's header names its unit, credits, and none says millicredits.
+    amounts = [header for header in rows[0] if "credits" in header]
+    assert amounts == [
+        "Unit price (credits)", "Amount (credits)", "Plan bucket (credits)", "Top-up (credits)",
+        "Plan balance after (credits)", "Top-up balance after (credits)",
+    ]  # fmt: skip
+    assert not any("(mc)" in header or "milli" in header.lower() for header in rows[0])
     assert len(rows) == 1 + LedgerEntry.objects.count()
     assert [int(r[0]) for r in rows[1:]] == list(LedgerEntry.objects.order_by("-id").values_list("id", flat=True))
 
     adjustments = _export(client, {"workspace": str(other.pk), "kind__exact": "adjustment"})
     assert len(adjustments) == 2
     row = dict(zip(adjustments[0], adjustments[1], strict=True))
-    assert (row["top-up"], row["actor"], row["reason"]) == ("+0.5", billing_staff.email, "'=HYPERLINK(evil)")
-    assert row["internal note"] == "Customer asked twice; ticket #52"  # staff's export carries staff's note
+    assert (row["Top-up (credits)"], row["Amount (credits)"], row["Plan bucket (credits)"]) == ("+0.5", "+0.5", "0")
+    assert (row["Actor"], row["Reason"]) == (billing_staff.email, "'=HYPERLINK(evil)")
+    assert row["Internal note"] == "Customer asked twice; ticket #52"  # staff's export carries staff's note
 
     dms = _export(client, {"workspace": str(busy_workspace.pk), "q": "dm-2"})
     assert [r[5] for r in dms[1:]] == ["linkedin-dm"]
+    dm = dict(zip(dms[0], dms[1], strict=True))  # 1,500 credits a call, in credits, not 1500000
+    assert (dm["Unit price (credits)"], dm["Amount (credits)"]) == ("1500", "-1500")
 
 
 def test_only_those_who_may_view_the_ledger_export_it(client, busy_workspace):

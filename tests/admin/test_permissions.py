@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from billing.credits import credits
+from billing.credits import credits, format_credits
 from billing.models import Action, CatalogChange, LedgerEntry, Plan, Specialist, StripeEvent, TopUpPack, Wallet
 from billing.services import action_update
 from tests.admin.conftest import ROLES, make_person
@@ -153,7 +153,7 @@ def _price_change(client, world):
     data = {
         "label": action.label,
         "description": action.description,
-        "unit_price": str(action.unit_price + 1),
+        "unit_price": format_credits(action.unit_price + 1),  # typed in credits: one millicredit more
         "max_quantity": str(action.max_quantity),
         "sort_order": str(action.sort_order),
         "is_active": "on",

@@ -202,3 +202,12 @@ def test_the_docs_page_draws_the_served_document_with_assets_from_this_server(cl
     settings = json.loads(re.search(r'<script id="swagger-settings" type="application/json">(.*?)</script>', html)[1])
     assert settings["url"] == "/api/v1/openapi.json"
     assert client.get(settings["url"]).json()["paths"]["/charges"]["post"]["operationId"] == "charge"
+
+
+def test_an_empty_key_list_says_what_to_do_and_the_docs_name_no_repository_file(client, team):
+    client.force_login(team["owner"])
+    assert "No keys yet. Create one below for each tool that should charge" in client.get(PAGE).content.decode()
+    client.force_login(team["member"])
+    assert "No keys yet. An owner or admin can create one." in client.get(PAGE).content.decode()
+    docs = client.get("/api/v1/docs").content.decode()
+    assert "docs/api.md" not in docs and "sent as <code>Authorization: Bearer …</code>" in docs

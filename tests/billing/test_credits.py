@@ -86,3 +86,33 @@ def test_ungrouped_credits_read_back_exactly():
         assert format_credits(milli, grouped=False, signed=True).lstrip("+") == text
     assert format_credits(1_234_567_800, grouped=False) == "1234567.8"
     assert format_credits(-80_000_000, signed=True, grouped=False) == "-80000"
+
+
+@pytest.mark.parametrize(
+    ("amount", "total", "shown"),
+    [
+        (0, 0, "0%"),
+        (0, 500, "0%"),
+        (1, 1_000_000, "<1%"),  # a millicredit of a thousand credits: used, so never "0%"
+        (9_999, 1_000_000, "<1%"),
+        (10_000, 1_000_000, "1%"),
+        (5, 1_000, "<1%"),  # 0.5 % would round up to 1 %: it is under 1 % all the same
+        (571, 1_000, "57%"),
+        (575, 1_000, "58%"),  # half up
+        (990_000, 1_000_000, "99%"),
+        (990_001, 1_000_000, ">99%"),  # all but a sliver: never "100%"
+        (1_000, 1_000, "100%"),
+    ],
+)
+def test_a_share_under_1_percent_is_less_than_1_never_0(amount, total, shown):
+    from billing.templatetags.billing_format import share_of
+
+    assert share_of(amount, total) == shown
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_the_credits_filter_writes_every_amount_exactly_as_format_credits_does(milli):
+    from billing.templatetags.billing_format import credits as credits_filter
+
+    assert credits_filter(milli) == format_credits(milli)
+    assert credits(credits_filter(milli)) == milli  # exact: no rounding anywhere a page shows credits

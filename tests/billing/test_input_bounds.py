@@ -315,8 +315,8 @@ def test_the_customers_export_keeps_formulas_as_text(client, owner, workspace, f
     charge(workspace=workspace, action="gmail-send", idempotency_key="k1", lead=formula)
     rows = _rows(client.get(reverse("billing:transactions_csv")))
     header, usage = rows[0], rows[1]
-    assert usage[header.index("lead")] == f"'{formula}"
-    assert usage[header.index("credits")] == usage[header.index("plan bucket")] == "-200"  # amounts stay numbers
+    assert usage[header.index("Lead")] == f"'{formula}"
+    assert usage[header.index("Credits")] == usage[header.index("Plan bucket (credits)")] == "-200"  # still numbers
 
 
 @pytest.mark.parametrize("formula", FORMULAS[:4])  # a description or note is stripped: it never starts with a tab
@@ -335,8 +335,8 @@ def test_the_staff_export_keeps_formulas_as_text_the_same_way(client, workspace,
     client.force_login(staff)
     rows = _rows(client.get(reverse("admin:billing_ledgerentry_export")))
     header, adjustment = rows[0], rows[1]
-    assert adjustment[header.index("reason")] == adjustment[header.index("internal note")] == f"'{formula}"
-    assert adjustment[header.index("top-up")] == "+5"
+    assert adjustment[header.index("Reason")] == adjustment[header.index("Internal note")] == f"'{formula}"
+    assert adjustment[header.index("Top-up (credits)")] == "+5"
 
 
 # --- The services hold the same bound for callers that are not forms ---------------------------

@@ -105,7 +105,7 @@ def test_the_split_moves_old_adjustment_reasons_to_the_internal_note_and_back(cl
         client.force_login(owner)
         exported = b"".join(client.get(reverse("billing:transactions_csv")).streaming_content).decode()
         page = client.get(reverse("billing:transactions"), HTTP_HX_REQUEST="true").content.decode()
-        reasons = {row["id"]: row["reason"] for row in csv.DictReader(io.StringIO(exported))}
+        reasons = {row["ID"]: row["Description"] for row in csv.DictReader(io.StringIO(exported))}
         assert reasons[str(adjustment)] == DEFAULT_DESCRIPTION and DEFAULT_DESCRIPTION in page
         assert "furious" not in exported and "furious" not in page
 

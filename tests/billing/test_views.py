@@ -197,9 +197,9 @@ def test_transactions_filter_page_by_keyset_and_export(client, team):
     assert "<table" not in more  # rows to append, not a new table
     export = owner.get(reverse("billing:transactions_csv"), {"action": "gmail-send"})
     rows = list(csv.reader(io.StringIO(b"".join(export.streaming_content).decode())))
-    assert rows[0][:3] == ["id", "time", "kind"]
-    assert len(rows) == 31 and {row[4] for row in rows[1:]} == {"gmail-send"}
-    assert {row[7] for row in rows[1:]} == {"-200"}
+    assert rows[0][:3] == ["ID", "Time", "Kind"] and rows[0][7:9] == ["Credits", "Plan bucket (credits)"]
+    assert len(rows) == 31 and {row[4] for row in rows[1:]} == {"Cold email send via Gmail (Composio)"}
+    assert {(row[2], row[7]) for row in rows[1:]} == {("Usage", "-200")}
     kinds = owner.get(url, {"kind": "plan_grant"}, HTTP_HX_REQUEST="true").content.decode()
     assert kinds.count("<tr data-entry=") == 1 and "Plan credits granted" in kinds
     bad = owner.get(url, {"date_from": "2027-02-01", "date_to": "2027-01-01"}, HTTP_HX_REQUEST="true").content.decode()
@@ -218,14 +218,25 @@ def test_the_usage_region_shows_tools_specialists_savings_and_a_forecast(client,
     assert "Crustdata search" in html and "Claude Opus" in html
     assert '1,500</span><span class="muted">saved by BYOK' in html
     assert "Sales / Sourcing" in html and "100%" in html
-    assert "<svg" in html and "<rect" in html
+    assert '<figure class="chart"' in html and '<rect class="bar"' in html
     assert 'data-testid="forecast"' in html
 
 
 def test_a_fresh_period_says_nothing_is_used_yet_and_draws_no_chart(client, team):
     html = client_for(client, team["owner"]).get(reverse("billing:usage"), HTTP_HX_REQUEST="true").content.decode()
     assert "Nothing used yet this period." in html and "No usage yet this period." in html
-    assert '<tr><td colspan="3" class="muted">—</td></tr>' in html and "<svg" not in html
+    assert "No specialist has used credits yet this period." in html and "<figure" not in html
+    assert "A chart of the credits used each day, by tool, appears here once your specialists start" in html
+
+
+def test_empty_lists_say_what_will_appear_there(client, team):
+    owner = client_for(client, team["owner"])
+    activity = owner.get(reverse("billing:settings_activity")).content.decode()
+    assert "No activity yet. Changes to the plan, top-ups, caps, the budget" in activity
+    none_match = owner.get(reverse("billing:transactions"), {"kind": "refund"}, HTTP_HX_REQUEST="true")
+    assert "No transactions match these filters. Clear them to see every transaction." in none_match.content.decode()
+    caps = owner.get(reverse("billing:settings_billing")).content.decode().split('id="caps"')[1]
+    assert "<code>" not in caps and "A daily cap (a cadence cap) stops a specialist" in caps
 
 
 def test_the_forecast_says_when_the_bucket_and_then_the_top_ups_run_out_at_this_pace(client, db):
@@ -356,24 +367,38 @@ def _usage_region(usage) -> str:
 def test_the_usage_tables_name_each_tool_and_specialist_with_their_share():
     from datetime import date
 
+    from billing.charts import tool_style
     from billing.selectors import ToolUsage
 
     usage = _usage({date(2026, 11, 1): {}}, [])
     usage = dataclasses.replace(
         usage,
         tools=[
-            ToolUsage("claude-haiku", "Claude <Haiku>", credits("2.5"), credits("2.5"), 12_345, 3, unit="token"),
-            ToolUsage("gmail-send", "Gmail send", credits(1), credits(1), 1, 1, unit="call"),
+            ToolUsage("claude-haiku", "Claude <Haiku>", credits("2.5"), credits("2.5"), 12_345, 3, "token", 1),
+            ToolUsage("gmail-send", "Gmail send", credits(1), credits(1), 1, 1, unit="call", action_id=8),
         ],
-        specialists=[("Sales / Outreach", credits(2)), ("Other", credits("1.5"))],
-        total=credits("3.5"),
+        specialists=[("Sales / Outreach", credits(2_000)), ("Other", credits("1.5")), ("Publishing", 1)],
+        total=credits("2001.5") + 1,
     )
     by_tool, by_specialist = _usage_region(usage).split("<caption>By specialist</caption>")
     row = r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td></tr>"
-    assert re.findall(row, by_tool) == [("Claude &lt;Haiku&gt;", "12,345 tokens", "2.5"), ("Gmail send", "1 call", "1")]
-    assert re.findall(row, by_specialist) == [("Sales / Outreach", "2", "57%"), ("Other", "1.5", "43%")]
+    swatch = (
+        '<svg class="swatch" width="12" height="12" aria-hidden="true" focusable="false">'
+        '<rect width="12" height="12" fill="{}"/>{}</svg>'
+    )
+    stripes = '<rect width="12" height="12" fill="url(#chart-stripes)"/>'
+    assert tool_style(8).mark == "stripes"  # the eighth action: the first colour again, striped
+    assert re.findall(row, by_tool) == [
+        (swatch.format(tool_style(1).color, "") + "Claude &lt;Haiku&gt;", "12,345 tokens", "2.5"),
+        (swatch.format(tool_style(8).color, stripes) + "Gmail send", "1 call", "1"),
+    ]
+    # A share under 1 % is "<1%", never "0%"; one over 99 % but not all of it is ">99%".
+    assert re.findall(row, by_specialist) == [
+        ("Sales / Outreach", "2,000", "&gt;99%"), ("Other", "1.5", "&lt;1%"), ("Publishing", "0.001", "&lt;1%")
+    ]  # fmt: skip
     empty = _usage_region(_usage({date(2026, 11, 1): {}}, []))
-    assert re.findall(row, empty) == [] and "Nothing used yet this period." in empty
+    assert re.findall(row, empty) == [] and "Nothing used yet this period. Each tool your specialists use" in empty
+    assert "No specialist has used credits yet this period." in empty and ">—<" not in empty
 
 
 def test_byok_page_masks_the_key_and_logs_who_changed_it(client, team):
@@ -702,6 +727,8 @@ def test_the_usage_chart_escapes_tool_names(client, team):
     html = client_for(client, team["owner"]).get(reverse("billing:usage"), HTTP_HX_REQUEST="true").content.decode()
     assert "<script>" not in html
     assert "· Mail &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;: 200 credits</title></rect>" in html
+    assert "200 credits (Mail &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; 200)" in html  # the day's aria-label
+    assert '<li><svg class="swatch"' in html and "<span>Mail &lt;script&gt;" in html  # the legend
 
 
 def test_a_refused_cap_names_its_errors_for_assistive_technology(client, team):
@@ -793,106 +820,14 @@ def _usage(by_day: dict, tools: list[tuple[str, int]]):
     days = sorted(by_day)
     return UsageSummary(
         start=days[0], end=days[-1], today=days[-1], days=days, by_day=by_day,
-        tools=[ToolUsage(key, key.title(), amount, amount, 1, 1, unit="calls") for key, amount in tools],
+        tools=[
+            ToolUsage(key, key.title(), amount, amount, 1, 1, unit="calls", action_id=n)
+            for n, (key, amount) in enumerate(tools, start=1)
+        ],
         specialists=[], total=sum(amount for _, amount in tools), byok_saved=0, followups_skipped=0,
         reply_saved=0, runs_out_on=None, total_runs_out_on=None, plan_balance=0, topup_balance=0,
         spent_today={}, daily_caps={},
     )  # fmt: skip
-
-
-def _chart_html(chart) -> str:
-    return _region("chart", {"chart": chart})
-
-
-RECT = re.compile(
-    r'<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)" fill="(#[0-9a-f]{6})">'
-    r"<title>(\w{3} \d\d) · ([^:]+): ([\d,.]+) credits</title></rect>"
-)
-
-
-def test_the_chart_stacks_each_day_in_proportion_to_the_busiest_one():
-    from datetime import date, timedelta
-
-    from billing.charts import HEADROOM, HEIGHT, OTHER, PALETTE, WIDTH, usage_chart
-
-    first = date(2026, 11, 1)
-    day = [first + timedelta(days=n) for n in range(4)]
-    # Seven tools: the five busiest get a colour each, the other two share "Other tools".
-    tools = [("a", 70_000), ("b", 60_000), ("c", 50_000), ("d", 40_000), ("e", 30_000), ("f", 2_000), ("g", 1_000)]
-    by_day = {
-        day[0]: {"a": 30_000, "b": 10_000, "f": 2_000, "g": 1_000},  # 43,000
-        day[1]: {"a": 40_000, "c": 50_000, "d": 40_000, "e": 30_000, "b": 50_000},  # 210,000: the peak
-        day[2]: {},  # nothing: no segment
-        day[3]: {"d": 700},  # 0.7 credits: a sliver, still drawn and titled
-    }
-    chart = usage_chart(_usage(by_day, tools))
-    html = _chart_html(chart)
-    bars = [
-        (int(x), int(y), int(w), int(h), fill, label, name, amount)
-        for x, y, w, h, fill, label, name, amount in RECT.findall(html)
-    ]
-    # Nov 01: A, B and the two small tools as one "Other tools"; Nov 02: five; Nov 04: one.
-    assert len(bars) == sum(len(column.segments) for column in chart.columns) == 3 + 5 + 1 == html.count("<rect")
-    assert (chart.width, chart.height, chart.peak, chart.first_day, chart.last_day) == (
-        WIDTH, HEIGHT, 210_000, day[0], day[3]
-    )  # fmt: skip
-    assert f'viewBox="0 0 {WIDTH} {HEIGHT}"' in html and "Nov 01 → Nov 04 · peak 210/day" in html
-    assert chart.legend == [("A", PALETTE[0]), ("B", PALETTE[1]), ("C", PALETTE[2]), ("D", PALETTE[3]),
-                            ("E", PALETTE[4]), (OTHER, PALETTE[5])]  # fmt: skip
-    columns: dict[str, list] = {}
-    for bar in bars:
-        columns.setdefault(bar[5], []).append(bar)
-    assert list(columns) == ["Nov 01", "Nov 02", "Nov 04"]
-    plot = HEIGHT - HEADROOM
-    for label, column in columns.items():
-        n = int(label[-2:]) - 1
-        total = sum(by_day[day[n]].values())
-        # One x and width a column, a quarter of the chart each, the bar centred in its slot.
-        assert {(x, w) for x, _, w, *_ in column} == {(round(WIDTH / 4 * (n + 0.15)), round(WIDTH / 4 * 0.7))}
-        # Stacked bottom up, edge to edge, to the column's share of the peak's height.
-        below = HEIGHT
-        for _, y, _, h, *_ in column:
-            assert h >= 0 and y + h == below
-            below = y
-        assert HEIGHT - below == total * plot // 210_000
-    assert min(y for _, y, *_ in columns["Nov 02"]) == HEADROOM  # the busiest day reaches the headroom
-    # Colours and titles: the top tools in their order, the rest folded into "Other tools".
-    assert [(fill, name, amount) for _, _, _, _, fill, _, name, amount in columns["Nov 01"]] == [
-        (PALETTE[0], "A", "30"), (PALETTE[1], "B", "10"), (PALETTE[5], OTHER, "3")
-    ]  # fmt: skip
-    assert [name for *_, name, _ in columns["Nov 02"]] == ["A", "B", "C", "D", "E"]
-    assert [h for _, _, _, h, *_ in columns["Nov 02"]] == [400, 500, 500, 400, 300]  # 2,100 units for 210,000
-    assert [(name, amount) for *_, name, amount in columns["Nov 04"]] == [("D", "0.7")]
-
-
-def test_the_chart_titles_name_each_day_and_amount_as_the_rest_of_the_page_does():
-    import random
-    from datetime import date, timedelta
-
-    from billing.charts import usage_chart
-    from billing.credits import format_credits
-
-    rng = random.Random(7)
-    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]  # every month's name
-    amounts = [rng.choice([1, 49, 50, 51, 949, 950, 999_950, 10**9 + 1]) * rng.randint(1, 3) for _ in days]
-    chart = usage_chart(
-        _usage({day: {"a": amount} for day, amount in zip(days, amounts, strict=True)}, [("a", sum(amounts))])
-    )
-    titles = [(label, amount) for *_, label, _, amount in RECT.findall(_chart_html(chart))]
-    assert titles == [
-        (f"{day:%b %d}", format_credits(amount, places=1)) for day, amount in zip(days, amounts, strict=True)
-    ]
-
-
-def test_a_period_without_usage_draws_no_chart():
-    from datetime import date
-
-    from billing.charts import usage_chart
-
-    usage = _usage({date(2026, 11, 1): {}, date(2026, 11, 2): {}}, [])
-    chart = usage_chart(usage)
-    assert (chart.columns, chart.peak, chart.legend) == ([], 0, [])
-    assert "<svg" not in _usage_region(usage)
 
 
 def test_reads_sent_together_answer_as_each_read_alone_in_one_round_trip(team):
@@ -1043,7 +978,7 @@ def test_the_customer_reads_a_staff_adjustments_description_and_never_its_intern
     api = client.get("/api/v1/transactions", {"kind": "adjustment"}, headers={"Authorization": f"Bearer {secret}"})
     assert api.status_code == 200
     row = next(csv.DictReader(io.StringIO(exported)))  # newest first: the adjustment
-    assert row["kind"] == "adjustment" and row["reason"] == "Goodwill credit for the outage"
+    assert row["Kind"] == "Adjustment" and row["Description"] == "Goodwill credit for the outage"
     assert "— Adjustment Goodwill credit for the outage +250 Top-up" in _rows(fragment.content.decode())[entry.pk]
     assert [e["reason"] for e in api.json()["entries"]] == ["Goodwill credit for the outage"]
     for text in (page, fragment.content.decode(), exported, api.content.decode()):

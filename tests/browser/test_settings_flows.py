@@ -126,9 +126,9 @@ def test_transactions_filter_by_tool_load_more_and_export_the_filtered_csv(brows
     with open(download.path(), newline="", encoding="utf-8") as f:
         exported = list(csv.DictReader(f))
     assert len(exported) == 60
-    assert {row["tool"] for row in exported} == {"claude-haiku"}
-    assert {row["credits"] for row in exported} == {"-0.7"}
-    assert {row["idempotency key"] for row in exported} == {f"h{i}" for i in range(60)}
+    assert {row["Tool"] for row in exported} == {"Claude Haiku"}
+    assert {row["Credits"] for row in exported} == {"-0.7"}
+    assert {row["Idempotency key"] for row in exported} == {f"h{i}" for i in range(60)}
 
 
 def test_byok_key_is_saved_masked_and_removed(browsers, owner_ws):
