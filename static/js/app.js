@@ -104,3 +104,21 @@ document.addEventListener("htmx:afterSwap", function (event) {
     days[to].focus();
   });
 })();
+
+// Where a table is narrow, app.css lays its rows out as blocks, and some browsers (Safari) then stop
+// reading it as a table. Name each part's role, as the table itself would, for the rows htmx adds too.
+(function () {
+  var ROLES = [["table.table", "table"], ["thead, tbody, tfoot", "rowgroup"], ["tr", "row"],
+               ["th[scope=col]", "columnheader"], ["th[scope=row]", "rowheader"], ["td", "cell"]];
+  function tableRoles() {
+    document.querySelectorAll("table.table").forEach(function (table) {
+      ROLES.forEach(function (pair) {
+        (table.matches(pair[0]) ? [table] : table.querySelectorAll(pair[0])).forEach(function (el) {
+          if (!el.hasAttribute("role")) el.setAttribute("role", pair[1]);
+        });
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", tableRoles);
+  document.addEventListener("htmx:load", tableRoles);
+})();

@@ -345,7 +345,7 @@ def test_cap_rows_show_spend_against_each_cap_with_a_meter_that_warns():
     assert len(rows) == 5
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
     assert cells[0] == ["Sales / Sourcing", "12", '<span class="muted">no cap</span>', ""]  # no cap, no meter
-    assert rows[1].startswith('<tr data-specialist="outreach"><td>Sales &lt;Outreach&gt;</td>')
+    assert rows[1].startswith('<tr data-specialist="outreach"><td data-label="Specialist">Sales &lt;Outreach&gt;</td>')
     assert "<Outreach>" not in rows[1] and 'aria-label="Sales &lt;Outreach&gt; cap used"' in rows[1]
     meters = [
         re.search(r'aria-valuenow="(\d+)"><div class="meter-fill ?([\w-]*)" style="width: (\d+)%"', r) for r in rows
@@ -381,7 +381,7 @@ def test_the_usage_tables_name_each_tool_and_specialist_with_their_share():
         total=credits("2001.5") + 1,
     )
     by_tool, by_specialist = _usage_region(usage).split("<caption>By specialist</caption>")
-    row = r"<tr><td>(.*?)</td><td class=\"num\">(.*?)</td><td class=\"num\">(.*?)</td></tr>"
+    row = r"<tr><td[^>]*>(.*?)</td><td[^>]*class=\"num\">(.*?)</td><td[^>]*class=\"num\">(.*?)</td></tr>"
     swatch = (
         '<svg class="swatch" width="12" height="12" aria-hidden="true" focusable="false">'
         '<rect width="12" height="12" fill="{}"/>{}</svg>'
