@@ -177,26 +177,40 @@ def test_no_page_has_a_serious_or_critical_axe_violation_at_either_width(browser
 FOCUS_JS = """() => {
     const el = document.activeElement;
     const style = getComputedStyle(el);
+    const r = el.getBoundingClientRect();
     return {
         tag: el.tagName.toLowerCase(), text: (el.innerText || el.value || el.name || "").trim().slice(0, 30),
-        style: style.outlineStyle, width: parseFloat(style.outlineWidth), color: style.outlineColor,
+        style: style.outlineStyle, width: parseFloat(style.outlineWidth),
+        box: {x: Math.max(0, r.x - 8), y: Math.max(0, r.y - 8), width: r.width + 16, height: r.height + 16},
     };
 }"""
 
 
+def shows_focus(page, focused: dict) -> bool:
+    """Whether the focused control looks different from itself unfocused (an outline, a ring, a stroke)."""
+    with_focus = page.screenshot(clip=focused["box"])
+    page.evaluate("() => { window.__focused = document.activeElement; window.__focused.blur(); }")
+    without = page.screenshot(clip=focused["box"])
+    page.evaluate("() => window.__focused.focus()")
+    return with_focus != without
+
+
 @pytest.mark.parametrize("path", ["billing:settings_billing", "login"])
-def test_every_control_reached_with_tab_shows_a_visible_focus_outline(browsers, site, path):
+def test_every_control_reached_with_tab_shows_a_visible_focus(browsers, site, path):
+    """Each Tab stop changes on screen when focused, and where that is an outline it is at least 2 px
+    (Chromium's own ring, 1 px, is what a control gets when the site's :focus-visible style is lost)."""
     user = site["owner"] if path.startswith("billing:") else None
     page = browsers.page(viewport=WIDTHS["desktop"], user=user)
     page.goto(reverse(path))
     seen, weak = [], []
-    for _ in range(60):
+    for _ in range(80):
         page.keyboard.press("Tab")
         focused = page.evaluate(FOCUS_JS)
         if focused["tag"] == "body" or (focused["tag"], focused["text"]) in seen[:1]:
             break  # back at the start
         seen.append((focused["tag"], focused["text"]))
-        if focused["style"] in ("none", "hidden") or focused["width"] < 2 or focused["color"] == "rgba(0, 0, 0, 0)":
-            weak.append(focused)
+        thin_outline = focused["style"] not in ("none", "hidden") and focused["width"] < 2
+        if thin_outline or not shows_focus(page, focused):
+            weak.append({key: focused[key] for key in ("tag", "text", "style", "width")})
     assert len(seen) >= 5, seen
-    assert not weak, f"focused controls without a visible outline: {weak}"
+    assert not weak, f"focused controls without a visible focus: {weak}"
