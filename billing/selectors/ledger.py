@@ -144,15 +144,29 @@ class LedgerPage:
 
 
 def ledger_read(
-    *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, before: int | None = None, limit: int = 25
+    *,
+    workspace_id: int,
+    filters: LedgerFilters,
+    zone: ZoneInfo,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 25,
 ) -> db.Read[LedgerPage]:
     """Newest first, ``limit`` at a time; the cursor is the last id shown (keyset, never OFFSET).
 
     Without dates the list runs down the ids. With a date range it runs down the times, so
     the (workspace, created_at, id) index starts inside the range instead of walking every
     newer entry to reach it; the cursor is still an id, whose time is looked up.
+
+    ``after``: only the entries written since the one with that id, for a list already shown to
+    take them on top. By id, whatever the order: a workspace's entries are written under its
+    wallet's row lock, so their ids follow the order they were committed in, while their times
+    are taken before the lock.
     """
     where, params = _ledger_conditions(workspace_id, filters, zone)
+    if after is not None:
+        where.append("id > %s")
+        params.append(after)
     by_time = filters.date_from is not None or filters.date_to is not None
     if before is not None:
         if by_time:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
@@ -104,6 +105,8 @@ def _balance_context(request: HttpRequest) -> dict:
     workspace = request.workspace
     return {
         "balance": selectors.balance_of(workspace.wallet),
+        "balance_etag": _balance_etag(request),  # the poll asks with it (If-None-Match)
+        "balance_poll": settings.BALANCE_POLL_SECONDS,
         "money": money_notices(workspace, workspace.wallet),
         "can_manage": request.membership.can_manage_billing,
     }
@@ -165,15 +168,28 @@ def _balance_etag(request: HttpRequest) -> str:
     return f'"balance-{workspace.pk}-{wallet.revision}-{zlib.crc32(repr(state).encode()):08x}"'
 
 
+# The event a changed balance fires in the page (an htmx HX-Trigger): the regions that move with
+# the wallet (usage, transactions) listen for it and refresh themselves, so they ask nothing while it stands still.
+BALANCE_CHANGED = "balance-changed"
+
+
 @require_GET
 @workspace_view()
 def balance_fragment(request: HttpRequest) -> HttpResponse:
-    """Polled every few seconds: an unchanged wallet costs one indexed read and a 304."""
+    """Polled every few seconds: an unchanged wallet costs one indexed read and a 304.
+
+    The region sends the ETag it shows; the browser's cache is not asked (a request naming its own
+    validator bypasses it), so htmx sees the 304 itself, swaps nothing and fires nothing. A new
+    tag answers the region and, to a page that showed an older one, the balance-changed event.
+    """
     etag = _balance_etag(request)
-    if etag in request.META.get("HTTP_IF_NONE_MATCH", ""):
+    shown = request.META.get("HTTP_IF_NONE_MATCH", "")
+    if etag in shown:
         response = HttpResponseNotModified()
     else:
         response = _region(request, "balance", lambda: _balance_context(request))
+        if shown:
+            response["HX-Trigger"] = BALANCE_CHANGED
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
     return response
@@ -255,10 +271,12 @@ def _cursor(request: HttpRequest) -> int | None:
     return id_parsed(request.GET.get("before"))
 
 
-def _transactions_read(request: HttpRequest, form: LedgerFilterForm) -> selectors.Read[selectors.LedgerPage]:
+def _transactions_read(
+    request: HttpRequest, form: LedgerFilterForm, *, after: int | None = None
+) -> selectors.Read[selectors.LedgerPage]:
     zone = timezone.get_current_timezone()
     return selectors.ledger_read(
-        workspace_id=request.workspace.pk, filters=_filters(form), zone=zone, before=_cursor(request)
+        workspace_id=request.workspace.pk, filters=_filters(form), zone=zone, before=_cursor(request), after=after
     )
 
 
@@ -274,16 +292,50 @@ def _transactions_context(
         "filter_form": form,
         "query": urlencode(query),  # the export link's
         "more": urlencode({**query, "before": page.next_cursor}) if page.next_cursor else "",  # "load more"'s
+        "news": _news_query(query, page.entries),
         "page": page,
     }
+
+
+def _news_query(query: dict[str, str], entries: list[selectors.LedgerRow], since: int = 0) -> str:
+    """What the list asks when the balance moves: its filters, and the newest entry it holds (0: none)."""
+    return urlencode({**query, "since": max([since, *(entry.pk for entry in entries)])})
 
 
 @require_GET
 @workspace_view()
 def transactions_fragment(request: HttpRequest) -> HttpResponse:
-    # "Load more" appends rows to the table; a filter change replaces the whole region.
-    partial = "transaction-rows" if request.GET.get("before") else "transactions"
-    return _region(request, partial, lambda: _transactions_context(request))
+    # "Load more" appends rows to the table; new entries go on top of those shown; a filter
+    # change replaces the whole region.
+    if request.GET.get("before"):
+        return _region(request, "transaction-rows", lambda: _transactions_context(request))
+    if "since" in request.GET and request.htmx:
+        return _transactions_news(request)
+    return _region(request, "transactions", lambda: _transactions_context(request))
+
+
+def _transactions_news(request: HttpRequest) -> HttpResponse:
+    """The entries written since the list's newest (the balance moved), to go on top of the rows it holds.
+
+    The rows already loaded stay as they are: however many pages "Load more" brought, where the
+    reader had scrolled to, and the filters, which the list's own query names. When the list held
+    nothing (its "no transactions" row must go) or more arrived than a page, the region is drawn
+    again from its newest page instead.
+    """
+    form = _filter_form(request)
+    since = id_parsed(request.GET.get("since"))
+    page = _transactions_read(request, form, after=since).run()
+    if page.entries and (since is None or page.next_cursor is not None):
+        response = _region(request, "transactions", lambda: _transactions_context(request, form, page))
+        response["HX-Retarget"] = "#transactions"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    query = _filters(form).as_query()
+    return _region(
+        request,
+        "transaction-news",
+        lambda: {"news": _news_query(query, page.entries, since or 0), "news_page": page, "more": ""},
+    )
 
 
 # The customer's export names things as the page does (kinds and tools by their labels) and says

@@ -126,6 +126,11 @@ API_CREDENTIAL_CACHE_SECONDS = env_int("API_CREDENTIAL_CACHE_SECONDS", 1)
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024)
 API_MAX_BATCH_BODY_BYTES = env_int("API_MAX_BATCH_BODY_BYTES", 5 * 1024 * 1024)
 
+# --- Pages ------------------------------------------------------------------------------------
+# How often an open billing page asks whether the balance moved (a 304 while it has not); the
+# usage and transactions regions refresh only when it has. Tests shorten it.
+BALANCE_POLL_SECONDS = 4
+
 # --- Payments (Stripe) --------------------------------------------------------------------------
 # With no key, buying is off (the pages say so) and nothing else changes. STRIPE_API_BASE points
 # the library at another address: only the dev and test settings set it, at the offline double,

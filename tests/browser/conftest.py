@@ -94,9 +94,14 @@ class Contexts:
         context.set_default_timeout(5_000)
         context.on("page", self._watch)
         if user is not None:
-            context.add_cookies([self._session_cookie(user)])
+            self.sign_in(context, user)
         self.contexts.append(context)
         return context
+
+    def sign_in(self, context, user) -> None:
+        """``user`` signed in on ``context`` in place of whoever was: one context can serve several people."""
+        context.clear_cookies()
+        context.add_cookies([self._session_cookie(user)])
 
     def page(self, **kwargs):
         return self.new(**kwargs).new_page()

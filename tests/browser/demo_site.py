@@ -61,7 +61,7 @@ def _load_more_transactions(page) -> None:
 
 def _buy_without_payments(page) -> None:
     """Buy a pack where no payment provider is configured: the page that says nothing was charged."""
-    page.get_by_role("button", name="Buy 100K").click()
+    page.get_by_role("button", name="Buy 100K", exact=True).click()
     expect(page).to_have_url("/settings/billing/top-up/100k/")
 
 

@@ -70,7 +70,7 @@ def test_a_pack_bought_is_in_the_history_with_its_receipt_and_the_card_on_file(b
     expect(history).to_contain_text("No card on file yet")
     shot(page, "empty-desktop")
 
-    page.get_by_role("button", name="Buy 100K").click()
+    page.get_by_role("button", name="Buy 100K", exact=True).click()
     expect(page).to_have_url(re.compile(rf"^{re.escape(double.url)}/checkout/cs_test_"))
     page.locator("#pay").click()
     expect(page.get_by_text("Payment received: 100,000 credits added")).to_be_visible()

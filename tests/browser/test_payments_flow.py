@@ -43,7 +43,7 @@ def test_buy_a_pack_pay_on_the_test_checkout_and_see_the_balance_rise_by_its_cre
     page.goto("/settings/billing/")
     expect(page.get_by_test_id("total-credits")).to_have_text("10,000")
 
-    page.get_by_role("button", name="Buy 100K").click()
+    page.get_by_role("button", name="Buy 100K", exact=True).click()
     expect(page).to_have_url(re.compile(rf"^{re.escape(double.url)}/checkout/cs_test_"))
     expect(page.get_by_text("$15.00").first).to_be_visible()
     page.locator("#pay").click()

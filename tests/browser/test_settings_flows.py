@@ -290,7 +290,7 @@ def test_buying_a_pack_explains_payments_are_not_configured(browsers, owner_ws):
     owner, _workspace = owner_ws
     page = browsers.page(user=owner)
     page.goto("/settings/billing/")
-    page.get_by_role("button", name="Buy 100K").click()
+    page.get_by_role("button", name="Buy 100K", exact=True).click()
     expect(page.get_by_role("heading", name="Payments are not configured yet")).to_be_visible()
     expect(page.locator("main")).to_contain_text("nothing was charged")
     page.get_by_role("link", name="Back to Billing & Credits").click()
