@@ -14,6 +14,7 @@ It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``, and ``Rea
 from __future__ import annotations
 
 import re
+import select
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,14 +73,51 @@ def compact(sql: str) -> str:
     return re.sub(r" ?([,()]) ?", r"\1", sql).strip()
 
 
+def _spoke_while_idle(raw: psycopg.Connection) -> bool:
+    """Whether anything arrived on the connection since its last answer was read: one poll, no round trip.
+
+    Between requests a live connection has nothing to read. A backend that was terminated sent its
+    FATAL message and closed the socket; a restarted PostgreSQL or PgBouncer closed it: either makes
+    the socket readable.
+    """
+    poller = select.poll()
+    poller.register(raw.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _reconnect_if_dropped() -> None:
+    """Django's connection health check, for the statements that go round Django's cursor.
+
+    With persistent connections and ``CONN_HEALTH_CHECKS`` Django checks a connection kept from an
+    earlier request at the request's first Django cursor or transaction (a ``SELECT 1``), and opens a
+    new one if it is dead. A psycopg cursor on ``connection.connection`` skips that: the API answers
+    from such cursors alone, so after PostgreSQL or PgBouncer restarted between two requests, the
+    next charge met the dead connection and failed (500); and since Django never saw the error, the
+    broken connection was kept and every later API request on it failed too, until
+    ``CONN_MAX_AGE`` retired it. So the check runs here too, where the request's first statement
+    may be. A ``SELECT 1`` on every API call would cost a round trip per charge; a poll of the socket
+    costs none, and the round trip is paid only when it says something came (tests/api/test_reconnect.py).
+    Inside a transaction nothing is replaced: its statements must fail, not move to a new connection.
+    """
+    raw = connection.connection
+    if raw is None or connection.in_atomic_block:
+        return
+    if raw.closed:  # a statement already met the dead connection (during an earlier request)
+        connection.close()
+    elif connection.health_check_enabled and not connection.health_check_done and _spoke_while_idle(raw):
+        connection.close_if_health_check_failed()
+
+
 @contextmanager
 def raw_cursor() -> Iterator[psycopg.Cursor]:
     """A plain psycopg cursor on Django's connection (and in its transaction, if one is open).
 
     It binds parameters server-side (large arrays travel as parameters, and in binary with
     ``%(name)b``) and lets the server keep a statement's plan; what runs on it is not in
-    Django's query log.
+    Django's query log. A connection that PostgreSQL or PgBouncer dropped since the last
+    request is replaced first (``_reconnect_if_dropped``).
     """
+    _reconnect_if_dropped()
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         yield cursor
