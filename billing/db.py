@@ -7,8 +7,9 @@ the ledger audit). Those statements name tables and columns only through this mo
 models' ``_meta``: a renamed table, column or field, or a new column the database needs a value
 for, fails when the module is imported, not on the first charge in production.
 
-It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``, and ``Read`` /
-``reads_run``, which send a page's several reads in one round trip.
+It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``; ``Read`` /
+``reads_run``, which send a page's several reads in one round trip; and ``replica_or_primary``,
+where a read that may lag goes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from django.db import connection
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import NOT_PROVIDED, F, Func, JSONField, Model, TextField, Value
 from django.db.models.functions import Cast
 
@@ -136,6 +138,21 @@ def execute_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any], *, row
         return cursor.fetchall() if rows else []
 
 
+def replica_or_primary() -> str:
+    """The database alias for a read that may lag a moment behind the last write: the replica, when
+    one is configured (``DATABASE_REPLICA_URL``); else the primary.
+
+    Only for the reads named in the settings (the staff ledger list and its CSV, the customer's CSV
+    export, the admin's big tables), never for charging, balances or a page showing what its
+    reader just changed. Inside a transaction a read stays on the primary: it is part of what the
+    transaction sees.
+    """
+    alias = settings.REPLICA_DATABASE
+    if not alias or connection.in_atomic_block:
+        return DEFAULT_DB_ALIAS
+    return alias
+
+
 class JSONKeyRemoved(Func):
     """PostgreSQL's ``jsonb - text`` for an UPDATE: the field's object without one key."""
 
@@ -159,15 +176,16 @@ class Read(Generic[T]):
     sends its usage read, its first ledger page and its billing history together
     (``reads_run``), which keeps it at three queries with the session and the signed-in user's.
     ``sql`` and ``params`` are what a Django cursor takes (a queryset's ``query.sql_with_params()``
-    fits).
+    fits); ``using`` is the database alias it runs on (the primary unless named).
     """
 
     sql: str
     params: Sequence[object] | Mapping[str, object]
     parse: Callable[[list[tuple]], T]
+    using: str = DEFAULT_DB_ALIAS
 
     def run(self) -> T:
-        with connection.cursor() as cursor:
+        with connections[self.using].cursor() as cursor:
             cursor.execute(self.sql, self.params)
             return self.parse(cursor.fetchall())
 
@@ -182,9 +200,13 @@ def reads_run(*reads: Read) -> list:
     """
     if len(reads) == 1:
         return [reads[0].run()]
-    sql = ";\n".join(connection.ops.compose_sql(read.sql, read.params) for read in reads)
+    aliases = {read.using for read in reads}
+    if len(aliases) > 1:
+        raise ValueError(f"reads sent together must share one database, not {sorted(aliases)}")
+    database = connections[aliases.pop()]
+    sql = ";\n".join(database.ops.compose_sql(read.sql, read.params) for read in reads)
     answers = []
-    with connection.cursor() as cursor:
+    with database.cursor() as cursor:
         cursor.execute(sql)
         for n, read in enumerate(reads):
             if n and not cursor.nextset():

@@ -97,10 +97,31 @@ else:
 # (Behind PgBouncer before 1.21, set DB_PREPARE_THRESHOLD to "": binding stays server-side,
 # statements are not kept.)
 _prepare_threshold = env_str("DB_PREPARE_THRESHOLD", "5")
-DATABASES["default"].setdefault("OPTIONS", {}).update(
-    server_side_binding=True,
-    prepare_threshold=int(_prepare_threshold) if _prepare_threshold else None,
-)
+_DATABASE_OPTIONS = {
+    "server_side_binding": True,
+    "prepare_threshold": int(_prepare_threshold) if _prepare_threshold else None,
+}
+DATABASES["default"].setdefault("OPTIONS", {}).update(_DATABASE_OPTIONS)
+
+# A streaming replica, for the reads that may lag a moment behind the primary: the staff ledger
+# list and its CSV, the customer's CSV export, the admin's big append-only tables (ledger, holds,
+# Stripe events). They ask ``billing.db.replica_or_primary()`` for the alias, by name; every other
+# read (charging, balances, every page showing what its reader just changed) and every write uses
+# the primary, and so does a read inside a transaction. The router (sigora/db_router.py) keeps
+# writes and migrations off the replica.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a postgres:// URL: PostgreSQL is the only database")
+    DATABASES["replica"].setdefault("OPTIONS", {}).update(_DATABASE_OPTIONS)
+# The alias lagging reads go to: "" reads everything from the primary.
+REPLICA_DATABASE = "replica" if DATABASE_REPLICA_URL else ""
+DATABASE_ROUTERS = ["sigora.db_router.PrimaryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
