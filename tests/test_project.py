@@ -82,8 +82,8 @@ def test_a_replica_url_adds_a_replica_alias_connected_as_the_primary_is():
         # Persistent, and checked at each request's first use: it reconnects after a restart.
         "CONN_MAX_AGE": 30,
         "CONN_HEALTH_CHECKS": True,
-        # The URL's own options, and the primary's statement preparation.
-        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5},
+        # The URL's own options, and the primary's statement preparation and connect timeout.
+        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5, "connect_timeout": 5},
         "alias": "replica",
     }
     refused = manage("check", env_overrides={**environment, "DATABASE_REPLICA_URL": "mysql://reader@x.internal/sigora"})

@@ -36,6 +36,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /healthz and /readyz are answered here, before everything below (sigora/health.py).
+    "sigora.health.HealthCheckMiddleware",
     # /api/v1/ is answered here: none of the middleware below runs for it (api/middleware.py).
     "api.middleware.ApiFirstMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -101,7 +103,19 @@ _DATABASE_OPTIONS = {
     "server_side_binding": True,
     "prepare_threshold": int(_prepare_threshold) if _prepare_threshold else None,
 }
-DATABASES["default"].setdefault("OPTIONS", {}).update(_DATABASE_OPTIONS)
+# Seconds to wait for a connection (libpq waits for ever by default, so a database host that drops
+# packets would hold every request, and /readyz, for the kernel's two minutes). A URL's own
+# ?connect_timeout= wins.
+_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5)
+
+
+def _database_options(database: dict) -> None:
+    options = database.setdefault("OPTIONS", {})
+    options.update(_DATABASE_OPTIONS)
+    options.setdefault("connect_timeout", _CONNECT_TIMEOUT)
+
+
+_database_options(DATABASES["default"])
 
 # A streaming replica, for the reads that may lag a moment behind the primary: the staff ledger
 # list and its CSV, the customer's CSV export, the admin's big append-only tables (ledger, holds,
@@ -118,7 +132,7 @@ if DATABASE_REPLICA_URL:
         from django.core.exceptions import ImproperlyConfigured
 
         raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a postgres:// URL: PostgreSQL is the only database")
-    DATABASES["replica"].setdefault("OPTIONS", {}).update(_DATABASE_OPTIONS)
+    _database_options(DATABASES["replica"])
 # The alias lagging reads go to: "" reads everything from the primary.
 REPLICA_DATABASE = "replica" if DATABASE_REPLICA_URL else ""
 DATABASE_ROUTERS = ["sigora.db_router.PrimaryReplicaRouter"]
