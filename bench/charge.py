@@ -25,6 +25,7 @@ BENCH_KEEP=1 keeps the database. It only connects to 127.0.0.1 or a unix socket.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import random
@@ -41,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
 
-# Before django.setup(), here and in every writer: billing logs each charge at INFO otherwise.
-os.environ["LOG_LEVEL"] = "WARNING"
+# Logging as production runs it: LOG_LEVEL from the environment, INFO by default (sigora/settings/base.py),
+# where a successful charge logs nothing and a refusal a line. Only the setup is quieter (prepare_database).
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
@@ -64,19 +65,29 @@ def django_setup() -> dict[str, Any]:
 
 
 def prepare_database(original: dict[str, Any]) -> tuple[int, list[int]]:
-    """Recreate the bench database, migrate it, open and fund the hot and the many workspaces."""
+    """Recreate the bench database, migrate it, open and fund the hot and the many workspaces.
+
+    In this process only, and not timed: the billing log is kept to warnings while 201 workspaces
+    are opened and funded (a line each at INFO would bury the figures).
+    """
     from django.contrib.auth import get_user_model
 
     from billing.services import workspace_create
 
-    database_recreate(original, BENCH_DB)
-    owner = get_user_model().objects.create_user(username="bench", password=None)
-    hot = workspace_create(name="hot", owner=owner).pk
-    many = [workspace_create(name=f"many {i}", owner=owner).pk for i in range(MANY)]
-    # pgbench draws `random(lo, hi)`: it needs the many workspaces' ids to be one unbroken range.
-    assert many == list(range(many[0], many[0] + MANY)), "many workspaces' ids are not consecutive"
-    # Every debit from top-ups (see the docstring), and a history before measuring.
-    workspaces_funded([hot, *many], {"action": ACTION, "quantity": QUANTITY}, HISTORY)
+    billing_log = logging.getLogger("billing")
+    level = billing_log.level
+    billing_log.setLevel(logging.WARNING)
+    try:
+        database_recreate(original, BENCH_DB)
+        owner = get_user_model().objects.create_user(username="bench", password=None)
+        hot = workspace_create(name="hot", owner=owner).pk
+        many = [workspace_create(name=f"many {i}", owner=owner).pk for i in range(MANY)]
+        # pgbench draws `random(lo, hi)`: it needs the many workspaces' ids to be one unbroken range.
+        assert many == list(range(many[0], many[0] + MANY)), "many workspaces' ids are not consecutive"
+        # Every debit from top-ups (see the docstring), and a history before measuring.
+        workspaces_funded([hot, *many], {"action": ACTION, "quantity": QUANTITY}, HISTORY)
+    finally:
+        billing_log.setLevel(level)
     return hot, many
 
 
@@ -221,6 +232,8 @@ def run(original: dict[str, Any]) -> None:
         version, autovacuum, synchronous_commit, fsync = cursor.fetchone()
     print(f"PostgreSQL {version}, {where}; database {BENCH_DB}; pgbench {pgbench_binary()}")
     print(f"server: autovacuum={autovacuum} synchronous_commit={synchronous_commit} fsync={fsync}")
+    level = logging.getLevelName(logging.getLogger("billing").getEffectiveLevel())
+    print(f"billing log level {level} in every writer (LOG_LEVEL; production's default is INFO)")
     print(f"{os.cpu_count()} CPUs; 1 hot workspace + {MANY} others (ids {many[0]}..{many[-1]})", flush=True)
 
     action = Action.objects.get(key=ACTION)

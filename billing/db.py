@@ -7,20 +7,23 @@ the ledger audit). Those statements name tables and columns only through this mo
 models' ``_meta``: a renamed table, column or field, or a new column the database needs a value
 for, fails when the module is imported, not on the first charge in production.
 
-It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``, and ``Read`` /
-``reads_run``, which send a page's several reads in one round trip.
+It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``; ``Read`` /
+``reads_run``, which send a page's several reads in one round trip; and ``replica_or_primary``,
+where a read that may lag goes.
 """
 
 from __future__ import annotations
 
 import re
+import select
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from django.db import connection
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import NOT_PROVIDED, F, Func, JSONField, Model, TextField, Value
 from django.db.models.functions import Cast
 
@@ -72,14 +75,51 @@ def compact(sql: str) -> str:
     return re.sub(r" ?([,()]) ?", r"\1", sql).strip()
 
 
+def _spoke_while_idle(raw: psycopg.Connection) -> bool:
+    """Whether anything arrived on the connection since its last answer was read: one poll, no round trip.
+
+    Between requests a live connection has nothing to read. A backend that was terminated sent its
+    FATAL message and closed the socket; a restarted PostgreSQL or PgBouncer closed it: either makes
+    the socket readable.
+    """
+    poller = select.poll()
+    poller.register(raw.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _reconnect_if_dropped() -> None:
+    """Django's connection health check, for the statements that go round Django's cursor.
+
+    With persistent connections and ``CONN_HEALTH_CHECKS`` Django checks a connection kept from an
+    earlier request at the request's first Django cursor or transaction (a ``SELECT 1``), and opens a
+    new one if it is dead. A psycopg cursor on ``connection.connection`` skips that: the API answers
+    from such cursors alone, so after PostgreSQL or PgBouncer restarted between two requests, the
+    next charge met the dead connection and failed (500); and since Django never saw the error, the
+    broken connection was kept and every later API request on it failed too, until
+    ``CONN_MAX_AGE`` retired it. So the check runs here too, where the request's first statement
+    may be. A ``SELECT 1`` on every API call would cost a round trip per charge; a poll of the socket
+    costs none, and the round trip is paid only when it says something came (tests/api/test_reconnect.py).
+    Inside a transaction nothing is replaced: its statements must fail, not move to a new connection.
+    """
+    raw = connection.connection
+    if raw is None or connection.in_atomic_block:
+        return
+    if raw.closed:  # a statement already met the dead connection (during an earlier request)
+        connection.close()
+    elif connection.health_check_enabled and not connection.health_check_done and _spoke_while_idle(raw):
+        connection.close_if_health_check_failed()
+
+
 @contextmanager
 def raw_cursor() -> Iterator[psycopg.Cursor]:
     """A plain psycopg cursor on Django's connection (and in its transaction, if one is open).
 
     It binds parameters server-side (large arrays travel as parameters, and in binary with
     ``%(name)b``) and lets the server keep a statement's plan; what runs on it is not in
-    Django's query log.
+    Django's query log. A connection that PostgreSQL or PgBouncer dropped since the last
+    request is replaced first (``_reconnect_if_dropped``).
     """
+    _reconnect_if_dropped()
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         yield cursor
@@ -96,6 +136,21 @@ def execute_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any], *, row
         # fetchall() without asking for cursor.description: building column objects for a ledger
         # entry's twenty-odd columns costs more client CPU than the rest of a charge.
         return cursor.fetchall() if rows else []
+
+
+def replica_or_primary() -> str:
+    """The database alias for a read that may lag a moment behind the last write: the replica, when
+    one is configured (``DATABASE_REPLICA_URL``); else the primary.
+
+    Only for the reads named in the settings (the staff ledger list and its CSV, the customer's CSV
+    export, the admin's big tables), never for charging, balances or a page showing what its
+    reader just changed. Inside a transaction a read stays on the primary: it is part of what the
+    transaction sees.
+    """
+    alias = settings.REPLICA_DATABASE
+    if not alias or connection.in_atomic_block:
+        return DEFAULT_DB_ALIAS
+    return alias
 
 
 class JSONKeyRemoved(Func):
@@ -121,15 +176,16 @@ class Read(Generic[T]):
     sends its usage read, its first ledger page and its billing history together
     (``reads_run``), which keeps it at three queries with the session and the signed-in user's.
     ``sql`` and ``params`` are what a Django cursor takes (a queryset's ``query.sql_with_params()``
-    fits).
+    fits); ``using`` is the database alias it runs on (the primary unless named).
     """
 
     sql: str
     params: Sequence[object] | Mapping[str, object]
     parse: Callable[[list[tuple]], T]
+    using: str = DEFAULT_DB_ALIAS
 
     def run(self) -> T:
-        with connection.cursor() as cursor:
+        with connections[self.using].cursor() as cursor:
             cursor.execute(self.sql, self.params)
             return self.parse(cursor.fetchall())
 
@@ -144,9 +200,13 @@ def reads_run(*reads: Read) -> list:
     """
     if len(reads) == 1:
         return [reads[0].run()]
-    sql = ";\n".join(connection.ops.compose_sql(read.sql, read.params) for read in reads)
+    aliases = {read.using for read in reads}
+    if len(aliases) > 1:
+        raise ValueError(f"reads sent together must share one database, not {sorted(aliases)}")
+    database = connections[aliases.pop()]
+    sql = ";\n".join(database.ops.compose_sql(read.sql, read.params) for read in reads)
     answers = []
-    with connection.cursor() as cursor:
+    with database.cursor() as cursor:
         cursor.execute(sql)
         for n, read in enumerate(reads):
             if n and not cursor.nextset():

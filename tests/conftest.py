@@ -1,4 +1,5 @@
 import pytest
+from django.db import connections, transaction
 
 from billing.catalog_cache import catalog_invalidate
 from billing.credits import credits
@@ -48,3 +49,24 @@ def fund(workspace, *, plan=None, topup=None):
 def balances(workspace):
     wallet = Wallet.objects.get(workspace=workspace)
     return wallet.plan_balance, wallet.topup_balance
+
+
+# A test that reads from the ``replica`` alias (the test database itself, on a second connection:
+# sigora/settings/test.py) needs committed rows, so a transaction=True test.
+REPLICA_TEST = pytest.mark.django_db(transaction=True, serialized_rollback=True, databases=["default", "replica"])
+
+
+@pytest.fixture
+def with_replica(settings):
+    """Reads that may lag go to the replica alias, as with DATABASE_REPLICA_URL set."""
+    settings.REPLICA_DATABASE = "replica"
+
+
+@pytest.fixture
+def lagging_replica(with_replica):
+    """A replica that has not caught up: its connection holds a REPEATABLE READ snapshot taken now,
+    so nothing committed after this shows on it, as on a standby behind the primary."""
+    with transaction.atomic(using="replica"), connections["replica"].cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute(f"SELECT count(*) FROM {Wallet._meta.db_table}")  # the snapshot is taken here
+        yield

@@ -41,6 +41,7 @@ def test_production_settings_pass_the_deploy_checklist():
             "ALLOWED_HOSTS": "billing.example.com",
             "BYOK_ENCRYPTION_KEYS": "tqTQXcPXdcgL6t6lFkG1n6FNOAeFl0GPyfP3O8r4gQk=",
             "DATABASE_URL": os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+            "DATABASE_REPLICA_URL": "postgres://reader@127.0.0.1:5433/sigora",
         },
     )
     assert result.returncode == 0, result.stderr
@@ -61,6 +62,33 @@ def test_only_postgresql_is_accepted():
     result = manage("check", env_overrides={"DATABASE_URL": "sqlite:///db.sqlite3"})
     assert result.returncode != 0
     assert "PostgreSQL is the only database" in result.stderr
+
+
+def test_a_replica_url_adds_a_replica_alias_connected_as_the_primary_is():
+    shown = "HOST", "PORT", "NAME", "USER", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"
+    code = (
+        "import json; from django.conf import settings as s; r = s.DATABASES['replica'];"
+        f"print(json.dumps({{k: r[k] for k in {shown!r}}} | {{'alias': s.REPLICA_DATABASE}}))"
+    )
+    replica_url = "postgres://reader@replica.internal:5433/sigora?sslmode=require"
+    environment = {"DJANGO_SETTINGS_MODULE": "sigora.settings.dev", "DB_CONN_MAX_AGE": "30"}
+    result = manage("shell", "-c", code, env_overrides={**environment, "DATABASE_REPLICA_URL": replica_url})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "HOST": "replica.internal",
+        "PORT": 5433,
+        "NAME": "sigora",
+        "USER": "reader",
+        # Persistent, and checked at each request's first use: it reconnects after a restart.
+        "CONN_MAX_AGE": 30,
+        "CONN_HEALTH_CHECKS": True,
+        # The URL's own options, and the primary's statement preparation and connect timeout.
+        "OPTIONS": {"sslmode": "require", "server_side_binding": True, "prepare_threshold": 5, "connect_timeout": 5},
+        "alias": "replica",
+    }
+    refused = manage("check", env_overrides={**environment, "DATABASE_REPLICA_URL": "mysql://reader@x.internal/sigora"})
+    assert refused.returncode != 0
+    assert "DATABASE_REPLICA_URL must be a postgres:// URL" in refused.stderr
 
 
 @pytest.mark.slow

@@ -228,7 +228,8 @@ class LedgerEntryAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
         if not term:
             return queryset, False
         workspace = request.GET.get(WorkspaceFilter.parameter_name, "")
-        ids = ledger_search_ids(term=term, workspace_id=id_parsed(workspace))
+        # On the database the list reads (the replica, when there is one: PeekChangeList).
+        ids = ledger_search_ids(term=term, workspace_id=id_parsed(workspace), using=queryset.db)
         return queryset.filter(pk__in=ids), False
 
     def get_urls(self):

@@ -17,6 +17,8 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.paginator import InvalidPage, Page, Paginator
 
+from billing.db import replica_or_primary
+
 
 class PeekPaginator(Paginator):
     """Pages that know only whether another one follows: the page's rows plus one are read, once.
@@ -50,7 +52,18 @@ class PeekPaginator(Paginator):
 
 
 class PeekChangeList(ChangeList):
-    """A changelist whose results are one LIMIT query: no count, no "show all"."""
+    """A changelist whose results are one LIMIT query: no count, no "show all".
+
+    Read from the replica when there is one (``replica_or_primary``): these lists are history
+    that may lag a moment, and their filters and searches are the admin's heaviest reads. Only
+    the list (and what the model admin builds on its queryset: the ledger's search and CSV
+    export); a row's own page, and every action's decision, read the primary.
+    """
+
+    def get_queryset(self, request, exclude_parameters=None):
+        # The root queryset is what the filters and the model admin's search start from.
+        self.root_queryset = self.root_queryset.using(replica_or_primary())
+        return super().get_queryset(request, exclude_parameters)
 
     def get_ordering(self, request, queryset) -> list[str]:
         # Only the admin's own indexed order: Django honours a column sort in the query string

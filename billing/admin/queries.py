@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import QuerySet
 
 from billing.models import CatalogChange, LedgerEntry, Workspace
@@ -35,15 +35,14 @@ UNION ALL
 """
 
 
-def ledger_search_ids(*, term: str, workspace_id: int | None = None) -> list[int]:
-    """Ids of the entries whose idempotency key or Stripe id (external_ref) is exactly ``term``."""
+def ledger_search_ids(*, term: str, workspace_id: int | None = None, using: str = DEFAULT_DB_ALIAS) -> list[int]:
+    """Ids of the entries whose idempotency key or Stripe id (external_ref) is exactly ``term``, read on ``using``."""
+    entries = LedgerEntry.objects.using(using)
     if workspace_id is not None:
-        by_key = LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=term).values_list(
-            "id", flat=True
-        )
-        by_ref = LedgerEntry.objects.filter(external_ref=term).exclude(external_ref="").values_list("id", flat=True)
+        by_key = entries.filter(workspace_id=workspace_id, idempotency_key=term).values_list("id", flat=True)
+        by_ref = entries.filter(external_ref=term).exclude(external_ref="").values_list("id", flat=True)
         return [*by_key, *by_ref[:SEARCH_LIMIT]]
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.execute(_SEARCH_SQL, {"term": term, "limit": SEARCH_LIMIT})
         return [row[0] for row in cursor.fetchall()]
 

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from django.db import DEFAULT_DB_ALIAS
+
 from billing import db
 from billing.models import LedgerEntry
 from billing.selectors.catalog import ToolName, specialist_label, specialist_names, tool_named, tool_names
@@ -151,6 +153,7 @@ def ledger_read(
     before: int | None = None,
     after: int | None = None,
     limit: int = 25,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> db.Read[LedgerPage]:
     """Newest first, ``limit`` at a time; the cursor is the last id shown (keyset, never OFFSET).
 
@@ -162,6 +165,8 @@ def ledger_read(
     take them on top. By id, whatever the order: a workspace's entries are written under its
     wallet's row lock, so their ids follow the order they were committed in, while their times
     are taken before the lock.
+
+    ``using``: the database alias to read; the primary unless a read that may lag says otherwise.
     """
     where, params = _ledger_conditions(workspace_id, filters, zone)
     if after is not None:
@@ -199,23 +204,37 @@ def ledger_read(
         ]
         return LedgerPage(entries=rows, next_cursor=rows[-1].pk if more and rows else None)
 
-    return db.Read(sql, [*params, limit + 1], page)
+    return db.Read(sql, [*params, limit + 1], page, using)
 
 
 def ledger_page(
-    *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, before: int | None = None, limit: int = 25
+    *,
+    workspace_id: int,
+    filters: LedgerFilters,
+    zone: ZoneInfo,
+    before: int | None = None,
+    limit: int = 25,
+    using: str = DEFAULT_DB_ALIAS,
 ) -> LedgerPage:
     """One page of the ledger (see ``ledger_read``)."""
-    return ledger_read(workspace_id=workspace_id, filters=filters, zone=zone, before=before, limit=limit).run()
+    read = ledger_read(workspace_id=workspace_id, filters=filters, zone=zone, before=before, limit=limit, using=using)
+    return read.run()
 
 
 def ledger_export(
     *, workspace_id: int, filters: LedgerFilters, zone: ZoneInfo, chunk: int = 2_000
 ) -> Iterator[LedgerRow]:
-    """Every matching entry, newest first, read a keyset chunk at a time (for streaming CSV)."""
+    """Every matching entry, newest first, read a keyset chunk at a time (for streaming CSV).
+
+    From the replica when there is one (``db.replica_or_primary``): an export of history may lag
+    a moment, and its thousands of rows are load the primary need not carry.
+    """
+    using = db.replica_or_primary()
     before = None
     while True:
-        page = ledger_page(workspace_id=workspace_id, filters=filters, zone=zone, before=before, limit=chunk)
+        page = ledger_page(
+            workspace_id=workspace_id, filters=filters, zone=zone, before=before, limit=chunk, using=using
+        )
         yield from page.entries
         if page.next_cursor is None:
             return

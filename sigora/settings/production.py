@@ -16,6 +16,8 @@ if not BYOK_ENCRYPTION_KEYS:
     env_required("BYOK_ENCRYPTION_KEYS", "comma-separated Fernet keys (newest first) that encrypt stored BYOK keys")
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+# A load balancer checks each node over plain HTTP, by address: its checks are not redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the usual deployment).
 if env_bool("BEHIND_TLS_PROXY", True):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

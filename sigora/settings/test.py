@@ -12,6 +12,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The replica alias is the test database itself (Django's test MIRROR): the code that reads from it
+# runs without a second server. Reads go to it only in tests that turn it on (REPLICA_DATABASE =
+# "replica"), with transaction=True: the mirror is a second connection, which sees committed rows only.
+DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405
+REPLICA_DATABASE = ""
 LOGGING["loggers"]["billing"]["level"] = "WARNING"  # noqa: F405
 WHITENOISE_USE_FINDERS = True  # serve straight from static/, no collectstatic needed
 

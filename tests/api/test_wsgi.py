@@ -16,7 +16,11 @@ from billing.models import LedgerEntry
 from tests.conftest import fund
 
 
-def call(path: str, *, method: str = "GET", body: bytes = b"", headers: dict | None = None):
+def call(
+    path: str, *, method: str = "GET", body: bytes = b"", headers: dict | None = None, per_request_cleanup: bool = False
+):
+    """One request through the WSGI application. ``per_request_cleanup``: with the handler's connection
+    cleanup at the request's start and end, as gunicorn runs it (only for tests whose data is committed)."""
     from sigora.wsgi import application
 
     environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "wsgi.input": io.BytesIO(body)}
@@ -30,6 +34,11 @@ def call(path: str, *, method: str = "GET", body: bytes = b"", headers: dict | N
     def start_response(status, response_headers, exc_info=None):
         answer["status"], answer["headers"] = int(status.split()[0]), dict(response_headers)
 
+    if per_request_cleanup:
+        response = application(environ, start_response)
+        content = b"".join(response)
+        response.close()  # what the server does after sending it: request_finished
+        return answer["status"], answer["headers"], content
     # As Django's test client does: the handler's per-request connection cleanup would close the
     # connection holding the test's transaction.
     signals.request_started.disconnect(close_old_connections)
