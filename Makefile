@@ -67,8 +67,8 @@ format: install-dev
 
 ## make bench — the performance benchmarks, each printing ratios against a ceiling it measures
 # By name: the other bench/ modules are what they import or serve (tests/test_project.py keeps the list whole).
-BENCHMARKS := bench/api.py bench/charge.py bench/pages.py bench/resets.py
-bench: migrate
+BENCHMARKS := bench/api.py bench/charge.py bench/pages.py bench/pgbouncer.py bench/resets.py
+bench: migrate stack-tools
 	@set -e; for f in $(BENCHMARKS); do echo "== $$f"; $(BIN)/python "$$f"; done
 
 ## make stack — the production topology on this machine (docs/stack.md): a PostgreSQL primary and a

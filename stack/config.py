@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "sigora"  # on the stack's primary; PgBouncer names the replica's copy REPLICA_ALIAS
 REPLICA_ALIAS = "sigora_replica"
-SESSION_ALIAS = "sigora_session"  # the primary again, pooled per session (bench/pgbouncer.py compares)
+SESSION_ALIAS = "sigora_session"  # the primary again, pooled per session: the app nodes (see ROUTES)
 HOST = "127.0.0.1"  # the only address anything in the stack binds or reaches
 # Settings that belong to the stack, not to its secrets (those are in STACK_DIR/env).
 SECRET_NAMES = ("SECRET_KEY", "BYOK_ENCRYPTION_KEYS")
@@ -52,6 +52,11 @@ class Config:
     @property
     def run(self) -> Path:
         return self.dir / "run"
+
+    @property
+    def app_connections(self) -> int:
+        """Connections the app nodes hold at most (a thread keeps one): the session pool's size."""
+        return len(self.ports.apps) * self.web_workers * self.web_threads
 
     @property
     def url(self) -> str:
@@ -123,13 +128,30 @@ def secrets_load_or_create(path: Path) -> dict[str, str]:
 # --- The Python processes: the app nodes, the workers, beat, and the one-shot steps ----------------
 
 
-def app_environment(config: Config, secret: Mapping[str, str], *, database_url: str) -> dict[str, str]:
-    """Production settings for every Python process of the stack, talking to ``database_url``.
+# How each kind of process reaches the primary. Behind PgBouncer 1.18, a transaction pool keeps no
+# prepared statement (nor a cursor) across transactions; bench/pgbouncer.py measured charge() through
+# it at 0.33–0.58 of straight to PostgreSQL (planned afresh each call), and through a session pool with
+# prepared statements kept at ~1.0 (docs/stack.md). So the app nodes, which charge, go through the
+# session pool; the workers and beat, off the hot path, share the transaction pool; migrations and
+# other one-shot commands go straight to the primary.
+ROUTES = {  # name: (PgBouncer alias, or None for the primary itself; prepared statements kept)
+    "session": (SESSION_ALIAS, True),
+    "transaction": (DATABASE, False),
+    "direct": (None, True),
+}
+
+
+def app_environment(config: Config, secret: Mapping[str, str], *, route: str) -> dict[str, str]:
+    """Production settings for a Python process of the stack, reaching the primary by ``route`` (ROUTES).
 
     No TLS on this machine: HAProxy speaks plain HTTP on 127.0.0.1, so the redirect to HTTPS is
-    off and the forwarded-protocol header is not trusted. PgBouncer pools per transaction, which
-    keeps no prepared statement and no cursor across statements (docs/stack.md has the figures).
+    off and the forwarded-protocol header is not trusted. The replica is reached through
+    PgBouncer's session pool, where prepared statements are safe whatever the router passes on.
     """
+    alias, prepared = ROUTES[route]
+    database_url = (
+        config.database_url(config.ports.pgbouncer, alias) if alias else config.database_url(config.ports.primary)
+    )
     origins = [f"http://{host}:{config.ports.http}" for host in (HOST, "localhost")]
     return {
         **{name: value for name, value in os.environ.items() if not name.startswith("STACK_")},
@@ -139,8 +161,8 @@ def app_environment(config: Config, secret: Mapping[str, str], *, database_url: 
         **secret,
         "DATABASE_URL": database_url,
         "DATABASE_REPLICA_URL": config.database_url(config.ports.pgbouncer, REPLICA_ALIAS),
-        "DB_PREPARE_THRESHOLD": "",
-        "DB_DISABLE_SERVER_SIDE_CURSORS": "1",
+        "DB_PREPARE_THRESHOLD": "5" if prepared else "",
+        "DB_DISABLE_SERVER_SIDE_CURSORS": "0" if prepared else "1",
         "REDIS_URL": config.redis_url,
         "ALLOWED_HOSTS": f"{HOST},localhost",
         "CSRF_TRUSTED_ORIGINS": ",".join(origins),

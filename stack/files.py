@@ -42,12 +42,17 @@ PGBOUNCER_USERLIST = '"postgres" ""\n'
 
 
 def stack_databases(config: Config) -> dict[str, str]:
-    """The stack's aliases: the primary per transaction (the app), the replica, the primary per session."""
+    """The stack's aliases: the primary per transaction (workers, beat), per session (the app nodes), the replica.
+
+    A session pool hands each client a server connection of its own: it must have room for every
+    connection the app nodes hold, and a few more for a node restarting while its old connections close.
+    """
     primary = f"host={HOST} port={config.ports.primary} dbname={DATABASE}"
+    sessions = f"pool_mode=session pool_size={config.app_connections + 8}"
     return {
         DATABASE: primary,
-        REPLICA_ALIAS: f"host={HOST} port={config.ports.replica} dbname={DATABASE}",
-        SESSION_ALIAS: f"{primary} pool_mode=session",
+        SESSION_ALIAS: f"{primary} {sessions}",
+        REPLICA_ALIAS: f"host={HOST} port={config.ports.replica} dbname={DATABASE} {sessions}",
     }
 
 

@@ -22,6 +22,7 @@ from stack.config import (
     DATABASE,
     HOST,
     ROOT,
+    SESSION_ALIAS,
     Config,
     app_environment,
     app_server_command,
@@ -138,18 +139,16 @@ class Stack:
         self.supervisor.start(service)
 
     def _app(self, secret: Mapping[str, str]) -> None:
-        pooled = app_environment(
-            self.config, secret, database_url=self.config.database_url(self.config.ports.pgbouncer)
-        )
-        # Schema changes go straight to the primary, never through the transaction pool.
-        direct = {**pooled, "DATABASE_URL": self.config.database_url(self.config.ports.primary)}
+        direct = app_environment(self.config, secret, route="direct")  # schema changes never through a pool
         self.supervisor.run_step("migrate", manage_command("migrate", "--no-input"), env=direct)
         self.supervisor.run_step("static", manage_command("collectstatic", "--no-input", "--verbosity=0"), env=direct)
+        nodes = app_environment(self.config, secret, route="session")
+        workers = app_environment(self.config, secret, route="transaction")
         for number, port in enumerate(self.config.ports.apps, start=1):
             node = Service(
                 f"app{number}",
                 app_server_command(self.config, port),
-                env=pooled,
+                env=nodes,
                 cwd=ROOT,
                 ready=lambda port=port: accepts(port),
                 stop_timeout=30,  # gunicorn's graceful timeout is 20 s
@@ -157,9 +156,9 @@ class Stack:
             self.supervisor.start(node)
         self._haproxy()
         for number in (1, 2):
-            worker = Service(f"worker{number}", celery_worker_command(self.config, number), env=pooled, cwd=ROOT)
+            worker = Service(f"worker{number}", celery_worker_command(self.config, number), env=workers, cwd=ROOT)
             self.supervisor.start(worker)  # warm shutdown on SIGTERM: finish the task under way (acks late)
-        self.supervisor.start(Service("beat", celery_beat_command(self.config), env=pooled, cwd=ROOT))
+        self.supervisor.start(Service("beat", celery_beat_command(self.config), env=workers, cwd=ROOT))
 
     def _haproxy(self) -> None:
         cfg = self.config.dir / "haproxy.cfg"
@@ -210,7 +209,8 @@ class Stack:
                 f"  balancer stats  http://{HOST}:{p.stats}/",
                 f"  app nodes       {', '.join(f'{HOST}:{port}' for port in p.apps)}",
                 f"  health check    {self.config.health_path}",
-                f"  PgBouncer       {self.config.database_url(p.pgbouncer)} (transaction pooling)",
+                f"  PgBouncer       {self.config.database_url(p.pgbouncer, SESSION_ALIAS)} (session: the nodes)",
+                f"                  {self.config.database_url(p.pgbouncer)} (transaction: workers, beat)",
                 f"  primary         {self.config.database_url(p.primary)}",
                 f"  replica         {self.config.database_url(p.replica)} (streaming)",
                 f"  Redis           {self.config.redis_url}",
