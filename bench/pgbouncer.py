@@ -14,9 +14,10 @@ dropped and recreated each run), against a PgBouncer started for the run in fron
 server (one alias per mode, the stack's generated configuration): charges/s of
 ``billing.services.charge()`` from 1 and 4 writer processes on 50 workspaces picked at random,
 straight to PostgreSQL (prepared statements on, as production runs without PgBouncer), through
-PgBouncer per transaction (off), and per session (on). Each round measures the three back to
-back, starting with a different one each round, each as a ratio of straight-to-PostgreSQL in
-that round; the figure is the median over the rounds. The machine's load average is printed before and after.
+PgBouncer per transaction (off), and per session (on); and straight to PostgreSQL with them off,
+which tells planning's share from PgBouncer's hop. Each round measures the four back to back,
+starting with a different one each round, each as a ratio of straight-to-PostgreSQL in that
+round; the figure is the median over the rounds. The load average is printed before and after.
 
 Env: BENCH_SECONDS (default 5 per measurement), BENCH_ROUNDS (default 3), BENCH_DB (default
 sigora_bench_pgbouncer), BENCH_KEEP=1 keeps the database. Needs ``pgbouncer`` (``make
@@ -28,7 +29,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pwd
-import shutil
 import statistics
 import sys
 import tempfile
@@ -44,6 +44,7 @@ from bench.common import bench_database, books_verified, database_recreate, poin
 from bench.server import free_port  # noqa: E402
 from stack.files import PGBOUNCER_USERLIST, pgbouncer_ini  # noqa: E402
 from stack.supervisor import Service, Supervisor  # noqa: E402
+from stack.topology import tool  # noqa: E402
 
 os.environ["LOG_LEVEL"] = "WARNING"  # as bench/charge.py: the same charge() in every mode, logging aside
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
@@ -56,6 +57,7 @@ EVENT = {"action": "claude-haiku", "quantity": 7}
 TRANSACTION, SESSION = "bench_transaction", "bench_session"  # PgBouncer's aliases of the bench database
 MODES = {  # name: (through PgBouncer as this alias, or straight; prepared statements kept after this many runs)
     "direct": (None, 5),
+    "unprepared": (None, None),  # what planning every call costs, without PgBouncer's hop
     "transaction": (TRANSACTION, None),
     "session": (SESSION, 5),
 }
@@ -101,7 +103,7 @@ def pgbouncer_serving(original: dict[str, Any]) -> Iterator[int]:
     """A PgBouncer on a free loopback port in front of the configured server, until the block ends."""
     import psycopg
 
-    binary = shutil.which("pgbouncer")
+    binary = tool("pgbouncer")
     if not binary:
         raise SystemExit("bench: pgbouncer is not installed: `make stack-tools` installs Debian's")
     # A unix socket directory (the embedded server) is a host to PgBouncer too; its port names the socket file.
@@ -205,6 +207,7 @@ def run(original: dict[str, Any]) -> None:
     print(f"{'writers':>7} {'mode':<36} {'charges/s':>10} {'÷ direct':>9}")
     labels = {
         "direct": "straight to PostgreSQL, prepared",
+        "unprepared": "straight to PostgreSQL, not prepared",
         "transaction": "PgBouncer transaction, not prepared",
         "session": "PgBouncer session, prepared",
     }

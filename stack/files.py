@@ -28,6 +28,9 @@ def pgbouncer_ini(*, port: int, databases: Mapping[str, str], userlist: Path, po
         f"default_pool_size = {pool_size}",
         "reserve_pool_size = 5",
         "server_check_query = SELECT 1",
+        # After a failed login to PostgreSQL (it is restarting), refuse clients this long before trying
+        # again: the default, 15 s, keeps the app out that long after a restart that takes one.
+        "server_login_retry = 2",
         "server_check_delay = 10",
         # psycopg sends nothing else at startup; JDBC-style clients send this one.
         "ignore_startup_parameters = extra_float_digits",

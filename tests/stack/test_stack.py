@@ -30,8 +30,9 @@ import pytest
 from django.urls import Resolver404, resolve
 
 from bench.server import free_port
-from stack.config import DATABASE, app_environment, config_from, manage_command, secrets_load_or_create
+from stack.config import DATABASE, Config, app_environment, config_from, manage_command, secrets_load_or_create
 from stack.files import backends_up
+from stack.topology import tools_missing
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 STACK_DIR = ROOT / ".stack" / "check"
@@ -41,9 +42,8 @@ STOP_TIMEOUT = 120.0
 pytestmark = pytest.mark.slow
 
 
-def tools_or_skip() -> None:
-    missing = [tool for tool in ("pgbouncer", "haproxy", "redis-server") if not shutil.which(tool)]
-    if missing:
+def tools_or_skip(config: Config) -> None:
+    if missing := tools_missing(config):
         message = f"{', '.join(missing)} not installed (make stack-tools)"
         if os.environ.get("REQUIRE_STACK_TESTS") == "1":
             pytest.fail(message)
@@ -113,9 +113,9 @@ print(workspace.pk, secret)
 
 
 def test_the_stack_starts_charges_through_the_balancer_replicates_and_stops_clean():
-    tools_or_skip()
     env = stack_environment(health_path_or_skip())
     config = config_from(env)
+    tools_or_skip(config)
     shutil.rmtree(STACK_DIR, ignore_errors=True)
     STACK_DIR.parent.mkdir(exist_ok=True)
     log = STACK_DIR.parent / "check.log"
