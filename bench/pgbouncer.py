@@ -46,7 +46,8 @@ from stack.files import PGBOUNCER_USERLIST, pgbouncer_ini  # noqa: E402
 from stack.supervisor import Service, Supervisor  # noqa: E402
 from stack.topology import tool  # noqa: E402
 
-os.environ["LOG_LEVEL"] = "WARNING"  # as bench/charge.py: the same charge() in every mode, logging aside
+# A successful charge logs nothing at INFO (production's level): this only quiets the setup's lines.
+os.environ["LOG_LEVEL"] = "WARNING"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

@@ -38,7 +38,7 @@ class Ports:
 class Config:
     dir: Path
     ports: Ports
-    health_path: str  # what HAProxy asks each node; /healthz comes with branch i17-app
+    health_path: str  # what HAProxy asks each node: /healthz, the process alone (docs/operations.md)
     redis_url: str  # the machine's (REDIS_URL) or the stack's own
     own_redis: bool
     web_workers: int = 2

@@ -183,8 +183,7 @@ class Stack:
             if time.monotonic() > deadline:
                 print(
                     f"stack: WARNING: HAProxy sees the app nodes as {status} after {NODES_UP_TIMEOUT:.0f} s: "
-                    f"does {self.config.health_path} answer 200? (/healthz comes with branch i17-app; "
-                    f"STACK_HEALTH_PATH chooses another). See {self.config.logs}/app1.log"
+                    f"does {self.config.health_path} answer 200 (STACK_HEALTH_PATH)? See {self.config.logs}/"
                 )
                 return
             self.supervisor.pause(0.5)

@@ -5,8 +5,7 @@ The stack runs on free ports in ``.stack/check/`` (made afresh, removed after), 
 own; its PostgreSQL binaries are the machine's with ``DATABASE_URL`` set and the embedded wheel's
 without, as ``make stack`` chooses (CI runs the suite both ways). It needs Debian's pgbouncer and
 haproxy (``make stack-tools``; CI installs them and sets REQUIRE_STACK_TESTS=1, so their absence
-fails there instead of skipping), and the nodes' ``/healthz`` (branch i17-app) unless
-``STACK_HEALTH_PATH`` names another path that answers 200.
+fails there instead of skipping). HAProxy checks each node's ``/healthz``.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-from django.urls import Resolver404, resolve
 
 from bench.server import free_port
 from stack.config import DATABASE, Config, app_environment, config_from, manage_command, secrets_load_or_create
@@ -48,17 +46,6 @@ def tools_or_skip(config: Config) -> None:
         if os.environ.get("REQUIRE_STACK_TESTS") == "1":
             pytest.fail(message)
         pytest.skip(message)
-
-
-def health_path_or_skip() -> str:
-    chosen = os.environ.get("STACK_HEALTH_PATH")
-    if chosen:
-        return chosen
-    try:
-        resolve("/healthz")
-    except Resolver404:
-        pytest.skip("the app has no /healthz yet (branch i17-app); STACK_HEALTH_PATH=/ runs this test without it")
-    return "/healthz"
 
 
 def stack_environment(health_path: str) -> dict[str, str]:
@@ -113,7 +100,7 @@ print(workspace.pk, secret)
 
 
 def test_the_stack_starts_charges_through_the_balancer_replicates_and_stops_clean():
-    env = stack_environment(health_path_or_skip())
+    env = stack_environment(os.environ.get("STACK_HEALTH_PATH", "/healthz"))
     config = config_from(env)
     tools_or_skip(config)
     shutil.rmtree(STACK_DIR, ignore_errors=True)
@@ -142,6 +129,9 @@ def test_the_stack_starts_charges_through_the_balancer_replicates_and_stops_clea
         assert served == {"app1", "app2"}
         with urllib.request.urlopen(f"http://127.0.0.1:{config.ports.stats}/;csv", timeout=5) as stats:
             assert backends_up(stats.read().decode()) == {"app1": "UP", "app2": "UP"}
+        # A node reaches all it depends on: the primary and the replica through PgBouncer, and Redis.
+        status, _, body = get(f"{config.url}/readyz")
+        assert (status, json.loads(body)) == (200, {"database": "ok", "replica": "ok", "redis": "ok"})
 
         # One charge over the API through the balancer, with a service token made on the primary.
         secret = secrets_load_or_create(STACK_DIR / "env")
