@@ -130,8 +130,8 @@ def secrets_load_or_create(path: Path) -> dict[str, str]:
 
 # How each kind of process reaches the primary. Behind PgBouncer 1.18, a transaction pool keeps no
 # prepared statement (nor a cursor) across transactions; bench/pgbouncer.py measured charge() through
-# it at 0.46–0.70 of straight to PostgreSQL (planned afresh each call), and through a session pool with
-# prepared statements kept at 0.71–1.10 (docs/stack.md). So the app nodes, which charge, go through the
+# it at 0.47–0.48 of straight to PostgreSQL (planned afresh each call), and through a session pool with
+# prepared statements kept at 0.91–0.94 (docs/stack.md). So the app nodes, which charge, go through the
 # session pool; the workers and beat, off the hot path, share the transaction pool; migrations and
 # other one-shot commands go straight to the primary.
 ROUTES = {  # name: (PgBouncer alias, or None for the primary itself; prepared statements kept)
