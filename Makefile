@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STRIPE_DOUBLE_PORT ?= 12111
 
-.PHONY: run test lint format bench install install-dev migrate seed check-deploy clean
+.PHONY: run test lint format bench install install-dev migrate seed check-deploy clean stack stack-check stack-tools
 
 # Create the virtualenv and install the pinned packages: the runtime's for running the product
 # (requirements.txt), and the test and lint tools on top for make test (requirements-dev.txt).
@@ -67,9 +67,25 @@ format: install-dev
 
 ## make bench — the performance benchmarks, each printing ratios against a ceiling it measures
 # By name: the other bench/ modules are what they import or serve (tests/test_project.py keeps the list whole).
-BENCHMARKS := bench/api.py bench/charge.py bench/pages.py bench/resets.py
-bench: migrate
+BENCHMARKS := bench/api.py bench/charge.py bench/pages.py bench/pgbouncer.py bench/resets.py
+bench: migrate stack-tools
 	@set -e; for f in $(BENCHMARKS); do echo "== $$f"; $(BIN)/python "$$f"; done
+
+## make stack — the production topology on this machine (docs/stack.md): a PostgreSQL primary and a
+# streaming replica, PgBouncer, two app nodes behind HAProxy on http://127.0.0.1:$(STACK_HTTP_PORT)/, Redis,
+# two Celery workers and one beat, with production settings. Ctrl-C or SIGTERM stops all of it.
+STACK_HTTP_PORT ?= 8080
+stack: install stack-tools
+	STACK_HTTP_PORT=$(STACK_HTTP_PORT) exec $(BIN)/python -m stack
+
+# Start the stack, charge once through the balancer, see the replica replay it, stop it, nothing left.
+stack-check: install-dev stack-tools
+	$(BIN)/python -m pytest -p no:cacheprovider -m slow tests/stack/
+
+# Debian's PgBouncer and HAProxy, installed here when missing (never by hand only): CI runs this too.
+stack-tools:
+	@command -v pgbouncer >/dev/null && command -v haproxy >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer haproxy)
 
 check-deploy: install
 	DJANGO_SETTINGS_MODULE=sigora.settings.production SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))') \

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from sigora.settings.env import env_int, env_list, env_str
+from sigora.settings.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -107,12 +107,16 @@ _DATABASE_OPTIONS = {
 # packets would hold every request, and /readyz, for the kernel's two minutes). A URL's own
 # ?connect_timeout= wins.
 _CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5)
+# Behind PgBouncer in transaction pooling, a cursor declared WITH HOLD outside a transaction (what
+# QuerySet.iterator() does) may be fetched from another server connection: there, turn them off.
+_NO_SERVER_SIDE_CURSORS = env_bool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 
 
 def _database_options(database: dict) -> None:
     options = database.setdefault("OPTIONS", {})
     options.update(_DATABASE_OPTIONS)
     options.setdefault("connect_timeout", _CONNECT_TIMEOUT)
+    database["DISABLE_SERVER_SIDE_CURSORS"] = _NO_SERVER_SIDE_CURSORS
 
 
 _database_options(DATABASES["default"])
@@ -218,7 +222,7 @@ USE_TZ = True
 # --- Static files (whitenoise) ----------------------------------------------------------------
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))  # where collectstatic writes
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
