@@ -1,4 +1,4 @@
-"""Charges over HTTP (gunicorn on loopback) against the same charges in-process, in the same run.
+"""Charges over HTTP (gunicorn or granian on loopback) against the same charges in-process, in the same run.
 
 What is measured, in a database of its own (``sigora_bench_api`` on the configured server,
 dropped and recreated each run):
@@ -9,13 +9,16 @@ dropped and recreated each run):
   ``Sigora-Workspace``);
 * the same work in-process: ``charge()`` from as many writer processes, back to back with the
   HTTP figure, so a noisy machine moves both together; HTTP / in-process is the share the HTTP
-  layer (gunicorn, Django's middleware, the credential check, JSON both ways) keeps;
+  layer (the server, Django's middleware, the credential check, JSON both ways) keeps;
 * events/s of ``POST /api/v1/charges/batch`` with 1,000 events per call against
   ``charge_batch()`` of the same 1,000, from one client;
-* the ceiling for single calls: the same ``charge()`` behind gunicorn with nothing else
+* the ceiling for single calls: the same ``charge()`` behind the same server with nothing else
   (``bench/bare_wsgi.py``: no Django request or routing, no middleware, no credential), with
   the same clients and workspaces as each single-call row, against in-process in the same
   rounds;
+* with ``BENCH_SERVER=both``, all of that for gunicorn and granian in the same rounds: each
+  round measures in-process once, then each server's API and ceiling (the servers' order
+  alternating from round to round), and a last table puts the two servers side by side;
 * ``verify_ledger`` afterwards, and every accepted event in the ledger once.
 
 The clients are Python on the same two cores as the server and PostgreSQL, so they take a share
@@ -23,7 +26,8 @@ of the machine the in-process writers do not need; the ratio includes it.
 
 Env: BENCH_SECONDS (default 3 per measurement), BENCH_ROUNDS (pairs per figure, default 3),
 BENCH_DB (default sigora_bench_api), BENCH_KEEP=1 keeps the database, BENCH_WORKERS / BENCH_THREADS
-(gunicorn, default 4 × 1: see docs/performance.md). Only 127.0.0.1 or a unix socket.
+(worker processes × threads running the app, default 4 × 1: see docs/performance.md), BENCH_SERVER
+(gunicorn, granian or both; default gunicorn). Only 127.0.0.1 or a unix socket.
 """
 
 from __future__ import annotations
@@ -36,13 +40,14 @@ import socket
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
-from bench.server import database_url, gunicorn_serve  # noqa: E402
+from bench.server import database_url, granian_serve, gunicorn_serve  # noqa: E402
 
 os.environ["LOG_LEVEL"] = "WARNING"  # before django.setup(): billing logs each charge at INFO otherwise
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
@@ -52,6 +57,13 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BENCH_DB = os.environ.get("BENCH_DB", "sigora_bench_api")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+SERVES = {"gunicorn": gunicorn_serve, "granian": granian_serve}
+SERVER = os.environ.get("BENCH_SERVER", "gunicorn")
+SERVERS = list(SERVES) if SERVER == "both" else [SERVER]
+SHAPES = {
+    "gunicorn": "gthread, --preload, keep-alive",
+    "granian": "--interface wsgi, blocking threads, one Rust runtime thread each, keep-alive",
+}
 CLIENTS = (1, 4)
 MANY = 50
 HISTORY = 100
@@ -209,13 +221,18 @@ def run(original: dict[str, Any]) -> None:
 
     from billing.models import LedgerEntry
 
+    unknown = set(SERVERS) - set(SERVES)
+    if unknown:
+        raise SystemExit(f"BENCH_SERVER={SERVER!r}: one of {', '.join(SERVES)} or both")
     hot, many, token = prepare_database(original)
     settings_dict = dict(connection.settings_dict)
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('server_version')")
         (version,) = cursor.fetchone()
     print(f"PostgreSQL {version}; database {BENCH_DB}; {os.cpu_count()} CPUs")
-    print(f"gunicorn: {WORKERS} workers × {THREADS} threads (gthread, keep-alive, --preload); clients keep-alive")
+    for server in SERVERS:
+        print(f"{server} {_version(server)}: {WORKERS} workers × {THREADS} threads ({SHAPES[server]})")
+    print("clients keep-alive")
     connections.close_all()
 
     env = {
@@ -225,91 +242,125 @@ def run(original: dict[str, Any]) -> None:
         "API_RATE_LIMIT": "0",  # one credential at thousands a second: the guard would answer 429
         "DB_CONN_MAX_AGE": "600",  # each worker thread keeps its connection and its prepared statements
     }
-    rows = []
+    rows = []  # (kind, server, workspace, callers, [(in-process, measured), ...]); kind "bare" is the ceiling
     spawn = multiprocessing.get_context("spawn")
     ready = spawn.Barrier(max(CLIENTS) + 1)
     pool = spawn.Pool(max(CLIENTS), initializer=caller_init, initargs=(ready,))
     try:
         ready.wait(timeout=300)
-        with (
-            gunicorn_serve(env=env, workers=WORKERS, threads=THREADS, settings_module="sigora.settings.dev") as srv,
-            # The ceiling: the same single charges behind gunicorn with no Django around them (bench/bare_wsgi.py).
-            gunicorn_serve(
-                env=env,
-                workers=WORKERS,
-                threads=THREADS,
-                settings_module="sigora.settings.dev",
-                app="bench.bare_wsgi:application",
-            ) as bare,
-        ):
+        with ExitStack() as stack:
+            ports = {}  # server: (the app's port, the ceiling's port)
+            for server in SERVERS:
+                shape = {"env": env, "workers": WORKERS, "threads": THREADS, "settings_module": "sigora.settings.dev"}
+                app = stack.enter_context(SERVES[server](**shape))
+                # The ceiling: the same single charges behind the same server with no Django around them.
+                bare = stack.enter_context(SERVES[server](**shape, app="bench.bare_wsgi:application"))
+                ports[server] = (app.port, bare.port)
             # Warm-up: every caller's and every server thread's statements prepared before anything counts.
-            warm = [
-                measure(pool, mode, f"warm-{mode}", [hot], max(CLIENTS), port, token, seconds=2)
-                for mode, port in (("local", 0), ("http", srv.port), ("http-bare", bare.port))
-            ]
+            warm = [measure(pool, "local", "warm-local", [hot], max(CLIENTS), 0, token, seconds=2)]
+            for server, (port, bare_port) in ports.items():
+                for mode, to in (("http", port), ("http-bare", bare_port)):
+                    warm.append(measure(pool, mode, f"warm-{server}-{mode}", [hot], max(CLIENTS), to, token, seconds=2))
             plan = [("single", name, ids, n) for name, ids in (("hot", [hot]), ("many", many)) for n in CLIENTS]
             plan.append(("batch", "hot", [hot], 1))
             for kind, name, ids, n in plan:
-                # Pairs back to back, ROUNDS times: another job on the machine moves both of a pair,
-                # and the median of the pairs' ratios is what one burst of it cannot move.
-                pairs, bare_pairs = [], []
+                # In-process, then each server, back to back, ROUNDS times: another job on the machine moves
+                # the whole round, and the median of the rounds' ratios is what one burst of it cannot move.
+                measured = {(k, server): [] for server in SERVERS for k in (kind, "bare")}
                 for round_ in range(ROUNDS):
                     label = f"{kind}-{name}-{n}-{round_}"
                     local = measure(pool, "local" if kind == "single" else "local-batch", f"l{label}", ids, n, 0, "")
-                    remote = measure(
-                        pool, "http" if kind == "single" else "http-batch", f"h{label}", ids, n, srv.port, token
-                    )
-                    pairs.append((local, remote))
-                    line = (
-                        f"  measured {label:<16} in-process {local['rate']:>8,.0f}/s   HTTP {remote['rate']:>8,.0f}/s"
-                    )
-                    if kind == "single":  # the ceiling for these calls, measured beside the same pair
-                        ceiling = measure(pool, "http-bare", f"b{label}", ids, n, bare.port, token)
-                        bare_pairs.append((local, ceiling))
-                        line += f"   bare {ceiling['rate']:>8,.0f}/s"
+                    line = f"  measured {label:<16} in-process {local['rate']:>8,.0f}/s"
+                    # Each server first in every other round: neither always runs right after in-process.
+                    for server in SERVERS if round_ % 2 == 0 else SERVERS[::-1]:
+                        port, bare_port = ports[server]
+                        mode = "http" if kind == "single" else "http-batch"
+                        remote = measure(pool, mode, f"{server[:2]}{label}", ids, n, port, token)
+                        measured[kind, server].append((local, remote))
+                        line += f"   {server} HTTP {remote['rate']:>8,.0f}/s"
+                        if kind == "single":  # the ceiling for these calls, measured beside the same pair
+                            ceiling = measure(pool, "http-bare", f"{server[:2]}b{label}", ids, n, bare_port, token)
+                            measured["bare", server].append((local, ceiling))
+                            line += f" bare {ceiling['rate']:>8,.0f}/s"
                     print(line, flush=True)
-                rows.append((kind, name, n, pairs))
-                if bare_pairs:
-                    rows.append(("bare", name, n, bare_pairs))
+                rows += [(k, server, name, n, pairs) for (k, server), pairs in measured.items() if pairs]
     finally:
         pool.close()
         pool.join()
 
-    print(
-        f"\nHTTP (gunicorn on loopback) vs in-process: medians of {ROUNDS} back-to-back pairs of {SECONDS:g} s;"
-        " events/s, latency per call in ms (all rounds)"
-    )
-    head = f"{'what':<8} {'workspace':<9} {'callers':>7} {'in-proc/s':>10} {'p50':>6} {'p99':>6}"
-    print(f"{head} {'HTTP/s':>9} {'p50':>6} {'p99':>6} {'ratio':>6} {'of bare':>7}")
-    ceilings = {(name, n): pairs for kind, name, n, pairs in rows if kind == "bare"}
-    for kind, name, n, pairs in rows:
-        local, remote = (_pooled([pair[i] for pair in pairs]) for i in (0, 1))
-        ratio = statistics.median(r["rate"] / loc["rate"] for loc, r in pairs)
-        # The API's share of its ceiling, round by round: what Django, the credential and JSON keep.
-        bare_rounds = ceilings.get((name, n)) if kind == "single" else None
-        of_bare = (
-            f"{statistics.median(p[1]['rate'] / b[1]['rate'] for p, b in zip(pairs, bare_rounds, strict=True)):>7.2f}"
-            if bare_rounds
-            else ""
-        )
-        print(
-            f"{kind:<8} {name:<9} {n:>7} {local['rate']:>10,.0f} {local['p50']:>6.2f} {local['p99']:>6.2f}"
-            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f} {ratio:>6.2f} {of_bare}"
-        )
-    print(f"targets: single over HTTP ≥ 0.6 of in-process; batch ({BATCH:,} events) over HTTP ≥ 0.5")
-    print(
-        "bare: charge() behind gunicorn alone (bench/bare_wsgi.py: no Django request, routing, middleware or"
-        " credential), the ceiling for any endpoint's single calls, measured in the same rounds as the row above"
-    )
-
+    report(rows)
     # Each measurement's events once: a ceiling's pairs share their in-process half with the row above.
-    measured = {id(m): m for *_, pairs in rows for pair in pairs for m in pair}
-    charged = sum(m["events"] for m in measured.values()) + sum(w["events"] for w in warm)
+    counted = {id(m): m for *_, pairs in rows for pair in pairs for m in pair}
+    charged = sum(m["events"] for m in counted.values()) + sum(w["events"] for w in warm)
     usage = LedgerEntry.objects.filter(kind="usage").exclude(idempotency_key__startswith="seed-").count()
     print(f"usage entries written while measuring: {usage:,} (accepted: {charged:,})")
     if usage != charged:
         raise SystemExit("the ledger does not hold exactly the accepted charges")
     print(f"verify_ledger: {books_verified()}")
+
+
+def _version(server: str) -> str:
+    from importlib.metadata import version
+
+    return version(server)
+
+
+def _rates_ratio(pairs: list[tuple[dict, dict]], over: list[tuple[dict, dict]]) -> float:
+    """The median, round by round, of the measured half of ``pairs`` over that of ``over``."""
+    return statistics.median(p[1]["rate"] / o[1]["rate"] for p, o in zip(pairs, over, strict=True))
+
+
+def report(rows: list[tuple[str, str, str, int, list[tuple[dict, dict]]]]) -> None:
+    print(
+        f"\nHTTP ({' and '.join(SERVERS)} on loopback) vs in-process: medians of {ROUNDS} rounds of {SECONDS:g} s"
+        " each; events/s, latency per call in ms (all rounds)"
+    )
+    head = f"{'what':<8} {'server':<8} {'workspace':<9} {'callers':>7} {'in-proc/s':>10} {'p50':>6} {'p99':>6}"
+    print(f"{head} {'HTTP/s':>9} {'p50':>6} {'p99':>6} {'ratio':>6} {'of bare':>7}")
+    ceilings = {(server, name, n): pairs for kind, server, name, n, pairs in rows if kind == "bare"}
+    for kind, server, name, n, pairs in rows:
+        local, remote = (_pooled([pair[i] for pair in pairs]) for i in (0, 1))
+        ratio = statistics.median(r["rate"] / loc["rate"] for loc, r in pairs)
+        # The API's share of its ceiling, round by round: what Django, the credential and JSON keep.
+        bare_rounds = ceilings.get((server, name, n)) if kind == "single" else None
+        of_bare = f"{_rates_ratio(pairs, bare_rounds):>7.2f}" if bare_rounds else ""
+        print(
+            f"{kind:<8} {server:<8} {name:<9} {n:>7} {local['rate']:>10,.0f} {local['p50']:>6.2f} {local['p99']:>6.2f}"
+            f" {remote['rate']:>9,.0f} {remote['p50']:>6.2f} {remote['p99']:>6.2f} {ratio:>6.2f} {of_bare}"
+        )
+    print(f"targets: single over HTTP ≥ 0.6 of in-process, ≥ 0.75 of its server's bare; batch ({BATCH:,}) ≥ 0.5")
+    print(
+        "bare: charge() behind the same server alone (bench/bare_wsgi.py: no Django request, routing, middleware"
+        " or credential), the ceiling for any endpoint's single calls, measured in the same rounds; its ratio is"
+        " ceiling ÷ in-process"
+    )
+    if len(SERVERS) < 2:
+        return
+    first, second = SERVERS
+    by = {(kind, server, name, n): pairs for kind, server, name, n, pairs in rows}
+    print(f"\nthe servers side by side (medians of the rounds' ratios; {second} ÷ {first}: rates in the same round)")
+    head = f"{'what':<8} {'workspace':<9} {'callers':>7}"
+    for server in SERVERS:
+        head += f" {server + ': ceiling÷in-proc':>27} {'API÷ceiling':>11}"
+    print(f"{head} {f'{second}÷{first} API':>19} {'ceiling':>8}")
+    for kind, server, name, n, _ in rows:
+        if server != first or kind == "bare":
+            continue
+        line = f"{kind:<8} {name:<9} {n:>7}"
+        if kind == "single":
+            for each in SERVERS:
+                ceiling, api = by["bare", each, name, n], by["single", each, name, n]
+                in_process = statistics.median(c["rate"] / loc["rate"] for loc, c in ceiling)
+                line += f" {in_process:>27.2f} {_rates_ratio(api, ceiling):>11.2f}"
+            line += f" {_rates_ratio(by[kind, second, name, n], by[kind, first, name, n]):>19.2f}"
+            line += f" {_rates_ratio(by['bare', second, name, n], by['bare', first, name, n]):>8.2f}"
+        else:  # a batch has no ceiling: its API column is HTTP ÷ in-process
+            for each in SERVERS:
+                of_in_process = statistics.median(r["rate"] / loc["rate"] for loc, r in by[kind, each, name, n])
+                line += f" {'-':>27} {of_in_process:>11.2f}"
+            line += f" {_rates_ratio(by[kind, second, name, n], by[kind, first, name, n]):>19.2f}"
+        print(line)
+    print("batch: no ceiling; its API column is HTTP ÷ in-process. Target: API ÷ ceiling ≥ 0.75")
 
 
 def main() -> None:

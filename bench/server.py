@@ -1,4 +1,4 @@
-"""The app under gunicorn on a free loopback port: for bench/api.py and the API load test.
+"""The app under gunicorn or granian on a free loopback port: for bench/api.py and the API load test.
 
 Only ever 127.0.0.1. The server is a child process started with the environment given
 (``DATABASE_URL`` of the database to serve, settings module, tuning), stopped with SIGTERM
@@ -14,15 +14,16 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sigora.embedded_db import database_url  # noqa: F401  (the URL to hand gunicorn: api.py and tests/api/test_load.py)
+from sigora.embedded_db import database_url  # noqa: F401  (the URL to hand the server: api.py and tests/api/test_load.py)
 
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 60.0  # seconds for the master to import the app and listen
+START_TIMEOUT = 60.0  # seconds for the server to import the app and listen
+GRACEFUL_SECONDS = 5  # what a stopping server gives the requests it is answering
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Server:
     host: str
     port: int
     pid: int
+    # The server's output so far (its last 200 lines): its own log, the access log when asked for, the app's stderr.
+    log: deque[str] = field(default_factory=deque, compare=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -37,7 +40,7 @@ class Server:
 
 
 def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick); gunicorn binds it a moment later."""
+    """A port nothing listens on now (the kernel's pick); the server binds it a moment later."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -52,6 +55,7 @@ def gunicorn_serve(
     settings_module: str,
     keep_alive: int = 75,
     app: str = "sigora.wsgi:application",
+    access_log: bool = False,
 ) -> Iterator[Server]:
     """Serve ``app`` (the product's WSGI application unless told otherwise) on 127.0.0.1 until the block ends.
 
@@ -72,28 +76,97 @@ def gunicorn_serve(
         f"--keep-alive={keep_alive}",
         "--preload",
         "--log-level=info",  # "Listening at" is an info line
-        "--graceful-timeout=5",
+        f"--graceful-timeout={GRACEFUL_SECONDS}",
+        *(["--access-logfile=-"] if access_log else []),
     ]
+    with _served("gunicorn", command, port, env, settings_module, ready=lambda line: "Listening at:" in line) as server:
+        yield server
+
+
+@contextmanager
+def granian_serve(
+    *,
+    env: Mapping[str, str],
+    workers: int,
+    threads: int,
+    settings_module: str,
+    keep_alive: int = 60,
+    app: str = "sigora.wsgi:application",
+    access_log: bool = False,
+) -> Iterator[Server]:
+    """Serve ``app`` with granian (``--interface wsgi``) on 127.0.0.1 until the block ends; as gunicorn_serve.
+
+    Each worker process imports the app itself (granian has no preload) and logs "Started
+    worker-N" once it serves, so the block starts when every worker has. ``threads`` are each
+    worker's blocking threads, the ones that run the app (granian's default for WSGI is half its
+    backpressure, 512 ÷ workers: a database connection each); the sockets are served by one
+    Rust runtime thread per worker. granian has no HTTP/1 keep-alive timeout of its own: an idle
+    connection is closed when its next request's head has not arrived within the header-read
+    timeout, which therefore gets ``keep_alive`` (at most 60 s, granian's limit).
+    """
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface=wsgi",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--workers={workers}",
+        f"--blocking-threads={threads}",
+        "--blocking-threads-idle-timeout=600",  # a thread that idles out takes its database connection with it
+        "--runtime-threads=1",
+        "--http=1",  # HTTP/1.1, what the balancer speaks to the nodes
+        "--no-ws",
+        "--http1-keep-alive",
+        f"--http1-header-read-timeout={min(keep_alive, 60) * 1000}",
+        f"--workers-kill-timeout={GRACEFUL_SECONDS}",
+        "--log-level=info",  # "Started worker-N" is an info line
+        *(["--access-log"] if access_log else ["--no-access-log"]),
+        app,
+    ]
+    started = set()
+
+    def ready(line: str) -> bool:
+        if line.startswith("[INFO] Started worker-"):
+            started.add(line)
+        return len(started) == workers
+
+    with _served("granian", command, port, env, settings_module, ready=ready) as server:
+        yield server
+
+
+@contextmanager
+def _served(
+    name: str,
+    command: list[str],
+    port: int,
+    env: Mapping[str, str],
+    settings_module: str,
+    *,
+    ready: Callable[[str], bool],
+) -> Iterator[Server]:
+    """Run ``command`` until the block ends: ready once a line of its output satisfies ``ready``; SIGTERM after."""
     environment = {**os.environ, **env, "DJANGO_SETTINGS_MODULE": settings_module, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        command, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     log: deque[str] = deque(maxlen=200)
     listening = threading.Event()
 
-    def drain() -> None:  # read the log to the end, so the pipe never fills and blocks the server
-        for line in process.stderr:
+    def drain() -> None:  # read the output to the end, so the pipe never fills and blocks the server
+        for line in process.stdout:
             log.append(line.rstrip())
-            if "Listening at:" in line:
+            if not listening.is_set() and ready(line):
                 listening.set()
-        listening.set()  # the log ended: the server exited (checked below)
+        listening.set()  # the output ended: the server exited (checked below)
 
-    reader = threading.Thread(target=drain, name="gunicorn-log", daemon=True)
+    reader = threading.Thread(target=drain, name=f"{name}-log", daemon=True)
     reader.start()
     try:
-        if not listening.wait(START_TIMEOUT) or process.poll() is not None:
-            raise RuntimeError("gunicorn did not start:\n" + "\n".join(log))
-        yield Server("127.0.0.1", port, process.pid)
+        if not listening.wait(START_TIMEOUT) or process.poll() is not None or not reader.is_alive():
+            raise RuntimeError(f"{name} did not start:\n" + "\n".join(log))
+        yield Server("127.0.0.1", port, process.pid, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # graceful: workers finish their requests, close connections
