@@ -26,6 +26,18 @@ from tests.factories import WorkspaceFactory
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
+@pytest.fixture(autouse=True)
+def persistent_connections():
+    """Connections kept between requests and health-checked, as DATABASE_URL's settings make them (the
+    embedded server's close them after every request: there would be nothing left open to kill)."""
+    connection.close()
+    kept = {name: connection.settings_dict[name] for name in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")}
+    connection.settings_dict.update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
+    yield
+    connection.settings_dict.update(kept)
+    connection.close()
+
+
 def connection_params() -> dict:
     """What psycopg needs to reach the test database, as Django's connection does."""
     params = connection.get_connection_params()
