@@ -277,7 +277,7 @@ def hold_settle(
             hold.status = Hold.Status.SETTLED
             hold.settled_entry = entry
             hold.closed_at = now
-            hold.save(update_fields=["status", "settled_entry", "closed_at"])
+            _hold_store(hold, "status", "settled_entry", "closed_at")
     if refusal is not None:
         logger.info("hold settle refused workspace=%s hold=%s code=%s", workspace_id, hold_id, refusal.code)
         raise refusal
@@ -292,8 +292,15 @@ def hold_settle(
     return HoldSettlement(hold=hold, entry=entry, replayed=False)
 
 
+def _hold_store(hold: Hold, *fields: str) -> None:
+    """Write a hold's changed fields, naming its workspace as well as its id (what ``save()`` would
+    not): a statement bound to one workspace is routed to one shard (docs/scaling.md)."""
+    values = {name: getattr(hold, name) for name in fields}
+    Hold.objects.filter(workspace_id=hold.workspace_id, pk=hold.pk).update(**values)
+
+
 def _settled_before(hold: Hold, event: UsageEvent) -> HoldSettlement:
-    entry = LedgerEntry.objects.get(pk=hold.settled_entry_id)
+    entry = LedgerEntry.objects.get(workspace_id=hold.workspace_id, pk=hold.settled_entry_id)
     if (entry.action_id, entry.quantity, entry.lead) != (event.action.id, event.quantity, event.lead):
         raise HoldSettled(
             f"Hold {hold.pk} was already settled (entry #{entry.pk}) with other usage.",
@@ -325,7 +332,7 @@ def hold_release(*, workspace: Workspace | int, hold_id: int) -> Hold:
         now = timezone.now()
         hold.status = Hold.Status.RELEASED
         hold.closed_at = now
-        hold.save(update_fields=["status", "closed_at"])
+        _hold_store(hold, "status", "closed_at")
         Wallet.objects.filter(workspace_id=workspace_id).update(
             holds=JSONKeyRemoved("holds", str(hold.pk)), revision=F("revision") + 1, updated_at=now
         )
