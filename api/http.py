@@ -333,6 +333,8 @@ class Gate:
                     raise ApiError(422, "invalid_request", "This operation takes no body.", field="body")
             except ApiError as error:
                 return api_error_response(request, error)
+            except DATABASE_UNAVAILABLE as error:  # the credential's lookup: outside ninja's own handlers
+                return database_unavailable_response(request, error)
             return run(request, *args, **kwargs)
 
         return gated

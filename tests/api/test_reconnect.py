@@ -146,9 +146,14 @@ def test_a_page_answers_on_a_new_connection_after_its_backend_was_terminated(cli
     assert connection.connection.info.backend_pid != killed
 
 
-def test_the_api_answers_503_while_the_database_cannot_be_reached_then_charges_once_it_can(api_key, workspace):
+@pytest.mark.parametrize("kept_seconds", [0, 60], ids=["credential looked up", "credential kept"])
+def test_the_api_answers_503_while_the_database_cannot_be_reached_then_charges_once_it_can(
+    api_key, workspace, settings, kept_seconds
+):
     """PostgreSQL or PgBouncer restarting refuses connections for a moment: a 503 in the API's JSON with
-    Retry-After (it was Django's 500 page), and the next request once it answers again charges."""
+    Retry-After (it was Django's 500 page), and the next request once it answers again charges. Both where
+    the gate looks the credential up (before ninja's error handlers) and where the charge itself connects."""
+    settings.API_CREDENTIAL_CACHE_SECONDS = kept_seconds
     fund(workspace, topup=1_000)
     assert charge_over_http(api_key, "before")[0] == 201
     backend_terminated()
