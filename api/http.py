@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -29,7 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
+from django.db import InterfaceError as DjangoInterfaceError
+from django.db import OperationalError as DjangoOperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils import timezone
 from ninja import Router
@@ -42,6 +46,8 @@ from api.ratelimit import rate_limit_admit
 from billing.bounds import BIGINT_MAX, id_parsed
 from billing.credits import format_credits
 from billing.errors import BillingError
+
+logger = logging.getLogger("billing.api")
 
 WORKSPACE_HEADER = "Sigora-Workspace"
 WORKSPACE_META = "HTTP_SIGORA_WORKSPACE"
@@ -65,7 +71,12 @@ ERROR_DESCRIPTIONS = {
     413: "The body is too large.",
     422: "Invalid input: `field` names it.",
     429: "A limit was reached: wait `Retry-After` seconds.",
+    503: "The database could not be reached: retry after `Retry-After` seconds, with the same idempotency key.",
 }
+# What a database that is down, restarting or behind a restarting PgBouncer raises: Django's wrappers
+# on the ORM's path, psycopg's own on the engine's raw cursors (billing/db.py), which Django never wraps.
+DATABASE_UNAVAILABLE = (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+UNAVAILABLE_RETRY_SECONDS = 1
 # The shared parts of the document that are not a body: the credential, the workspace header
 # (checked by the gate with id_parsed, 1 to BIGINT_MAX) and Retry-After.
 COMPONENTS = {
@@ -159,6 +170,21 @@ def billing_error_response(request: HttpRequest, error: BillingError) -> HttpRes
     if isinstance(resets_at, datetime):  # a daily cap or the monthly budget: retry when it resets
         headers["Retry-After"] = str(max(1, math.ceil((resets_at - timezone.now()).total_seconds())))
     return json_response(body, status=error.http_status, headers=headers)
+
+
+def database_unavailable_response(request: HttpRequest, error: Exception) -> HttpResponse:
+    """PostgreSQL or PgBouncer is down or restarting: 503 in the API's shape, never a 500 page.
+
+    The connection may have dropped after a commit was sent, so the caller cannot know whether a
+    charge was written: the same idempotency key on the retry answers the first result if it was.
+    """
+    logger.warning("api %s %s: database unavailable (%s)", request.method, request.path, error)
+    return error_json(
+        503,
+        "database_unavailable",
+        "The database is unavailable for a moment: retry with the same idempotency key.",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)},
+    )
 
 
 def validation_error_response(request: HttpRequest, error: ValidationError) -> HttpResponse:
@@ -307,6 +333,8 @@ class Gate:
                     raise ApiError(422, "invalid_request", "This operation takes no body.", field="body")
             except ApiError as error:
                 return api_error_response(request, error)
+            except DATABASE_UNAVAILABLE as error:  # the credential's lookup: outside ninja's own handlers
+                return database_unavailable_response(request, error)
             return run(request, *args, **kwargs)
 
         return gated
@@ -390,7 +418,7 @@ def endpoint(
     method = method.upper()
     has_body = method in ("POST", "PUT", "PATCH")
     codes: dict[int, set[str]] = {status: set(names) for status, names in (errors or {}).items()}
-    shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited")]
+    shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited"), (503, "database_unavailable")]
     shared += [(400, "invalid_json"), (413, "payload_too_large")] if has_body else []
     shared += [(404, "not_found")] if workspace else []
     shared += [(403, "forbidden")] if service_only else []
@@ -400,7 +428,7 @@ def endpoint(
         "responses": {
             **{status: {"description": description} for status, (_, description) in response.items()},
             **{
-                status: error_response(status, list(names), retry_after=status == 429 or status in retry_after)
+                status: error_response(status, list(names), retry_after=status in (429, 503) or status in retry_after)
                 for status, names in sorted(codes.items())
             },
         }

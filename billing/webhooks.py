@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -30,9 +31,12 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=400)
     except PaymentsUnavailable as exc:
         return JsonResponse({"code": exc.code, "message": exc.message}, status=503)
-    row = stripe_event_record(event=event)
     try:
+        row = stripe_event_record(event=event)
         row = stripe_event_process(event_id=row.event_id)
     except EventFailed as exc:
-        return JsonResponse({"code": "handler_failed", "message": str(exc), "event": row.event_id}, status=500)
+        return JsonResponse({"code": "handler_failed", "message": str(exc), "event": event["id"]}, status=500)
+    except (OperationalError, InterfaceError) as exc:  # PostgreSQL or PgBouncer restarting: Stripe retries
+        logger.warning("stripe webhook %s: database unavailable (%s)", event["id"], exc)
+        return JsonResponse({"code": "database_unavailable", "message": "Retry later."}, status=503)
     return JsonResponse({"received": True, "event": row.event_id, "status": row.status})

@@ -21,6 +21,10 @@ SESSION_ALIAS = "sigora_session"  # the primary again, pooled per session: the a
 HOST = "127.0.0.1"  # the only address anything in the stack binds or reaches
 # Settings that belong to the stack, not to its secrets (those are in STACK_DIR/env).
 SECRET_NAMES = ("SECRET_KEY", "BYOK_ENCRYPTION_KEYS")
+# With no STRIPE_SECRET_KEY the stack runs the offline Stripe double (stripe_double/) with the keys
+# `make run` gives it (sigora/settings/dev.py): a key Stripe never issues, local only.
+DOUBLE_API_KEY = "sk_test_offline_double"
+DOUBLE_WEBHOOK_SECRET = "whsec_offline_double_dev_only"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Ports:
     primary: int = 15432
     replica: int = 15433
     redis: int = 16379
+    stripe: int = 12112  # the offline Stripe double (beside `make run`'s on 12111)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Config:
     health_path: str  # what HAProxy asks each node: /healthz, the process alone (docs/operations.md)
     redis_url: str  # the machine's (REDIS_URL) or the stack's own
     own_redis: bool
+    stripe_double: bool = False  # no STRIPE_SECRET_KEY: the stack runs the offline double and pays there
     web_workers: int = 2
     web_threads: int = 4
     worker_concurrency: int = 2
@@ -90,8 +96,10 @@ def config_from(environ: Mapping[str, str]) -> Config:
         primary=_port(environ, "STACK_PRIMARY_PORT", defaults.primary),
         replica=_port(environ, "STACK_REPLICA_PORT", defaults.replica),
         redis=_port(environ, "STACK_REDIS_PORT", defaults.redis),
+        stripe=_port(environ, "STACK_STRIPE_PORT", defaults.stripe),
     )
     taken = [ports.http, ports.stats, *ports.apps, ports.pgbouncer, ports.primary, ports.replica, ports.redis]
+    taken += [ports.stripe]
     if len(set(taken)) != len(taken):
         raise SystemExit(f"stack: two parts of the stack were given the same port: {taken}")
     redis_url = environ.get("REDIS_URL", "").strip()
@@ -101,6 +109,7 @@ def config_from(environ: Mapping[str, str]) -> Config:
         health_path=environ.get("STACK_HEALTH_PATH", "/healthz"),
         redis_url=redis_url or f"redis://{HOST}:{ports.redis}/0",
         own_redis=not redis_url,
+        stripe_double=not environ.get("STRIPE_SECRET_KEY", "").strip(),
         web_workers=int(environ.get("STACK_WEB_WORKERS", "2")),
         web_threads=int(environ.get("STACK_WEB_THREADS", "4")),
     )
@@ -171,7 +180,29 @@ def app_environment(config: Config, secret: Mapping[str, str], *, route: str) ->
         "SITE_URL": config.url,
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",  # no mail server here: to the log
         "STATIC_ROOT": str(config.dir / "static"),
+        **(stripe_double_environment(config) if config.stripe_double else {}),
     }
+
+
+def stripe_double_environment(config: Config) -> dict[str, str]:
+    """The app pointed at the stack's offline Stripe double (production settings honour it for its key only)."""
+    return {
+        "STRIPE_SECRET_KEY": DOUBLE_API_KEY,
+        "STRIPE_WEBHOOK_SECRET": DOUBLE_WEBHOOK_SECRET,
+        "STRIPE_DOUBLE_URL": f"http://{HOST}:{config.ports.stripe}",
+    }
+
+
+def stripe_double_command(config: Config) -> list[str]:
+    """The offline double, delivering its signed events to the balancer's webhook, as `make run` starts it."""
+    return [
+        sys.executable,
+        "-m",
+        "stripe_double",
+        *("--host", HOST, "--port", str(config.ports.stripe)),
+        *("--api-key", DOUBLE_API_KEY, "--webhook-secret", DOUBLE_WEBHOOK_SECRET),
+        *("--webhook-url", f"{config.url}/stripe/webhook/"),
+    ]
 
 
 def app_server_command(config: Config, port: int) -> list[str]:

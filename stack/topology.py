@@ -31,6 +31,7 @@ from stack.config import (
     config_from,
     manage_command,
     secrets_load_or_create,
+    stripe_double_command,
 )
 from stack.files import PGBOUNCER_USERLIST, backends_up, haproxy_cfg, pgbouncer_ini, stack_databases
 from stack.supervisor import Service, StepFailed, Stopping, Supervisor
@@ -147,6 +148,8 @@ class Stack:
         direct = app_environment(self.config, secret, route="direct")  # schema changes never through a pool
         self.supervisor.run_step("migrate", manage_command("migrate", "--no-input"), env=direct)
         self.supervisor.run_step("static", manage_command("collectstatic", "--no-input", "--verbosity=0"), env=direct)
+        if self.config.stripe_double:
+            self._stripe_double(direct)
         nodes = app_environment(self.config, secret, route="session")
         workers = app_environment(self.config, secret, route="transaction")
         for number, port in enumerate(self.config.ports.apps, start=1):
@@ -164,6 +167,16 @@ class Stack:
             worker = Service(f"worker{number}", celery_worker_command(self.config, number), env=workers, cwd=ROOT)
             self.supervisor.start(worker)  # warm shutdown on SIGTERM: finish the task under way (acks late)
         self.supervisor.start(Service("beat", celery_beat_command(self.config), env=workers, cwd=ROOT))
+
+    def _stripe_double(self, direct: Mapping[str, str]) -> None:
+        """The offline Stripe double (no STRIPE_SECRET_KEY), with the catalog synced into it, as `make run` does.
+
+        It keeps its state in memory: restarted, it knows no earlier payment (a development tool).
+        """
+        port = self.config.ports.stripe
+        double = Service("stripe", stripe_double_command(self.config), cwd=ROOT, ready=lambda: accepts(port))
+        self.supervisor.start(double)
+        self.supervisor.run_step("catalog", manage_command("sync_stripe_catalog", "--wait", "15"), env=direct)
 
     def _haproxy(self) -> None:
         cfg = self.config.dir / "haproxy.cfg"
@@ -222,6 +235,11 @@ class Stack:
                 f"  primary         {self.config.database_url(p.primary)}",
                 f"  replica         {self.config.database_url(p.replica)} (streaming)",
                 f"  Redis           {self.config.redis_url}",
+                *(
+                    [f"  Stripe double   http://{HOST}:{p.stripe}/ (no STRIPE_SECRET_KEY)"]
+                    if self.config.stripe_double
+                    else []
+                ),
                 f"  logs            {self.config.logs}/",
             ]
         )

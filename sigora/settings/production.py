@@ -30,4 +30,8 @@ SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+# `make stack` with no Stripe key runs the offline Stripe double beside the app (docs/stack.md) and gives
+# the app the double's own key, which Stripe never issues: only with that key may the API base move.
+if STRIPE_SECRET_KEY == "sk_test_offline_double":  # noqa: F405
+    STRIPE_API_BASE = env_str("STRIPE_DOUBLE_URL")
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from django.db import connection, connections
 
+from bench.server import free_port
 from billing.models import LedgerEntry, Wallet
 from tests.api.test_wsgi import call
 from tests.conftest import fund
@@ -74,15 +75,21 @@ def waiting_on(locker: psycopg.Connection, watcher: psycopg.Connection) -> int:
 
 def charge_over_http(api_key: str, key: str) -> tuple[int, bytes]:
     """POST /api/v1/charges: the status and the body."""
+    status, _, content = charge_answer(api_key, key)
+    return status, content
+
+
+def charge_answer(api_key: str, key: str) -> tuple[int, dict, bytes]:
+    """POST /api/v1/charges: the status, the headers and the body."""
     body = json.dumps({"action": "gmail-send", "idempotency_key": key}).encode()
-    status, _, content = call(
+    status, headers, content = call(
         "/api/v1/charges",
         method="POST",
         body=body,
         headers={"Authorization": f"Bearer {api_key}"},
         per_request_cleanup=True,
     )
-    return status, content
+    return status, headers, content
 
 
 def test_the_api_charges_on_a_new_connection_after_its_backend_was_terminated(api_key, workspace):
@@ -99,8 +106,9 @@ def test_the_api_charges_on_a_new_connection_after_its_backend_was_terminated(ap
 
 
 def test_a_request_after_one_whose_connection_died_midway_gets_a_new_connection(api_key, workspace):
-    """PostgreSQL restarting while a statement runs: that request fails (a 5xx, which callers retry
-    with the same key); the next one on the same worker thread charges."""
+    """PostgreSQL restarting while a statement runs: that request fails with a 503 in the API's own shape
+    (psycopg's error, raised on the engine's raw cursor, where Django never wraps it: it was a 500 page),
+    which callers retry with the same key; the next one on the same worker thread charges."""
     fund(workspace, topup=1_000)
     worker = ThreadPoolExecutor(max_workers=1)  # a server's worker thread: one connection of its own
     with (
@@ -110,9 +118,10 @@ def test_a_request_after_one_whose_connection_died_midway_gets_a_new_connection(
     ):
         # The wallet row locked elsewhere: the charge waits on it, mid-statement, until killed.
         locker.execute(f"SELECT 1 FROM {Wallet._meta.db_table} WHERE workspace_id = %s FOR UPDATE", [workspace.pk])
-        cut_off = worker.submit(charge_over_http, api_key, "cut-off")
+        cut_off = worker.submit(charge_answer, api_key, "cut-off")
         terminate(watcher, waiting_on(locker, watcher))
-        assert cut_off.result(timeout=30)[0] == 500
+        status, headers, body = cut_off.result(timeout=30)
+        assert (status, json.loads(body)["code"], headers["Retry-After"]) == (503, "database_unavailable", "1")
 
     status, body = worker.submit(charge_over_http, api_key, "next").result(timeout=30)
 
@@ -135,3 +144,27 @@ def test_a_page_answers_on_a_new_connection_after_its_backend_was_terminated(cli
 
     assert status == 200, content[:500]
     assert connection.connection.info.backend_pid != killed
+
+
+@pytest.mark.parametrize("kept_seconds", [0, 60], ids=["credential looked up", "credential kept"])
+def test_the_api_answers_503_while_the_database_cannot_be_reached_then_charges_once_it_can(
+    api_key, workspace, settings, kept_seconds
+):
+    """PostgreSQL or PgBouncer restarting refuses connections for a moment: a 503 in the API's JSON with
+    Retry-After (it was Django's 500 page), and the next request once it answers again charges. Both where
+    the gate looks the credential up (before ninja's error handlers) and where the charge itself connects."""
+    settings.API_CREDENTIAL_CACHE_SECONDS = kept_seconds
+    fund(workspace, topup=1_000)
+    assert charge_over_http(api_key, "before")[0] == 201
+    backend_terminated()
+    port = connection.settings_dict["PORT"]
+    connection.settings_dict["PORT"] = str(free_port())  # nothing listens there: connection refused
+    try:
+        status, headers, body = charge_answer(api_key, "while-down")
+    finally:
+        connection.settings_dict["PORT"] = port
+        connection.close()
+
+    assert (status, json.loads(body)["code"], headers["Retry-After"]) == (503, "database_unavailable", "1")
+    assert charge_over_http(api_key, "while-down")[0] == 201
+    assert LedgerEntry.objects.filter(workspace=workspace, idempotency_key="while-down").count() == 1

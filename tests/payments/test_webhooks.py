@@ -140,3 +140,28 @@ def test_a_handler_failure_answers_500_keeps_the_error_and_leaves_nothing_half_d
     # Stripe retries; still failing, still nothing written, the attempt counted.
     assert post(client, body, signature).status_code == 500
     assert StripeEvent.objects.get(event_id="evt_fail").attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_database_cannot_be_reached_a_webhook_answers_503_and_its_retry_is_stored(signed):
+    """PostgreSQL or PgBouncer restarting: 503 in JSON (it was Django's 500 page), so Stripe retries; the
+    retry, once the database answers, stores the event. Through the WSGI application, connection and all."""
+    from django.db import connection
+
+    from bench.server import free_port
+    from tests.api.test_wsgi import call
+
+    body, signature = signed(event("evt_while_down"))
+    headers = {"Stripe-Signature": signature}
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(free_port())  # nothing listens there: connection refused
+    try:
+        status, _, content = call("/stripe/webhook/", method="POST", body=body, headers=headers)
+    finally:
+        connection.settings_dict["PORT"] = port
+        connection.close()
+
+    assert (status, json.loads(content)["code"]) == (503, "database_unavailable")
+    assert call("/stripe/webhook/", method="POST", body=body, headers=headers)[0] == 200
+    assert StripeEvent.objects.filter(event_id="evt_while_down").count() == 1

@@ -27,8 +27,8 @@ import psutil
 import psycopg
 import pytest
 
-from bench.server import free_port
 from stack.config import DATABASE, Config, app_environment, config_from, manage_command, secrets_load_or_create
+from stack.faults import free_ports_environment
 from stack.files import backends_up
 from stack.topology import tools_missing
 
@@ -49,22 +49,10 @@ def tools_or_skip(config: Config) -> None:
 
 
 def stack_environment(health_path: str) -> dict[str, str]:
-    ports = iter(sorted({free_port() for _ in range(12)}))
-    env = {name: value for name, value in os.environ.items() if not name.startswith("STACK_")}
-    env.pop("REDIS_URL", None)  # a Redis of its own: never the machine's queues
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env = free_ports_environment(STACK_DIR)
     env.update(
-        STACK_DIR=str(STACK_DIR),
         STACK_HEALTH_PATH=health_path,
-        STACK_HTTP_PORT=str(next(ports)),
-        STACK_STATS_PORT=str(next(ports)),
-        STACK_APP_PORTS=f"{next(ports)},{next(ports)}",
-        STACK_PGBOUNCER_PORT=str(next(ports)),
-        STACK_PRIMARY_PORT=str(next(ports)),
-        STACK_REPLICA_PORT=str(next(ports)),
-        STACK_REDIS_PORT=str(next(ports)),
         STACK_WEB_WORKERS="1",  # two nodes of one worker each: what the check needs, on two shared cores
-        PYTHONUNBUFFERED="1",
     )
     return env
 
