@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -29,7 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils import timezone
 from ninja import Router
@@ -65,6 +68,7 @@ ERROR_DESCRIPTIONS = {
     413: "The body is too large.",
     422: "Invalid input: `field` names it.",
     429: "A limit was reached: wait `Retry-After` seconds.",
+    503: "The database timed out or is unavailable; nothing was written: retry after `Retry-After` seconds.",
 }
 # The shared parts of the document that are not a body: the credential, the workspace header
 # (checked by the gate with id_parsed, 1 to BIGINT_MAX) and Retry-After.
@@ -99,6 +103,8 @@ COMPONENTS = {
         }
     },
 }
+
+logger = logging.getLogger("billing.api")
 
 
 # --- Amounts and times -----------------------------------------------------------------------
@@ -159,6 +165,38 @@ def billing_error_response(request: HttpRequest, error: BillingError) -> HttpRes
     if isinstance(resets_at, datetime):  # a daily cap or the monthly budget: retry when it resets
         headers["Retry-After"] = str(max(1, math.ceil((resets_at - timezone.now()).total_seconds())))
     return json_response(body, status=error.http_status, headers=headers)
+
+
+# PostgreSQL gave up on a statement: it ran past statement_timeout (57014, or an operator cancelled it) or
+# waited on a lock past lock_timeout (55P03). Either way its transaction was rolled back.
+TIMEOUT_SQLSTATES = {"57014", "55P03"}
+DATABASE_TIMEOUT, DATABASE_UNAVAILABLE = "database_timeout", "database_unavailable"
+DATABASE_MESSAGES = {
+    DATABASE_TIMEOUT: "The database did not answer in time. Nothing was written: retry with the same idempotency key.",
+    DATABASE_UNAVAILABLE: "The database is unavailable. Nothing was written: retry with the same idempotency key.",
+}
+
+
+def database_error_response(request: HttpRequest, error: OperationalError | psycopg.OperationalError) -> HttpResponse:
+    """503 with ``Retry-After`` for a statement timed out, a lock waited on too long or a connection lost.
+
+    Django's OperationalError from the ORM, psycopg's own from the charging path's raw cursor
+    (billing/db.py). Whatever the request was doing ran in a transaction that is now rolled back (the
+    services write in ``transaction.atomic``), so the caller may repeat it. Logged with the path and workspace.
+    """
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None)
+    code = DATABASE_TIMEOUT if sqlstate in TIMEOUT_SQLSTATES else DATABASE_UNAVAILABLE
+    call = getattr(request, "api", None)
+    logger.warning(
+        "api: %s (%s) on %s %s, workspace %s: %s",
+        code,
+        sqlstate,
+        request.method,
+        request.path,
+        getattr(call, "workspace_id", None),
+        str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+    )
+    return error_json(503, code, DATABASE_MESSAGES[code], {"Retry-After": "1"})
 
 
 def validation_error_response(request: HttpRequest, error: ValidationError) -> HttpResponse:
@@ -391,6 +429,7 @@ def endpoint(
     has_body = method in ("POST", "PUT", "PATCH")
     codes: dict[int, set[str]] = {status: set(names) for status, names in (errors or {}).items()}
     shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited")]
+    shared += [(503, DATABASE_TIMEOUT), (503, DATABASE_UNAVAILABLE)]
     shared += [(400, "invalid_json"), (413, "payload_too_large")] if has_body else []
     shared += [(404, "not_found")] if workspace else []
     shared += [(403, "forbidden")] if service_only else []
@@ -400,7 +439,7 @@ def endpoint(
         "responses": {
             **{status: {"description": description} for status, (_, description) in response.items()},
             **{
-                status: error_response(status, list(names), retry_after=status == 429 or status in retry_after)
+                status: error_response(status, list(names), retry_after=status in (429, 503) or status in retry_after)
                 for status, names in sorted(codes.items())
             },
         }

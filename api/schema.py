@@ -13,6 +13,8 @@ import functools
 import json
 from typing import Any
 
+import psycopg
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from ninja import NinjaAPI
@@ -27,6 +29,7 @@ from api.http import (
     BodyParser,
     api_error_response,
     billing_error_response,
+    database_error_response,
     method_not_allowed_json,
     too_deep_response,
     validation_error_response,
@@ -84,6 +87,8 @@ api.add_exception_handler(ApiError, api_error_response)
 api.add_exception_handler(BillingError, billing_error_response)
 api.add_exception_handler(ValidationError, validation_error_response)
 api.add_exception_handler(RecursionError, too_deep_response)
+api.add_exception_handler(OperationalError, database_error_response)  # the ORM's
+api.add_exception_handler(psycopg.OperationalError, database_error_response)  # the charging path's raw cursor
 api.add_router("", views.router)
 api.add_router("", holds.router)
 

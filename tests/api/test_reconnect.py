@@ -112,7 +112,8 @@ def test_a_request_after_one_whose_connection_died_midway_gets_a_new_connection(
         locker.execute(f"SELECT 1 FROM {Wallet._meta.db_table} WHERE workspace_id = %s FOR UPDATE", [workspace.pk])
         cut_off = worker.submit(charge_over_http, api_key, "cut-off")
         terminate(watcher, waiting_on(locker, watcher))
-        assert cut_off.result(timeout=30)[0] == 500
+        status, body = cut_off.result(timeout=30)
+        assert (status, json.loads(body)["code"]) == (503, "database_unavailable")
 
     status, body = worker.submit(charge_over_http, api_key, "next").result(timeout=30)
 
