@@ -71,12 +71,12 @@ ERROR_DESCRIPTIONS = {
     413: "The body is too large.",
     422: "Invalid input: `field` names it.",
     429: "A limit was reached: wait `Retry-After` seconds.",
-    503: "The database could not be reached: retry after `Retry-After` seconds, with the same idempotency key.",
+    503: "The database timed out (nothing was written) or could not be reached: retry after `Retry-After` "
+    "seconds, with the same idempotency key.",
 }
-# What a database that is down, restarting or behind a restarting PgBouncer raises: Django's wrappers
-# on the ORM's path, psycopg's own on the engine's raw cursors (billing/db.py), which Django never wraps.
-DATABASE_UNAVAILABLE = (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
-UNAVAILABLE_RETRY_SECONDS = 1
+# What a database that timed out, is down, restarting or behind a restarting PgBouncer raises: Django's
+# wrappers on the ORM's path, psycopg's own on the engine's raw cursors (billing/db.py), which Django never wraps.
+DATABASE_ERRORS = (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 # The shared parts of the document that are not a body: the credential, the workspace header
 # (checked by the gate with id_parsed, 1 to BIGINT_MAX) and Retry-After.
 COMPONENTS = {
@@ -110,6 +110,8 @@ COMPONENTS = {
         }
     },
 }
+
+logger = logging.getLogger("billing.api")
 
 
 # --- Amounts and times -----------------------------------------------------------------------
@@ -172,19 +174,40 @@ def billing_error_response(request: HttpRequest, error: BillingError) -> HttpRes
     return json_response(body, status=error.http_status, headers=headers)
 
 
-def database_unavailable_response(request: HttpRequest, error: Exception) -> HttpResponse:
-    """PostgreSQL or PgBouncer is down or restarting: 503 in the API's shape, never a 500 page.
+# PostgreSQL gave up on a statement: it ran past statement_timeout (57014, or an operator cancelled it) or
+# waited on a lock past lock_timeout (55P03). Either way its transaction was rolled back.
+TIMEOUT_SQLSTATES = {"57014", "55P03"}
+DATABASE_TIMEOUT, DATABASE_UNAVAILABLE = "database_timeout", "database_unavailable"
+DATABASE_MESSAGES = {
+    DATABASE_TIMEOUT: "The database did not answer in time. Nothing was written: retry with the same idempotency key.",
+    # The connection may have dropped after a commit was sent: the caller cannot know whether a charge
+    # was written, and the same idempotency key on the retry answers the first result if it was.
+    DATABASE_UNAVAILABLE: "The database is unavailable for a moment: retry with the same idempotency key.",
+}
 
-    The connection may have dropped after a commit was sent, so the caller cannot know whether a
-    charge was written: the same idempotency key on the retry answers the first result if it was.
+
+def database_error_response(request: HttpRequest, error: Exception) -> HttpResponse:
+    """503 with ``Retry-After`` for a statement timed out, a lock waited on too long or a database that is
+    down or restarting (PostgreSQL, or PgBouncer in front of it): the API's shape, never a 500 page.
+
+    Django's errors from the ORM, psycopg's own from the charging path's raw cursor (billing/db.py).
+    A timed-out statement's transaction is rolled back (the services write in ``transaction.atomic``);
+    after a lost connection the caller cannot know, so either way it retries with the same key.
+    Logged with the path and workspace.
     """
-    logger.warning("api %s %s: database unavailable (%s)", request.method, request.path, error)
-    return error_json(
-        503,
-        "database_unavailable",
-        "The database is unavailable for a moment: retry with the same idempotency key.",
-        headers={"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)},
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None)
+    code = DATABASE_TIMEOUT if sqlstate in TIMEOUT_SQLSTATES else DATABASE_UNAVAILABLE
+    call = getattr(request, "api", None)
+    logger.warning(
+        "api: %s (%s) on %s %s, workspace %s: %s",
+        code,
+        sqlstate,
+        request.method,
+        request.path,
+        getattr(call, "workspace_id", None),
+        str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
     )
+    return error_json(503, code, DATABASE_MESSAGES[code], {"Retry-After": "1"})
 
 
 def validation_error_response(request: HttpRequest, error: ValidationError) -> HttpResponse:
@@ -333,8 +356,8 @@ class Gate:
                     raise ApiError(422, "invalid_request", "This operation takes no body.", field="body")
             except ApiError as error:
                 return api_error_response(request, error)
-            except DATABASE_UNAVAILABLE as error:  # the credential's lookup: outside ninja's own handlers
-                return database_unavailable_response(request, error)
+            except DATABASE_ERRORS as error:  # the credential's lookup: outside ninja's own handlers
+                return database_error_response(request, error)
             return run(request, *args, **kwargs)
 
         return gated
@@ -418,7 +441,8 @@ def endpoint(
     method = method.upper()
     has_body = method in ("POST", "PUT", "PATCH")
     codes: dict[int, set[str]] = {status: set(names) for status, names in (errors or {}).items()}
-    shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited"), (503, "database_unavailable")]
+    shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited")]
+    shared += [(503, DATABASE_TIMEOUT), (503, DATABASE_UNAVAILABLE)]
     shared += [(400, "invalid_json"), (413, "payload_too_large")] if has_body else []
     shared += [(404, "not_found")] if workspace else []
     shared += [(403, "forbidden")] if service_only else []

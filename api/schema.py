@@ -23,12 +23,12 @@ from pydantic.json_schema import models_json_schema
 from api import holds, views
 from api.http import (
     COMPONENTS,
-    DATABASE_UNAVAILABLE,
+    DATABASE_ERRORS,
     ApiError,
     BodyParser,
     api_error_response,
     billing_error_response,
-    database_unavailable_response,
+    database_error_response,
     method_not_allowed_json,
     too_deep_response,
     validation_error_response,
@@ -86,8 +86,8 @@ api.add_exception_handler(ApiError, api_error_response)
 api.add_exception_handler(BillingError, billing_error_response)
 api.add_exception_handler(ValidationError, validation_error_response)
 api.add_exception_handler(RecursionError, too_deep_response)
-for unavailable in DATABASE_UNAVAILABLE:
-    api.add_exception_handler(unavailable, database_unavailable_response)
+for database_error in DATABASE_ERRORS:  # the ORM's (Django's) and the charging path's raw cursor's (psycopg's)
+    api.add_exception_handler(database_error, database_error_response)
 api.add_router("", views.router)
 api.add_router("", holds.router)
 

@@ -32,7 +32,9 @@ BENCH_DB (default sigora_bench_api), BENCH_KEEP=1 keeps the database, BENCH_WORK
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import multiprocessing
 import os
 import random
@@ -47,17 +49,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
-from bench.server import database_url, granian_serve, gunicorn_serve  # noqa: E402
+from bench.server import SERVES, database_url  # noqa: E402
 
-os.environ["LOG_LEVEL"] = "WARNING"  # before django.setup(): billing logs each charge at INFO otherwise
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.dev")
+# Production's settings, logging included (LOG_LEVEL from the environment, INFO by default), for the servers
+# and the in-process writers alike, before django.setup(): secrets made for this run only, plain HTTP on
+# loopback (as stack/config.py).
+os.environ.update(
+    {
+        "DJANGO_SETTINGS_MODULE": "sigora.settings.production",
+        "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY") or base64.urlsafe_b64encode(os.urandom(40)).decode(),
+        "BYOK_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # a Fernet key: nothing is stored
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "BEHIND_TLS_PROXY": "0",
+    }
+)
 
+SETTINGS = os.environ["DJANGO_SETTINGS_MODULE"]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BENCH_DB = os.environ.get("BENCH_DB", "sigora_bench_api")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
-SERVES = {"gunicorn": gunicorn_serve, "granian": granian_serve}
 SERVER = os.environ.get("BENCH_SERVER", "gunicorn")
 SERVERS = list(SERVES) if SERVER == "both" else [SERVER]
 SHAPES = {
@@ -230,6 +243,8 @@ def run(original: dict[str, Any]) -> None:
         cursor.execute("SELECT current_setting('server_version')")
         (version,) = cursor.fetchone()
     print(f"PostgreSQL {version}; database {BENCH_DB}; {os.cpu_count()} CPUs")
+    level = logging.getLevelName(logging.getLogger("billing").getEffectiveLevel())
+    print(f"settings {SETTINGS}, billing log level {level} everywhere (LOG_LEVEL; production's default is INFO)")
     for server in SERVERS:
         print(f"{server} {_version(server)}: {WORKERS} workers × {THREADS} threads ({SHAPES[server]})")
     print("clients keep-alive")
@@ -237,8 +252,6 @@ def run(original: dict[str, Any]) -> None:
 
     env = {
         "DATABASE_URL": database_url(settings_dict),
-        "DEBUG": "0",  # DEBUG would keep every query in memory
-        "LOG_LEVEL": "WARNING",
         "API_RATE_LIMIT": "0",  # one credential at thousands a second: the guard would answer 429
         "DB_CONN_MAX_AGE": "600",  # each worker thread keeps its connection and its prepared statements
     }
@@ -251,7 +264,7 @@ def run(original: dict[str, Any]) -> None:
         with ExitStack() as stack:
             ports = {}  # server: (the app's port, the ceiling's port)
             for server in SERVERS:
-                shape = {"env": env, "workers": WORKERS, "threads": THREADS, "settings_module": "sigora.settings.dev"}
+                shape = {"env": env, "workers": WORKERS, "threads": THREADS, "settings_module": SETTINGS}
                 app = stack.enter_context(SERVES[server](**shape))
                 # The ceiling: the same single charges behind the same server with no Django around them.
                 bare = stack.enter_context(SERVES[server](**shape, app="bench.bare_wsgi:application"))

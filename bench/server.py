@@ -1,4 +1,4 @@
-"""The app under gunicorn or granian on a free loopback port: for bench/api.py and the API load test.
+"""The app under gunicorn or granian, as production runs it, on a free loopback port: for bench/api.py and tests.
 
 Only ever 127.0.0.1. The server is a child process started with the environment given
 (``DATABASE_URL`` of the database to serve, settings module, tuning), stopped with SIGTERM
@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -20,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sigora.embedded_db import database_url  # noqa: F401  (the URL to hand the server: api.py and tests/api/test_load.py)
+from stack.servers import APP, Shape, granian_command, gunicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 60.0  # seconds for the server to import the app and listen
-GRACEFUL_SECONDS = 5  # what a stopping server gives the requests it is answering
+HOST = "127.0.0.1"
+GRACEFUL_SECONDS = 5  # what a stopping server gives the requests it is answering (production: 20)
 
 
 @dataclass(frozen=True)
@@ -53,32 +54,17 @@ def gunicorn_serve(
     workers: int,
     threads: int,
     settings_module: str,
-    keep_alive: int = 75,
-    app: str = "sigora.wsgi:application",
+    app: str = APP,
     access_log: bool = False,
 ) -> Iterator[Server]:
     """Serve ``app`` (the product's WSGI application unless told otherwise) on 127.0.0.1 until the block ends.
 
+    The command is production's (stack/servers.py) but for the port and a shorter graceful stop.
     ``--preload``: the master imports the app once and then listens, so "Listening at" in its
-    log means every request from then on is answered (the workers fork from it). Threads mean
-    the gthread worker, which keeps client connections alive between requests.
+    log means every request from then on is answered (the workers fork from it).
     """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        app,
-        f"--bind=127.0.0.1:{port}",
-        f"--workers={workers}",
-        f"--threads={threads}",
-        "--worker-class=gthread",
-        f"--keep-alive={keep_alive}",
-        "--preload",
-        "--log-level=info",  # "Listening at" is an info line
-        f"--graceful-timeout={GRACEFUL_SECONDS}",
-        *(["--access-logfile=-"] if access_log else []),
-    ]
+    command = gunicorn_command(Shape(HOST, port, workers, threads, access_log, GRACEFUL_SECONDS, app))
     with _served("gunicorn", command, port, env, settings_module, ready=lambda line: "Listening at:" in line) as server:
         yield server
 
@@ -90,41 +76,16 @@ def granian_serve(
     workers: int,
     threads: int,
     settings_module: str,
-    keep_alive: int = 60,
-    app: str = "sigora.wsgi:application",
+    app: str = APP,
     access_log: bool = False,
 ) -> Iterator[Server]:
-    """Serve ``app`` with granian (``--interface wsgi``) on 127.0.0.1 until the block ends; as gunicorn_serve.
+    """Serve ``app`` with granian's WSGI interface on 127.0.0.1 until the block ends; as gunicorn_serve.
 
     Each worker process imports the app itself (granian has no preload) and logs "Started
-    worker-N" once it serves, so the block starts when every worker has. ``threads`` are each
-    worker's blocking threads, the ones that run the app (granian's default for WSGI is half its
-    backpressure, 512 ÷ workers: a database connection each); the sockets are served by one
-    Rust runtime thread per worker. granian has no HTTP/1 keep-alive timeout of its own: an idle
-    connection is closed when its next request's head has not arrived within the header-read
-    timeout, which therefore gets ``keep_alive`` (at most 60 s, granian's limit).
+    worker-N" once it serves, so the block starts when every worker has.
     """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface=wsgi",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        f"--workers={workers}",
-        f"--blocking-threads={threads}",
-        "--blocking-threads-idle-timeout=600",  # a thread that idles out takes its database connection with it
-        "--runtime-threads=1",
-        "--http=1",  # HTTP/1.1, what the balancer speaks to the nodes
-        "--no-ws",
-        "--http1-keep-alive",
-        f"--http1-header-read-timeout={min(keep_alive, 60) * 1000}",
-        f"--workers-kill-timeout={GRACEFUL_SECONDS}",
-        "--log-level=info",  # "Started worker-N" is an info line
-        *(["--access-log"] if access_log else ["--no-access-log"]),
-        app,
-    ]
+    command = granian_command(Shape(HOST, port, workers, threads, access_log, GRACEFUL_SECONDS, app))
     started = set()
 
     def ready(line: str) -> bool:
@@ -134,6 +95,9 @@ def granian_serve(
 
     with _served("granian", command, port, env, settings_module, ready=ready) as server:
         yield server
+
+
+SERVES = {"gunicorn": gunicorn_serve, "granian": granian_serve}
 
 
 @contextmanager
@@ -166,7 +130,7 @@ def _served(
     try:
         if not listening.wait(START_TIMEOUT) or process.poll() is not None or not reader.is_alive():
             raise RuntimeError(f"{name} did not start:\n" + "\n".join(log))
-        yield Server("127.0.0.1", port, process.pid, log)
+        yield Server(HOST, port, process.pid, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # graceful: workers finish their requests, close connections

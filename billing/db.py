@@ -8,8 +8,8 @@ models' ``_meta``: a renamed table, column or field, or a new column the databas
 for, fails when the module is imported, not on the first charge in production.
 
 It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``; ``Read`` /
-``reads_run``, which send a page's several reads in one round trip; and ``replica_or_primary``,
-where a read that may lag goes.
+``reads_run``, which send a page's several reads in one round trip; ``replica_or_primary``,
+where a read that may lag goes; and ``timeouts_set``, PostgreSQL's bounds on every new connection.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED, F, Func, JSONField, Model, TextField, Value
 from django.db.models.functions import Cast
 
@@ -136,6 +137,25 @@ def execute_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any], *, row
         # fetchall() without asking for cursor.description: building column objects for a ledger
         # entry's twenty-odd columns costs more client CPU than the rest of a charge.
         return cursor.fetchall() if rows else []
+
+
+def timeouts_set(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    """On a new connection (``connection_created``): ``settings.DATABASE_TIMEOUTS``, for the session.
+
+    One round trip per connection, which is kept for many requests. As session settings they hold
+    straight to PostgreSQL and through a PgBouncer session pool (which resets them when the client
+    leaves); a transaction pool would apply them to whichever server connection answered, so there set
+    them on the role as well (docs/operations.md).
+    """
+    timeouts = settings.DATABASE_TIMEOUTS
+    if connection.vendor != "postgresql" or not any(timeouts.values()):
+        return
+    names = list(timeouts)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in names),
+            [part for name in names for part in (name, f"{timeouts[name]}ms")],
+        )
 
 
 def replica_or_primary() -> str:

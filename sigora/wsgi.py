@@ -1,4 +1,5 @@
-"""WSGI entry point (gunicorn sigora.wsgi): Django's own handler, the same ``MIDDLEWARE`` the tests run.
+"""WSGI entry point (`sigora.wsgi:application`, as stack/servers.py serves it): Django's own handler, the same
+``MIDDLEWARE`` the tests run.
 
 The API is answered early inside that stack, by ``api.middleware.ApiFirstMiddleware``.
 """

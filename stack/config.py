@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.servers import APP_SERVER, COMMANDS, Shape
+
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "sigora"  # on the stack's primary; PgBouncer names the replica's copy REPLICA_ALIAS
 REPLICA_ALIAS = "sigora_replica"
@@ -50,6 +52,7 @@ class Config:
     web_workers: int = 2
     web_threads: int = 4
     worker_concurrency: int = 2
+    app_server: str = APP_SERVER  # stack/servers.py: gunicorn or granian
 
     @property
     def logs(self) -> Path:
@@ -103,6 +106,9 @@ def config_from(environ: Mapping[str, str]) -> Config:
     if len(set(taken)) != len(taken):
         raise SystemExit(f"stack: two parts of the stack were given the same port: {taken}")
     redis_url = environ.get("REDIS_URL", "").strip()
+    app_server = environ.get("STACK_APP_SERVER", "").strip() or APP_SERVER
+    if app_server not in COMMANDS:
+        raise SystemExit(f"stack: STACK_APP_SERVER is one of {', '.join(COMMANDS)} (got {app_server!r})")
     return Config(
         dir=Path(environ.get("STACK_DIR") or ROOT / ".stack").resolve(),
         ports=ports,
@@ -112,6 +118,7 @@ def config_from(environ: Mapping[str, str]) -> Config:
         stripe_double=not environ.get("STRIPE_SECRET_KEY", "").strip(),
         web_workers=int(environ.get("STACK_WEB_WORKERS", "2")),
         web_threads=int(environ.get("STACK_WEB_THREADS", "4")),
+        app_server=app_server,
     )
 
 
@@ -206,27 +213,12 @@ def stripe_double_command(config: Config) -> list[str]:
 
 
 def app_server_command(config: Config, port: int) -> list[str]:
-    """One app node: the WSGI server, as bench/server.py runs it (gthread, preloaded), with access logs.
+    """One app node: the WSGI server production runs (stack/servers.py), with access logs.
 
-    The one place the stack names its server: measure another (granian) and change it here.
+    The one place the stack names its server: ``STACK_APP_SERVER`` (gunicorn or granian) runs the
+    other one, e.g. to compare them behind the balancer.
     """
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "sigora.wsgi:application",
-        f"--bind={HOST}:{port}",
-        f"--workers={config.web_workers}",
-        f"--threads={config.web_threads}",
-        "--worker-class=gthread",
-        "--preload",
-        "--keep-alive=75",  # longer than HAProxy keeps an idle connection to a node
-        "--timeout=30",
-        "--graceful-timeout=20",
-        "--limit-request-line=8190",
-        "--access-logfile=-",
-        "--log-level=info",
-    ]
+    return COMMANDS[config.app_server](Shape(HOST, port, config.web_workers, config.web_threads))
 
 
 def celery_worker_command(config: Config, number: int) -> list[str]:

@@ -41,6 +41,8 @@ def pgbouncer_ini(*, port: int, databases: Mapping[str, str], userlist: Path, po
     return "\n".join(lines)
 
 
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the balancer's bound on a request body: above every limit of the app's
+
 PGBOUNCER_USERLIST = '"postgres" ""\n'
 
 
@@ -85,8 +87,11 @@ def haproxy_cfg(config: Config) -> str:
             "    option forwardfor",
             "    timeout connect 2s",
             "    timeout client 60s",
-            "    timeout server 60s",  # above gunicorn's 30 s worker timeout: the node answers first
-            "    timeout http-request 10s",
+            # A request may take a node this long (neither app server bounds it): above PostgreSQL's 10 s
+            # statement_timeout and 5 s lock_timeout (sigora/settings/production.py), so a request stuck on
+            # the database gets the app's JSON 503 first; past it, the balancer's 504.
+            "    timeout server 30s",
+            "    timeout http-request 10s",  # the request's head, from its first byte (slow clients)
             "    timeout http-keep-alive 10s",
             "    timeout queue 10s",
             "    retries 3",
@@ -95,6 +100,8 @@ def haproxy_cfg(config: Config) -> str:
             "",
             "frontend web",
             f"    bind {HOST}:{config.ports.http}",
+            # No body larger than any the app takes (the API's batch, 5 MiB) reaches a node.
+            f"    http-request deny deny_status 413 if {{ req.hdr_val(content-length) gt {MAX_BODY_BYTES} }}",
             "    default_backend app",
             "",
             "backend app",

@@ -159,7 +159,7 @@ class Stack:
                 env=nodes,
                 cwd=ROOT,
                 ready=lambda port=port: accepts(port),
-                stop_timeout=30,  # gunicorn's graceful timeout is 20 s
+                stop_timeout=30,  # the server's graceful timeout is 20 s (stack/servers.py)
             )
             self.supervisor.start(node)
         self._haproxy()

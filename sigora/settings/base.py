@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from sigora.settings.env import env_bool, env_int, env_list, env_str
+from sigora.settings.env import env_bool, env_database_timeouts, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -120,6 +120,12 @@ def _database_options(database: dict) -> None:
 
 
 _database_options(DATABASES["default"])
+
+# PostgreSQL's bounds on one statement, one lock wait and a transaction left open and idle (ms, 0: none),
+# set on each connection as it opens (billing/db.py: libpq's startup `options` would cost no round trip,
+# but PgBouncer 1.18 refuses them). None here; production's are in production.py. A statement past its
+# bound is cancelled, its transaction rolled back, and the API answers 503 `database_timeout`.
+DATABASE_TIMEOUTS = env_database_timeouts(statement=0, lock=0, idle_in_transaction=0)
 
 # A streaming replica, for the reads that may lag a moment behind the primary: the staff ledger
 # list and its CSV, the customer's CSV export, the admin's big append-only tables (ledger, holds,

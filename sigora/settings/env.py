@@ -48,3 +48,20 @@ def env_required(name: str, why: str) -> str:
     if not value:
         raise ImproperlyConfigured(f"{name} must be set: {why}")
     return value
+
+
+def env_database_timeouts(*, statement: int, lock: int, idle_in_transaction: int) -> dict[str, int]:
+    """PostgreSQL's bounds on each statement, lock wait and idle open transaction, in milliseconds (0: none).
+
+    From ``DB_STATEMENT_TIMEOUT_MS``, ``DB_LOCK_TIMEOUT_MS`` and ``DB_IDLE_IN_TRANSACTION_TIMEOUT_MS``,
+    with the defaults given; keyed by the PostgreSQL setting each one sets (billing/db.py).
+    """
+    timeouts = {
+        "statement_timeout": env_int("DB_STATEMENT_TIMEOUT_MS", statement),
+        "lock_timeout": env_int("DB_LOCK_TIMEOUT_MS", lock),
+        "idle_in_transaction_session_timeout": env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", idle_in_transaction),
+    }
+    for name, value in timeouts.items():
+        if value < 0:
+            raise ImproperlyConfigured(f"{name} must be 0 (none) or a number of milliseconds (got {value})")
+    return timeouts

@@ -1,7 +1,7 @@
 """Production: every secret from the environment, HTTPS only. Passes ``check --deploy``."""
 
 from sigora.settings.base import *  # noqa: F403
-from sigora.settings.env import env_bool, env_int, env_list, env_required, env_str
+from sigora.settings.env import env_bool, env_database_timeouts, env_int, env_list, env_required, env_str
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_required(
@@ -14,6 +14,13 @@ if not ALLOWED_HOSTS:
 BYOK_ENCRYPTION_KEYS = env_list("BYOK_ENCRYPTION_KEYS", [])
 if not BYOK_ENCRYPTION_KEYS:
     env_required("BYOK_ENCRYPTION_KEYS", "comma-separated Fernet keys (newest first) that encrypt stored BYOK keys")
+
+# No request may hold the database for long: a statement gets 10 s, a lock wait 5 s (a charge holds its
+# wallet's row for one statement, milliseconds; docs/performance.md), a transaction left open and idle 60 s
+# (its connection is closed). Below HAProxy's 30 s `timeout server`, so the caller gets the API's JSON 503
+# rather than the balancer's 504. Long one-off work (a migration building an index on a big table) runs
+# with DB_STATEMENT_TIMEOUT_MS=0 (docs/operations.md).
+DATABASE_TIMEOUTS = env_database_timeouts(statement=10_000, lock=5_000, idle_in_transaction=60_000)
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 # A load balancer checks each node over plain HTTP, by address: its checks are not redirected.

@@ -1,6 +1,6 @@
-"""The API under load from another process: gunicorn on loopback, many clients, one hot workspace.
+"""The API under load from another process: production's server on loopback, many clients, one hot workspace.
 
-The server is a real gunicorn (2 workers × 4 threads) serving the test database; the clients
+The server is the one production runs (stack/servers.py, 2 workers × 4 threads) serving the test database; the clients
 are threads of this process, each on its own keep-alive connection. They charge single events
 and batches, retry keys (at once, and after dropping the connection before the answer came, as
 a client that timed out would), and race each other on shared keys, until the credits run out.
@@ -22,8 +22,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from api.credentials import service_token_create
-from bench.server import database_url, gunicorn_serve
+from bench.server import SERVES, database_url
 from billing.models import LedgerEntry, Wallet
+from stack.servers import APP_SERVER
 from tests.billing.test_charge_concurrency import in_threads
 from tests.conftest import fund
 from tests.factories import UserFactory, WorkspaceFactory
@@ -110,7 +111,7 @@ def test_many_clients_on_one_hot_workspace_lose_nothing_and_charge_every_key_onc
         status, body = client.post("charges", {**EVENT, "idempotency_key": key})
         record(status, {key: body["entry"]["id"] if status in (200, 201) else None})
 
-    with gunicorn_serve(env=env, workers=2, threads=4, settings_module="sigora.settings.test") as server:
+    with SERVES[APP_SERVER](env=env, workers=2, threads=4, settings_module="sigora.settings.test") as server:
 
         def work(index: int, barrier: threading.Barrier) -> None:
             client = Client(server.port, token, workspace.pk)

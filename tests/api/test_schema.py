@@ -94,9 +94,13 @@ def test_the_document_is_openapi_3_1_and_lists_every_route(client):
     }  # fmt: skip
     charges = document["paths"]["/charges"]["post"]["responses"]
     assert set(charges) == {"200", "201", "400", "401", "402", "404", "409", "413", "422", "429", "503"}
-    assert "Retry-After" in charges["429"]["headers"]
-    codes = charges["429"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["code"]["enum"]
-    assert codes == ["daily_cap_reached", "rate_limited"]
+    for status, expected in (
+        ("429", ["daily_cap_reached", "rate_limited"]),
+        ("503", ["database_timeout", "database_unavailable"]),
+    ):
+        assert "Retry-After" in charges[status]["headers"]
+        codes = charges[status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["code"]["enum"]
+        assert codes == expected
 
 
 def test_every_registered_operation_is_routed(client, api_key):

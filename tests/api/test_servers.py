@@ -5,8 +5,9 @@ loopback, against the test database, and talks raw HTTP/1.1 to it: a keep-alive 
 serves one charge after another; every request is in the access log; a body over the limit is
 refused from its Content-Length before it is sent (so the server hands the body over as a
 stream, not after reading it whole); a chunked body (no Content-Length) is not read and charges
-nothing; SIGTERM lets a charge already running finish and answer. docs/performance.md (issue 17)
-has the rest of the comparison, measured by hand.
+nothing; SIGTERM lets a charge already running finish and answer; a worker killed with SIGKILL is
+replaced and the server goes on charging. The commands are production's (stack/servers.py), so
+these hold for the stack's nodes. docs/performance.md (issue 17) has the rest of the comparison.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 from django.db import connection
 
 from api.credentials import service_token_create
-from bench.server import Server, database_url, granian_serve, gunicorn_serve
+from bench.server import SERVES, Server, database_url
 from billing.models import LedgerEntry
 from tests.conftest import fund
 from tests.factories import UserFactory, WorkspaceFactory
@@ -34,9 +35,13 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-SERVES = {"gunicorn": gunicorn_serve, "granian": granian_serve}
-# What each server logs when SIGTERM reaches it: from then on it is stopping.
-STOPPING = {"gunicorn": "Handling signal: term", "granian": "Shutting down granian"}
+# What each server logs once it acts on a signal: from then on its old workers are stopping.
+SIGNALLED = {
+    ("gunicorn", signal.SIGTERM): "Handling signal: term",
+    ("granian", signal.SIGTERM): "Shutting down granian",
+    ("gunicorn", signal.SIGHUP): "Handling signal: hup",
+    ("granian", signal.SIGHUP): "Stopping old worker-1",
+}
 WAIT = 30.0  # seconds any one step may take on a busy machine before the test fails
 
 
@@ -130,8 +135,10 @@ def test_keep_alive_access_log_and_the_size_limit_from_content_length(server, ca
 
 
 @pytest.mark.parametrize("server", SERVES)
-def test_sigterm_lets_a_charge_in_flight_finish(server, caller):
-    """A charge waiting on its wallet's lock when SIGTERM arrives is still answered, and written once."""
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGHUP], ids=["stop", "restart"])
+def test_a_charge_in_flight_finishes_through_a_graceful_stop_or_restart(server, sent, caller):
+    """A charge waiting on its wallet's lock when SIGTERM (stop) or SIGHUP (new workers for the old) arrives is
+    still answered, and written once; after a restart the server goes on charging."""
     workspace, head = caller
     dsn = database_url(connection.settings_dict)
     with serving(server) as srv, psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as watcher:
@@ -140,10 +147,13 @@ def test_sigterm_lets_a_charge_in_flight_finish(server, caller):
             body = charge_body(f"{server}-in-flight")
             sock.sendall(f"POST /api/v1/charges HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
             until(lambda: _waiting_on_a_lock(watcher, holder), "the charge to wait on the wallet's lock")
-            os.kill(srv.pid, signal.SIGTERM)
-            until(lambda: _logged(srv, STOPPING[server]), f"{server} to start stopping")
-            holder.rollback()  # the charge goes on, inside a server that is stopping
+            os.kill(srv.pid, sent)
+            until(lambda: _logged(srv, SIGNALLED[server, sent]), f"{server} to act on {sent.name}")
+            holder.rollback()  # the charge goes on, inside a worker that is stopping
             status, entry, _ = answer(sock)
+        if sent == signal.SIGHUP:
+            with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+                assert post(sock, head, charge_body(f"{server}-restarted"))[0] == 201
     assert status == 201
     written = LedgerEntry.objects.get(workspace=workspace, idempotency_key=f"{server}-in-flight")
     assert entry["entry"]["id"] == written.pk
@@ -158,3 +168,43 @@ def _waiting_on_a_lock(watcher: psycopg.Connection, holder: psycopg.Connection) 
 
 def _logged(srv: Server, text: str) -> bool:
     return any(text in line for line in list(srv.log))
+
+
+@pytest.mark.parametrize("server", SERVES)
+def test_killed_workers_are_replaced_and_charge(server, caller):
+    """Every worker killed with SIGKILL (what the kernel's OOM killer does): new ones start and charge."""
+    workspace, head = caller
+    with serving(server) as srv:
+        until(lambda: len(_workers(srv.pid)) == 2, f"{server}'s two workers")
+        killed = _workers(srv.pid)
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        until(lambda: len(_workers(srv.pid) - killed) == 2, f"{server} to start two new workers")
+        statuses = []
+
+        def charged() -> bool:  # a new connection each try: until a new worker listens, it may be refused
+            try:
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as sock:
+                    statuses.append(post(sock, head, charge_body(f"{server}-after-{len(statuses)}"))[0])
+            except (ConnectionError, OSError):
+                return False
+            return statuses[-1] == 201
+
+        until(charged, f"{server}'s new workers to charge")
+        assert _workers(srv.pid).isdisjoint(killed)
+    assert LedgerEntry.objects.filter(workspace=workspace, kind="usage").count() == statuses.count(201) == 1
+
+
+def _workers(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (the server's workers), from /proc."""
+    children = set()
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as file:
+                    fields = file.read().rsplit(")", 1)[1].split()
+            except OSError:  # it exited meanwhile
+                continue
+            if int(fields[1]) == pid:
+                children.add(int(stat))
+    return children

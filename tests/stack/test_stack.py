@@ -30,6 +30,7 @@ import pytest
 from stack.config import DATABASE, Config, app_environment, config_from, manage_command, secrets_load_or_create
 from stack.faults import free_ports_environment
 from stack.files import backends_up
+from stack.servers import APP_SERVER
 from stack.topology import tools_missing
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -105,7 +106,7 @@ def test_the_stack_starts_charges_through_the_balancer_replicates_and_stops_clea
         started = time.monotonic() - began
         ours = [psutil.Process(stack.pid), *psutil.Process(stack.pid).children(recursive=True)]
         names = " ".join(" ".join(process.cmdline()) for process in ours)
-        for part in ("postgres", "pgbouncer", "haproxy", "redis-server", "gunicorn", "celery", " beat"):
+        for part in ("postgres", "pgbouncer", "haproxy", "redis-server", f"-m {APP_SERVER} ", "celery", " beat"):
             assert part in names, f"no {part} among the stack's processes"
 
         # The balancer spreads the health check over both nodes, and its own view has both up.
