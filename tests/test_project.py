@@ -267,3 +267,18 @@ def test_the_runtime_install_has_no_test_tools_and_the_dev_install_adds_them():
     make = (ROOT / "Makefile").read_text()
     assert "install: $(RUNTIME_STAMP)" in make and "run: seed" in make and "migrate: install\n" in make
     assert "test: install-dev lint" in make
+
+
+def test_every_transactional_test_restores_the_database_it_flushed():
+    """A ``transaction=True`` test flushes the tables afterwards, and Django's flush re-creates the content types
+    and permissions; the next test with ``serialized_rollback`` then restores its copy over them and fails on
+    their unique keys. So every transactional test here restores what it flushed (``serialized_rollback``)."""
+    tests = Path(__file__).resolve().parent
+    unrestored = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("django_db"):
+                given = {keyword.arg: ast.unparse(keyword.value) for keyword in node.keywords}
+                if given.get("transaction") == "True" and given.get("serialized_rollback") != "True":
+                    unrestored.append(f"{path.relative_to(tests)}:{node.lineno}")
+    assert unrestored == []

@@ -142,7 +142,7 @@ def test_a_handler_failure_answers_500_keeps_the_error_and_leaves_nothing_half_d
     assert StripeEvent.objects.get(event_id="evt_fail").attempts == 2
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_while_the_database_cannot_be_reached_a_webhook_answers_503_and_its_retry_is_stored(signed):
     """PostgreSQL or PgBouncer restarting: 503 in JSON (it was Django's 500 page), so Stripe retries; the
     retry, once the database answers, stores the event. Through the WSGI application, connection and all."""
