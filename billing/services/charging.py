@@ -46,7 +46,7 @@ from django.utils import timezone
 from billing.bounds import column_length
 from billing.catalog_cache import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
 from billing.credits import format_credits
-from billing.db import columns, compact, execute_prepared, insert, table
+from billing.db import columns, compact, execute_prepared, execute_prepared_after_lock, insert, table
 from billing.errors import (
     BillingError,
     DailyCapReached,
@@ -532,6 +532,11 @@ ON CONFLICT (workspace_id, day, code, action_id) DO UPDATE SET
 """
 
 
+# Taken just before SINGLE_SQL, in its transaction (db.execute_prepared_after_lock): the same lock
+# as SINGLE_SQL's own FOR UPDATE, which then finds the row already held and waits for nothing.
+_LOCK_SQL = f"SELECT 1 FROM {_WALLET} WHERE workspace_id = %(ws)s FOR UPDATE"
+
+
 def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
     for attempt in range(_RACE_RETRIES):
         try:
@@ -539,6 +544,10 @@ def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
                 # Inside a caller's transaction a failed statement would poison it: use a savepoint.
                 with transaction.atomic():
                     return execute_prepared(sql, params)
+            if sql is SINGLE_SQL:
+                # The wallet's row lock first, in the same round trip and transaction: the charge
+                # then starts on the newest balances instead of re-reading them while holding the lock.
+                return execute_prepared_after_lock(_LOCK_SQL, {"ws": workspace_id}, sql, params)
             return execute_prepared(sql, params)
         except psycopg.errors.UniqueViolation as race:
             # A twin request with the same key committed while this one waited for the lock;
