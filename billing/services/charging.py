@@ -18,7 +18,10 @@ There are two statements with the same rules: ``SINGLE_SQL`` for one event (scal
 parameters, about half the server time) and ``BATCH_SQL`` for up to 1,000 (set-wise, all or
 nothing). Both are prepared once per connection. A single statement is atomic on its own,
 so in autocommit mode there is no BEGIN/COMMIT round trip and the row lock is held only
-while the server runs it.
+while the server runs it. ``SINGLE_SQL`` goes out right behind a one-line ``FOR UPDATE`` of
+the wallet row, in the same round trip and implicit transaction (``db.execute_prepared_after_lock``):
+it then starts after the lock is granted and reads the newest row directly, instead of
+re-initialising its whole plan twice through EvalPlanQual while holding the lock (issue 17).
 
 A retry that races the first request (same key, both past step 2 before either commits)
 trips the unique index on (workspace, idempotency_key); the statement then fails as a
