@@ -30,6 +30,17 @@ def point_django_at(bench_db: str) -> dict[str, Any]:
     return original
 
 
+def production_logging() -> str:
+    """Before ``django.setup()``: log as production does, billing at ``LOG_LEVEL`` (INFO unless set),
+    whatever the settings module says. The test settings, which the page and reset benchmarks run on
+    for the rest, quiet billing to WARNING for the test suite; a benchmark measures what production
+    pays, log lines included. Returns the level."""
+    from django.conf import settings
+
+    settings.LOGGING["loggers"]["billing"]["level"] = settings.LOG_LEVEL
+    return settings.LOG_LEVEL
+
+
 def admin_connect(original: dict[str, Any]) -> Any:
     """A psycopg connection to the configured (not the bench) database, to create and drop the bench one."""
     import psycopg

@@ -75,10 +75,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import bench_database, database_recreate, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import (  # noqa: E402  (needs ROOT on the path)
+    bench_database,
+    database_recreate,
+    point_django_at,
+    production_logging,
+)
 
-# Before django.setup(): billing logs each charge at INFO otherwise.
-os.environ["LOG_LEVEL"] = "WARNING"
 # DEBUG off (the test settings): with DEBUG on, every query is also logged in memory.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.test")
 # whitenoise looks for collected static files, which the test settings serve from the finders instead.
@@ -126,6 +129,7 @@ def django_setup() -> dict[str, Any]:
     settings.DEBUG = False  # whatever the settings module says: no query log, no debug pages
     if HOST not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, HOST]
+    production_logging()
     import django
 
     django.setup()

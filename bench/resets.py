@@ -31,9 +31,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import bench_database, database_recreate, point_django_at  # noqa: E402  (needs ROOT on the path)
+from bench.common import (  # noqa: E402  (needs ROOT on the path)
+    bench_database,
+    database_recreate,
+    point_django_at,
+    production_logging,
+)
 
-os.environ["LOG_LEVEL"] = "WARNING"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sigora.settings.test")
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "10000,100000").split(","))
@@ -99,6 +103,7 @@ def setup() -> dict:
 
     original = point_django_at(BENCH_DB)
     settings.DEBUG = False
+    production_logging()
     import django
 
     django.setup()

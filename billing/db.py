@@ -88,7 +88,7 @@ def _spoke_while_idle(raw: psycopg.Connection) -> bool:
     return bool(poller.poll(0))
 
 
-def _reconnect_if_dropped() -> None:
+def _reconnect_if_dropped(database: BaseDatabaseWrapper) -> None:
     """Django's connection health check, for the statements that go round Django's cursor.
 
     With persistent connections and ``CONN_HEALTH_CHECKS`` Django checks a connection kept from an
@@ -102,13 +102,13 @@ def _reconnect_if_dropped() -> None:
     costs none, and the round trip is paid only when it says something came (tests/api/test_reconnect.py).
     Inside a transaction nothing is replaced: its statements must fail, not move to a new connection.
     """
-    raw = connection.connection
-    if raw is None or connection.in_atomic_block:
+    raw = database.connection
+    if raw is None or database.in_atomic_block:
         return
     if raw.closed:  # a statement already met the dead connection (during an earlier request)
-        connection.close()
-    elif connection.health_check_enabled and not connection.health_check_done and _spoke_while_idle(raw):
-        connection.close_if_health_check_failed()
+        database.close()
+    elif database.health_check_enabled and not database.health_check_done and _spoke_while_idle(raw):
+        database.close_if_health_check_failed()
 
 
 @contextmanager
@@ -120,9 +120,10 @@ def raw_cursor() -> Iterator[psycopg.Cursor]:
     Django's query log. A connection that PostgreSQL or PgBouncer dropped since the last
     request is replaced first (``_reconnect_if_dropped``).
     """
-    _reconnect_if_dropped()
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    database = connections[DEFAULT_DB_ALIAS]
+    _reconnect_if_dropped(database)
+    database.ensure_connection()
+    with psycopg.Cursor(database.connection) as cursor:
         yield cursor
 
 
@@ -130,13 +131,63 @@ def execute_prepared(sql: str, params: Mapping[str, Any] | Sequence[Any], *, row
     """Run one statement as a server-side prepared statement; its rows, or [] with ``rows=False``.
 
     Django's own cursor binds client-side and would re-plan the statement on every call. For
-    the statements every charge or API call runs.
+    the statements every charge or API call runs, so what it costs in Python counts: it looks
+    the thread's connection up once (each attribute read through ``django.db.connection`` is a
+    lookup in a context-local store) and runs on one psycopg cursor kept per connection, rather
+    than a new cursor with its own copy of the adapters each time (together about a fifth of a
+    charge's client CPU, docs/performance.md, issue 17).
     """
-    with raw_cursor() as cursor:
+    database = connections[DEFAULT_DB_ALIAS]
+    _reconnect_if_dropped(database)
+    database.ensure_connection()
+    cursor = _kept_cursor(database)
+    cursor.execute(sql, params, prepare=True)
+    # fetchall() without asking for cursor.description: building column objects for a ledger
+    # entry's twenty-odd columns costs more client CPU than the rest of a charge.
+    return cursor.fetchall() if rows else []
+
+
+def execute_prepared_after_lock(
+    lock_sql: str, lock_params: Mapping[str, Any], sql: str, params: Mapping[str, Any]
+) -> list[tuple]:
+    """Run ``lock_sql`` (which takes a row lock) and then ``sql``, both prepared, as ONE transaction in
+    ONE round trip; the rows of ``sql``. Only outside a transaction (autocommit).
+
+    The two go out in psycopg's pipeline mode with a single Sync after them: PostgreSQL runs every
+    statement before a Sync in one implicit transaction and commits it at the Sync (rolls it back if
+    a statement fails), so nothing waits for the client in between. What the second statement gains:
+    under READ COMMITTED each statement takes its snapshot when it starts, so ``sql`` starts after
+    the lock is granted and sees the newest committed row. A single statement that waits for a row
+    lock instead sees that row through EvalPlanQual, which re-initialises every part of the statement's
+    plan, while the lock is held — for the charging statement twice per charge (its ``FOR UPDATE``
+    and its ``UPDATE``), the largest share of its server time with many writers on one wallet
+    (docs/performance.md, issue 17).
+    """
+    database = connections[DEFAULT_DB_ALIAS]
+    if database.in_atomic_block:
+        raise RuntimeError("execute_prepared_after_lock runs its own transaction: not inside atomic()")
+    _reconnect_if_dropped(database)
+    database.ensure_connection()
+    raw = database.connection
+    lock, cursor = _kept_cursor(database, "lock"), _kept_cursor(database)
+    with raw.pipeline():
+        lock.execute(lock_sql, lock_params, prepare=True)
         cursor.execute(sql, params, prepare=True)
-        # fetchall() without asking for cursor.description: building column objects for a ledger
-        # entry's twenty-odd columns costs more client CPU than the rest of a charge.
-        return cursor.fetchall() if rows else []
+    return cursor.fetchall()
+
+
+def _kept_cursor(database: BaseDatabaseWrapper, name: str = "") -> psycopg.Cursor:
+    """A psycopg cursor kept on ``database`` under ``name``, made anew for a new connection.
+
+    Safe to share because its callers read every row before they return, and a Django connection
+    belongs to one thread. A reconnect makes a new psycopg connection, which the identity check catches.
+    """
+    raw = database.connection
+    kept = database.__dict__.setdefault("_billing_kept_cursors", {})
+    cursor = kept.get(name)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        cursor = kept[name] = psycopg.Cursor(raw)
+    return cursor
 
 
 def timeouts_set(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

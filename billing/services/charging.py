@@ -18,7 +18,10 @@ There are two statements with the same rules: ``SINGLE_SQL`` for one event (scal
 parameters, about half the server time) and ``BATCH_SQL`` for up to 1,000 (set-wise, all or
 nothing). Both are prepared once per connection. A single statement is atomic on its own,
 so in autocommit mode there is no BEGIN/COMMIT round trip and the row lock is held only
-while the server runs it.
+while the server runs it. ``SINGLE_SQL`` goes out right behind a one-line ``FOR UPDATE`` of
+the wallet row, in the same round trip and implicit transaction (``db.execute_prepared_after_lock``):
+it then starts after the lock is granted and reads the newest row directly, instead of
+re-initialising its whole plan twice through EvalPlanQual while holding the lock (issue 17).
 
 A retry that races the first request (same key, both past step 2 before either commits)
 trips the unique index on (workspace, idempotency_key); the statement then fails as a
@@ -46,7 +49,7 @@ from django.utils import timezone
 from billing.bounds import column_length
 from billing.catalog_cache import CatalogAction, action_lookup, catalog, catalog_invalidate, specialist_known
 from billing.credits import format_credits
-from billing.db import columns, compact, execute_prepared, insert, table
+from billing.db import columns, compact, execute_prepared, execute_prepared_after_lock, insert, table
 from billing.errors import (
     BillingError,
     DailyCapReached,
@@ -532,6 +535,11 @@ ON CONFLICT (workspace_id, day, code, action_id) DO UPDATE SET
 """
 
 
+# Taken just before SINGLE_SQL, in its transaction (db.execute_prepared_after_lock): the same lock
+# as SINGLE_SQL's own FOR UPDATE, which then finds the row already held and waits for nothing.
+_LOCK_SQL = f"SELECT 1 FROM {_WALLET} WHERE workspace_id = %(ws)s FOR UPDATE"
+
+
 def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
     for attempt in range(_RACE_RETRIES):
         try:
@@ -539,6 +547,10 @@ def _run(workspace_id: int, sql: str, params: dict[str, Any]) -> list[tuple]:
                 # Inside a caller's transaction a failed statement would poison it: use a savepoint.
                 with transaction.atomic():
                     return execute_prepared(sql, params)
+            if sql is SINGLE_SQL:
+                # The wallet's row lock first, in the same round trip and transaction: the charge
+                # then starts on the newest balances instead of re-reading them while holding the lock.
+                return execute_prepared_after_lock(_LOCK_SQL, {"ws": workspace_id}, sql, params)
             return execute_prepared(sql, params)
         except psycopg.errors.UniqueViolation as race:
             # A twin request with the same key committed while this one waited for the lock;

@@ -55,3 +55,57 @@ def test_reads_sent_together_come_back_in_order_each_parsed_by_its_own_read(db, 
     alone = read(5).run()
     with django_assert_num_queries(1):
         assert reads_run(read(5)) == [alone] == [[5, 6]]
+
+
+# --- execute_prepared_after_lock: the lock and the statement after it, one transaction ---------------
+
+_LOCK = f"SELECT 1 FROM {table(Wallet)} WHERE workspace_id = %(ws)s FOR UPDATE"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the catalog the migrations loaded stays
+def test_the_statement_after_the_lock_runs_in_the_locks_transaction():
+    from billing.db import execute_prepared_after_lock
+    from tests.factories import WorkspaceFactory
+
+    workspace = WorkspaceFactory()
+    # A row lock gives the transaction an id; a statement in a transaction of its own would have none.
+    rows = execute_prepared_after_lock(
+        _LOCK, {"ws": workspace.pk}, "SELECT txid_current_if_assigned() IS NOT NULL AS locked, %(n)s::int", {"n": 7}
+    )
+    assert rows == [(True, 7)]
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the catalog the migrations loaded stays
+def test_a_failing_statement_after_the_lock_rolls_both_back_and_frees_the_row():
+    import psycopg
+    from django.db import connection
+
+    from billing.db import execute_prepared_after_lock
+    from tests.factories import WorkspaceFactory
+
+    workspace = WorkspaceFactory()
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        execute_prepared_after_lock(_LOCK, {"ws": workspace.pk}, "SELECT 1 / %(zero)s::int", {"zero": 0})
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    # Another connection takes the row at once: nothing holds it any more.
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as other:
+        assert other.execute(_LOCK + " NOWAIT", {"ws": workspace.pk}).fetchall() == [(1,)]
+    # …and this connection still works, on the cursors it keeps.
+    assert execute_prepared_after_lock(_LOCK, {"ws": workspace.pk}, "SELECT %(n)s::int", {"n": 1}) == [(1,)]
+
+
+def test_the_lock_first_is_refused_inside_a_transaction(db):
+    from billing.db import execute_prepared_after_lock
+
+    # Inside atomic() the Sync would not commit, and a failure would need a savepoint: callers there
+    # run the statement alone (billing.services.charging._run).
+    with pytest.raises(RuntimeError, match="not inside atomic"):
+        execute_prepared_after_lock(_LOCK, {"ws": 1}, "SELECT 1", {})
