@@ -9,6 +9,7 @@ the last time step it took); a backup code is deleted as it is used.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from base64 import b32encode
 from dataclasses import dataclass
@@ -59,9 +60,7 @@ def two_factor_enrol_confirm(*, user: AbstractBaseUser, code: str) -> Enrolled:
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
     if device is None:
         raise InvalidRequest("Start again: open this page to show a new QR code.", field="code")
-    # Checked in its own transaction, so a wrong code's lock-out is kept (a refusal below rolls nothing back).
-    if django_otp.verify_token(user, device.persistent_id, code_normalised(code)) is None:
-        raise InvalidRequest(_refusal(device), field="code")
+    _verified(user, device, code_normalised(code))
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         StaticDevice.objects.filter(user=user).delete()
@@ -79,12 +78,7 @@ def two_factor_check(*, user: AbstractBaseUser, code: str) -> Device:
     device = model.objects.filter(user=user, confirmed=True).order_by("pk").first()
     if device is None:
         raise InvalidRequest(WRONG_CODE, field="code")
-    verified = django_otp.verify_token(user, device.persistent_id, code)
-    if verified is None:
-        device.refresh_from_db()
-        logger.warning("two-factor code refused: user %s, %s", user.pk, model.__name__)
-        raise InvalidRequest(_refusal(device), field="code")
-    return verified
+    return _verified(user, device, code)
 
 
 def two_factor_disable(*, user: AbstractBaseUser, code: str) -> bool:
@@ -116,9 +110,18 @@ def _backup_codes_create(user: AbstractBaseUser) -> list[str]:
     return codes
 
 
-def _refusal(device: Device) -> str:
+def _verified(user: AbstractBaseUser, device: Device, code: str) -> Device:
+    """``device`` if it accepts ``code``; else a refusal, saying how long to wait while the device is locked."""
     allowed, why = device.verify_is_allowed()
-    if allowed or not why or "locked_until" not in why:
-        return WRONG_CODE
-    wait = max(1, int((why["locked_until"] - timezone.now()).total_seconds() + 0.999))
-    return f"Too many wrong codes: wait {wait} second{'s' if wait != 1 else ''}, then try again."
+    if not allowed and why and "locked_until" in why:
+        wait = max(1, math.ceil((why["locked_until"] - timezone.now()).total_seconds()))
+        raise InvalidRequest(
+            f"Too many wrong codes: wait {wait} second{'s' if wait != 1 else ''}, then try again.", field="code"
+        )
+    # In a transaction of its own, with the device's row locked: a wrong code's lock-out is kept
+    # whatever the caller does next, and two requests cannot both spend one code.
+    verified = django_otp.verify_token(user, device.persistent_id, code)
+    if verified is None:
+        logger.warning("two-factor code refused: user %s, %s", user.pk, type(device).__name__)
+        raise InvalidRequest(WRONG_CODE, field="code")
+    return verified
