@@ -71,6 +71,14 @@ def two_factor_enrol_confirm(*, user: AbstractBaseUser, code: str) -> Enrolled:
     return Enrolled(device=device, backup_codes=codes)
 
 
+def two_factor_app_with_key(*, user: AbstractBaseUser, key: bytes) -> TOTPDevice:
+    """``user``'s authenticator app with a secret known in advance: the local demo's staff user only (seed_demo)."""
+    device, _ = TOTPDevice.objects.update_or_create(
+        user=user, name=APP_DEVICE_NAME, defaults={"key": key.hex(), "confirmed": True}
+    )
+    return device
+
+
 def two_factor_check(*, user: AbstractBaseUser, code: str) -> Device:
     """The device that accepts ``code`` (the app's 6 digits, or a backup code, used up), or a refusal saying why."""
     code = code_normalised(code)

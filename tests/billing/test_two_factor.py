@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import pytest
 import time_machine
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
@@ -239,3 +241,14 @@ def test_a_member_cannot_turn_two_factor_on(db, clock, owner):
     assert "Owners and admins of a workspace can turn on two-factor sign-in" in page.content.decode()
     client.post("/settings/two-factor/", {"action": "enrol", "code": "123456"})
     assert not TOTPDevice.objects.filter(user=member).exists()
+
+
+def test_a_lost_device_is_removed_by_command_and_the_next_sign_in_enrols_again(db, clock, staff):
+    enrolled(staff)
+    out = StringIO()
+    call_command("two_factor_reset", staff.username, stdout=out)
+    assert "Removed 2 device(s)" in out.getvalue()
+    assert not TOTPDevice.objects.filter(user=staff).exists() and not StaticDevice.objects.filter(user=staff).exists()
+    client = Client()
+    sign_in(client, staff)
+    assert client.get("/admin/")["Location"].startswith(ENROL)
