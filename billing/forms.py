@@ -115,6 +115,24 @@ class ByokForm(forms.Form):
     )
 
 
+class TwoFactorCodeForm(forms.Form):
+    """One code: the 6 digits an authenticator app shows, or (where ``backup``) a backup code."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=64,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false", "required": True}
+        ),
+    )
+
+    def __init__(self, *args, backup: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not backup:  # setting up: only the app's digits
+            self.fields["code"].label = "The 6-digit code your app shows"
+            self.fields["code"].widget.attrs.update({"inputmode": "numeric", "pattern": "[0-9 ]*"})
+
+
 class CapForm(forms.Form):
     specialist = forms.ChoiceField(
         choices=lambda: [("", "Choose a specialist"), *_specialist_choices()],

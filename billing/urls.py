@@ -1,12 +1,14 @@
 from django.urls import path
 
-from billing.views import accounts, activity, billing, byok, members, spending
+from billing.views import accounts, activity, billing, byok, members, spending, two_factor
 
 app_name = "billing"
 
 urlpatterns = [
     path("", accounts.pricing, name="pricing"),
     path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/two-factor/", two_factor.two_factor_verify, name="two_factor_verify"),
+    path("accounts/two-factor/enrol/", two_factor.two_factor_enrol, name="two_factor_enrol"),
     path("invitations/<str:token>/", accounts.invitation, name="invitation"),
     path("workspaces/switch/", accounts.workspace_switch, name="workspace_switch"),
     path("settings/billing/", billing.settings_billing, name="settings_billing"),
@@ -25,5 +27,6 @@ urlpatterns = [
     path("settings/members/<int:membership_id>/remove/", members.member_remove, name="member_remove"),
     path("settings/invitations/<int:invitation_id>/revoke/", members.invitation_revoke, name="invitation_revoke"),
     path("settings/invitations/<int:invitation_id>/resend/", members.invitation_resend, name="invitation_resend"),
+    path("settings/two-factor/", two_factor.settings_two_factor, name="settings_two_factor"),
     path("settings/activity/", activity.settings_activity, name="settings_activity"),
 ]

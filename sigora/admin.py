@@ -1,4 +1,8 @@
-"""The staff admin's site: Django's, with every model's admin held to the project's input bounds.
+"""The staff admin's site: Django's, behind two factors, with every model's admin held to the project's input bounds.
+
+Only a session verified by its second factor is let in (django-otp's ``is_verified``, as its
+OTPAdminSite does), and the admin has no sign-in form of its own: its login page sends people to
+the site's, which asks for the password and then the code (billing/second_factor.py).
 
 Django's admin looks objects up by the id in the URL and runs actions on the ids a form
 posts, and sends both to the database as they come: a NUL in a text key, or "abc" among the
@@ -11,8 +15,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import redirect_to_login
+from django.urls import reverse
 
 from billing.bounds import is_value_of
+from billing.second_factor import is_verified
 
 
 class BoundedInputAdmin:
@@ -36,6 +44,15 @@ class SigoraAdminSite(admin.AdminSite):
     site_header = "Sigora Billing & Credits: staff"
     site_title = "Sigora staff"
     enable_nav_sidebar = False  # the ledger's and the workspaces' lists need the width more than a second menu
+
+    def has_permission(self, request):
+        """Active staff whose session passed its second factor."""
+        return super().has_permission(request) and is_verified(request.user)
+
+    def login(self, request, extra_context=None):
+        """One way in: the site's sign-in, with its second step (the admin's own form would ask for no code)."""
+        next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index", current_app=self.name)
+        return redirect_to_login(next_url)
 
     def register(self, model_or_iterable, admin_class=None, **options):
         """Register as Django does, with ``BoundedInputAdmin`` mixed into the admin class."""

@@ -1,5 +1,8 @@
 import pytest
 from django.db import connections, transaction
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.catalog_cache import catalog_invalidate
 from billing.credits import credits
@@ -70,3 +73,40 @@ def lagging_replica(with_replica):
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute(f"SELECT count(*) FROM {Wallet._meta.db_table}")  # the snapshot is taken here
         yield
+
+
+def second_factor_passed(client, user):
+    """Mark ``client``'s session as verified by ``user``'s authenticator app (made if need be), as a right code does."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Test app", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device
+
+
+class VerifiedClient(Client):
+    """Django's test client, whose ``force_login`` also passes a staff user's second factor.
+
+    Most tests of the admin are about what staff may do once signed in; the second factor itself
+    (enrolment, codes, every admin URL refused without it) is tested with Django's plain client
+    in tests/billing/test_two_factor.py and tests/admin/test_two_factor_admin.py.
+    """
+
+    def force_login(self, user, backend=None):
+        super().force_login(user, backend)
+        if user.is_staff:
+            second_factor_passed(self, user)
+
+
+@pytest.fixture
+def client():
+    return VerifiedClient()
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    client = VerifiedClient()
+    client.force_login(admin_user)
+    return client

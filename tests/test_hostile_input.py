@@ -33,7 +33,7 @@ from api.models import ApiKey
 from billing.models import Activity, Invitation, Membership, Workspace
 from billing.services import charge, invitation_create
 from tests.billing.test_views import team  # noqa: F401  (owner, admin and member of one workspace, and a stranger)
-from tests.conftest import fund
+from tests.conftest import fund, second_factor_passed
 from tests.factories import UserFactory
 from tests.hostile.probe import PROJECT, Prober
 from tests.hostile.site_map import Form, Route, Site, route_paths
@@ -247,6 +247,8 @@ def world(team, settings, django_capture_on_commit_callbacks):  # noqa: F811
     for role, user in (("owner", owner), ("admin", team["admin"]), ("member", team["member"]), ("staff", staff)):
         clients[role] = Client(raise_request_exception=False)
         clients[role].force_login(user)
+        if user.is_staff:
+            second_factor_passed(clients[role], user)
     foreign = [other, Membership.objects.get(workspace=other), Invitation.objects.get(workspace=other)]
     foreign_ids = [str(row.pk) for row in [*foreign, ApiKey.objects.get(workspace=other)]]
     logging.disable(logging.ERROR)  # thousands of 4xx and the 500s: the report says what broke, once

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from billing.admin.ledger import WorkspaceFilter, WorkspaceLinked
 from billing.admin.paging import PeekPagedAdmin, ReadOnlyAdmin
 from billing.models import StripeEvent
+from billing.second_factor import is_verified
 from billing.services.accounts import staff_may
 from billing.services.stripe_events import HANDLERS, stripe_event_retry
 
@@ -67,7 +68,8 @@ class StripeEventAdmin(WorkspaceLinked, PeekPagedAdmin, ReadOnlyAdmin):
     readonly_fields = ["error_text", "payload_text"]
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
-        return staff_may(request.user, RETRY_PERMISSION)
+        # The second factor again, here: whatever let a session into the admin, a re-run needs a verified one.
+        return staff_may(request.user, RETRY_PERMISSION) and is_verified(request.user)
 
     @admin.action(description="Re-run the selected failed events", permissions=["retry"])
     def retry_failed(self, request: HttpRequest, queryset) -> None:

@@ -25,6 +25,7 @@ from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.errors import IdempotencyConflict, InvalidRequest
 from billing.forms import CreditsField, refusal_shown
 from billing.models import LedgerEntry, Membership, Wallet, Workspace
+from billing.second_factor import is_verified
 from billing.services import credits_adjust, credits_adjust_preview
 from billing.services.accounts import staff_may
 from billing.services.adjustments import MAX_REASON_LENGTH
@@ -143,7 +144,8 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).select_related("plan", "wallet", "subscription")
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
-        return staff_may(request.user, ADJUST_PERMISSION)
+        # The second factor again, here: whatever let a session into the admin, money moves only for a verified one.
+        return staff_may(request.user, ADJUST_PERMISSION) and is_verified(request.user)
 
     # --- The list's columns --------------------------------------------------------------
 

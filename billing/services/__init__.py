@@ -38,6 +38,13 @@ from billing.services.checkout import (
 from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
 from billing.services.leads import record_reply, resume_lead
 from billing.services.portal import portal_start
+from billing.services.two_factor import (
+    two_factor_check,
+    two_factor_disable,
+    two_factor_enrol_begin,
+    two_factor_enrol_confirm,
+    two_factor_reset,
+)
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 from billing.services.workspaces import workspace_create
 
@@ -89,6 +96,11 @@ __all__ = [
     "record_reply",
     "resume_lead",
     "topup_checkout_start",
+    "two_factor_check",
+    "two_factor_disable",
+    "two_factor_enrol_begin",
+    "two_factor_enrol_confirm",
+    "two_factor_reset",
     "usage_event",
     "usage_record",
     "wallet_lock",

@@ -14,6 +14,7 @@ SETTINGS_PAGES = (
     ("billing:settings_members", "Members"),
     ("api_keys:settings_api_keys", "API keys"),
     ("billing:settings_activity", "Activity"),
+    ("billing:settings_two_factor", "Two-factor sign-in"),
 )
 
 

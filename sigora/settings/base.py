@@ -29,6 +29,9 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "ninja",  # the API's docs page uses the Swagger UI files its wheel ships (served from here)
+    "django_otp",  # the second factor (billing/second_factor.py): TOTP apps, and backup codes
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Local
     "billing",
     "api",
@@ -45,9 +48,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): whether this session passed a second factor (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A session that owes its second factor goes nowhere but that step (billing/second_factor.py).
+    "billing.middleware.SecondFactorMiddleware",
     "billing.middleware.ReaderTimeZoneMiddleware",
 ]
 
@@ -217,6 +224,14 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "billing:settings_billing"
 LOGOUT_REDIRECT_URL = "login"
+
+# The second factor (django-otp): staff always, owners and admins who turn it on (docs/operations.md).
+# A wrong code locks that device for 1, 2, 4, 8 … seconds (doubling at each further one): on, as
+# by default, and said here so nobody turns it off. The admin never shows a device's secret.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_TOTP_ISSUER = "Sigora"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- Internationalisation ---------------------------------------------------------------------
 

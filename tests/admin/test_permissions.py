@@ -110,7 +110,7 @@ def test_every_admin_page_shows_the_sites_favicon(client, world):
     from django.templatetags.static import static
 
     favicon = f'<link rel="icon" href="{static("favicon.svg")}" type="image/svg+xml">'
-    assert favicon in client.get(reverse("admin:login")).content.decode()
+    assert favicon in client.get(reverse("admin:login"), follow=True).content.decode()  # the site's sign-in
     client.force_login(world["people"]["superuser"])
     pages = {page: client.get(url) for page, (url, _) in _pages(world).items()}
     html = {page: r.content.decode() for page, r in pages.items() if r["Content-Type"].startswith("text/html")}

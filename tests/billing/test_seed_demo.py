@@ -1,9 +1,14 @@
+import base64
+import re
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Sum
+from django.test import Client
 from django.urls import reverse
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.models import (
     Action,
@@ -141,3 +146,19 @@ def test_seed_demo_subscribe_refuses_real_stripe(settings):
     with pytest.raises(CommandError, match="offline Stripe double only"):
         seed("--subscribe")
     assert not Subscription.objects.exists()
+
+
+def test_seed_demo_prints_the_staff_users_authenticator_key_and_the_staff_sign_in_takes_its_codes():
+    printed = seed()
+    assert "admin@sigora.test / sigora-admin" in printed
+    key = re.search(r"authenticator app with the key ([A-Z2-7]+) \(local only\)", printed).group(1)
+    seed()  # a second run keeps the same key: the developer's app goes on working
+    device = TOTPDevice.objects.get(user__username="admin@sigora.test", confirmed=True)
+    assert device.bin_key == base64.b32decode(key)
+
+    staff_client = Client()  # Django's own: the password, then the code, through the pages
+    staff_client.post("/accounts/login/", {"username": "admin@sigora.test", "password": "sigora-admin"})
+    assert staff_client.get("/admin/")["Location"].startswith("/accounts/two-factor/")
+    code = f"{totp(base64.b32decode(key)):06d}"
+    assert staff_client.post("/accounts/two-factor/", {"code": code, "next": "/admin/"})["Location"] == "/admin/"
+    assert staff_client.get("/admin/").status_code == 200

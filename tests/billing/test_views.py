@@ -924,13 +924,14 @@ def test_a_pack_price_change_shows_on_the_offers_at_once(client, team, django_ca
         ("billing:settings_members", "Members"),
         ("api_keys:settings_api_keys", "API keys"),
         ("billing:settings_activity", "Activity"),
+        ("billing:settings_two_factor", "Two-factor sign-in"),
     ],
 )
 def test_the_settings_navigation_marks_the_page_you_are_on_and_only_it(client, team, page, label):
     html = client_for(client, team["owner"]).get(reverse(page)).content.decode()
     start = html.index("<nav>")  # the settings sidebar's (the header's has a class)
     nav = html[start : html.index("</nav>", start)]
-    assert nav.count("<a ") == 6
+    assert nav.count("<a ") == 7
     assert nav.count('aria-current="page"') == 1
     assert f'<a href="{reverse(page)}" aria-current="page">{label}</a>' in nav
 

@@ -18,6 +18,10 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from billing.second_factor import SESSION_REQUIRED
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -98,10 +102,13 @@ class Contexts:
         self.contexts.append(context)
         return context
 
-    def sign_in(self, context, user) -> None:
-        """``user`` signed in on ``context`` in place of whoever was: one context can serve several people."""
+    def sign_in(self, context, user, *, second_factor: bool = True) -> None:
+        """``user`` signed in on ``context`` in place of whoever was: one context can serve several people.
+
+        With ``second_factor`` (and a device), past it too; without, the session still owes its code.
+        """
         context.clear_cookies()
-        context.add_cookies([self._session_cookie(user)])
+        context.add_cookies([self._session_cookie(user, second_factor=second_factor)])
 
     def page(self, **kwargs):
         return self.new(**kwargs).new_page()
@@ -116,12 +123,18 @@ class Contexts:
             ),
         )
 
-    def _session_cookie(self, user) -> dict:
+    def _session_cookie(self, user, *, second_factor: bool = True) -> dict:
         """Sign ``user`` in without the form: a server-side session, as django.test.Client.force_login makes."""
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        # Past the second factor, for whoever has one (the demo's staff user): as a right code leaves the session.
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is not None:
+            session[SESSION_REQUIRED] = True
+            if second_factor:
+                session[DEVICE_ID_SESSION_KEY] = device.persistent_id
         session.save()
         return {"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": self.base_url}
 

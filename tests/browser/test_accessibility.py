@@ -121,6 +121,7 @@ def site(db):
         reverse("admin:billing_ledgerentry_changelist"),
         reverse("admin:billing_ledgerentry_change", args=[entry.pk]),
         reverse("admin:billing_plan_change", args=[Plan.objects.get(key="pro").pk]),
+        reverse("billing:two_factor_enrol"),  # moving to a new phone
     ]
     errors = {status: error_page(status, owner) for status in (400, 403, 500)}
     return {"owner": owner, "staff": staff, "owner_pages": owner_pages, "visitor_pages": visitor_pages,
@@ -167,6 +168,8 @@ def test_no_page_has_a_serious_or_critical_axe_violation_at_either_width(browser
         context.clear_cookies()
         for path in site["visitor_pages"]:
             check(page, path, width, found)
+        browsers.sign_in(context, site["staff"], second_factor=False)
+        check(page, reverse("billing:two_factor_verify"), width, found)  # the code after the password
         browsers.sign_in(context, site["staff"])
         for path in site["staff_pages"]:
             check(page, path, width, found)

@@ -9,6 +9,7 @@ subscription: it is recorded as ended and the demo subscribes again.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import logging
 import random
@@ -39,11 +40,15 @@ from billing.services import (
     workspace_create,
 )
 from billing.services.subscriptions import subscription_lost
+from billing.services.two_factor import two_factor_app_with_key
 
 DEMO_WORKSPACE = "Acme Growth"
 DEMO_OWNER = ("demo@sigora.test", "sigora-demo")
 DEMO_TEAMMATE = ("ana@sigora.test", "sigora-demo")
 DEMO_STAFF = ("admin@sigora.test", "sigora-admin")
+# The demo staff user's authenticator-app secret: fixed, so a developer adds it to an app once. Local only,
+# like the passwords (this command refuses to run with DEBUG off); a real staff user enrols their own.
+DEMO_STAFF_TOTP_KEY = b"sigora-demo-staff-ok"
 DEMO_DAYS = 26  # the workspace's first period started this many days ago
 
 
@@ -130,6 +135,7 @@ class Command(BaseCommand):
         owner = self._user(User, *DEMO_OWNER)
         teammate = self._user(User, *DEMO_TEAMMATE)
         staff = self._user(User, *DEMO_STAFF, staff=True)
+        two_factor_app_with_key(user=staff, key=DEMO_STAFF_TOTP_KEY)
 
         workspace = Workspace.objects.filter(name=DEMO_WORKSPACE, memberships__user=owner).first()
         # A month of entries would bury the console; the summary below says what was written.
@@ -143,7 +149,10 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  Sign in as the workspace owner: {DEMO_OWNER[0]} / {DEMO_OWNER[1]}")
-        self.stdout.write(f"  Staff (admin at /admin/):       {DEMO_STAFF[0]} / {DEMO_STAFF[1]}")
+        self.stdout.write(
+            f"  Staff (admin at /admin/):       {DEMO_STAFF[0]} / {DEMO_STAFF[1]}, then a code from an authenticator "
+            f"app with the key {base64.b32encode(DEMO_STAFF_TOTP_KEY).decode()} (local only)"
+        )
 
     def _user(self, User, email, password, staff=False):
         user, created = User.objects.get_or_create(username=email, defaults={"email": email})
