@@ -5,7 +5,8 @@ member and visitor, "Load more" and the buy-without-payments form among them), t
 admin. On each, the policy must have come with the document, and the page must have seen no violation: its
 ``securitypolicyviolation`` events, read here, and Chromium's console messages, which the ``browsers`` fixture
 fails every browser test on. Then what swaps content in: the chart's hover and keys, the transaction filter's
-swap, a new API key's Copy box. The other browser tests (a balance change pushed into the page, buying on
+swap, a new API key's Copy box; and the balance poll, whose wait on a hidden tab was a trigger filter htmx
+had to eval and is now app.js's. The other browser tests (a balance change pushed into the page, buying on
 the Stripe double's checkout, the settings forms) are held to the same console check.
 """
 
@@ -22,6 +23,7 @@ from billing.management.commands.seed_demo import DEMO_STAFF
 from billing.models import Workspace
 from tests.browser.conftest import csp_violations
 from tests.browser.demo_site import LONG_NAME, WIDE, demo_site_build, staff_admin_pages
+from tests.factories import UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -131,7 +133,7 @@ def test_the_watch_sees_an_inline_script_a_style_element_and_a_style_attribute(b
     policy = page.goto("/accounts/login/").headers["content-security-policy"]
     page.route("**/inline/", serve(INLINE, policy))
     page.goto("/inline/")
-    page.wait_for_function("window.__cspViolations.length >= 3")
+    page.wait_for_function("() => window.__cspViolations.length >= 3")
     assert page.title() == "Inline"  # the script did not run
     refused = sorted(violation["directive"] for violation in csp_violations(page))
     assert refused == ["script-src-elem", "style-src-attr", "style-src-elem"]
@@ -141,3 +143,40 @@ def test_the_watch_sees_an_inline_script_a_style_element_and_a_style_attribute(b
     assert len(seen) >= 3, browsers.problems
     browsers.problems.clear()
     assert re.search(r"default-src 'none'", policy) and "'unsafe-eval'" not in policy
+
+
+# The tab's visibility, as a test sets it, and the requests htmx sent (htmx:beforeSend follows a poll that
+# went ahead; one skipped by static/js/app.js never gets there).
+VISIBILITY = """
+window.__hidden = false;
+window.__sent = [];
+Object.defineProperty(document, "visibilityState", {get: () => (window.__hidden ? "hidden" : "visible")});
+document.addEventListener("htmx:beforeSend", (event) => window.__sent.push(event.detail.pathInfo.requestPath));
+"""
+
+
+def test_the_balance_poll_waits_while_the_tab_is_hidden_with_no_eval(browsers, live_server, settings):
+    """It was a trigger filter, which htmx evals; now app.js skips a data-poll-while-visible poll on a hidden tab."""
+    owner = UserFactory()
+    WorkspaceFactory(owner=owner)
+    context = browsers.new(user=owner)
+    context.add_init_script(VISIBILITY)
+    page = context.new_page()
+    page.clock.install()
+    page.goto("/settings/billing/")
+    balance = reverse("billing:balance")
+    every = settings.BALANCE_POLL_SECONDS * 1000
+
+    def sent_after(milliseconds: int) -> int:
+        """Move the page's clock on, let what it sent come back, and count the balance polls sent so far."""
+        page.clock.run_for(milliseconds)
+        page.wait_for_function("() => !document.querySelector('.htmx-request')", polling=50)
+        return page.evaluate("window.__sent").count(balance)
+
+    polls = sent_after(every + 100)
+    assert polls >= 1
+    page.evaluate("window.__hidden = true")
+    for _ in range(3):
+        assert sent_after(every) == polls  # hidden: none sent
+    page.evaluate("window.__hidden = false")
+    assert sent_after(every) > polls
