@@ -19,6 +19,10 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import resolve, reverse
 
 API_PREFIX = "/api/v1/"
+# JSON is never a page, so its policy allows nothing at all (OWASP's REST Security Cheat Sheet): should a
+# browser ever render an answer, nothing in it loads or runs, and no site may frame it. The pages' policy,
+# which django-csp builds per request below this middleware, is sigora/csp.py's.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 @functools.cache
@@ -37,4 +41,6 @@ class ApiFirstMiddleware:
             return self.get_response(request)
         match = resolve(path)  # an unknown path raises Resolver404: Django answers its 404
         request.resolver_match = match
-        return match.func(request, *match.args, **match.kwargs)
+        response = match.func(request, *match.args, **match.kwargs)
+        response.headers.setdefault("Content-Security-Policy", API_POLICY)
+        return response

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -297,3 +298,15 @@ def event_construct(payload: bytes, signature: str | None) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id"):
         raise SignatureInvalid("The webhook body is not a Stripe event.")
     return event
+
+
+def hosted_page_origins() -> list[str]:
+    """Where a purchase or the portal sends the browser: Stripe's hosted pages, or the offline double's.
+
+    The page's Content-Security-Policy lets its forms lead there (``form-action``, sigora/csp.py):
+    the purchase form's POST answers with a 303 to one of these, which the browser checks against it.
+    """
+    if settings.STRIPE_API_BASE:
+        parts = urlsplit(settings.STRIPE_API_BASE)
+        return [f"{parts.scheme}://{parts.netloc}"]
+    return list(settings.STRIPE_HOSTED_ORIGINS)

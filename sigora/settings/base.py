@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from sigora.settings.env import env_bool, env_database_timeouts, env_int, env_list, env_str
 
@@ -28,6 +29,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "django_celery_beat",
+    "csp",  # the Content-Security-Policy header (sigora/csp.py)
     "ninja",  # the API's docs page uses the Swagger UI files its wheel ships (served from here)
     "django_otp",  # the second factor (billing/second_factor.py): TOTP apps, and backup codes
     "django_otp.plugins.otp_totp",
@@ -43,6 +45,8 @@ MIDDLEWARE = [
     "sigora.health.HealthCheckMiddleware",
     # /api/v1/ is answered here: none of the middleware below runs for it (api/middleware.py).
     "api.middleware.ApiFirstMiddleware",
+    # Every page and static file gets the Content-Security-Policy (sigora/csp.py); the API's JSON its own.
+    "sigora.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,6 +187,29 @@ API_MAX_BATCH_BODY_BYTES = env_int("API_MAX_BATCH_BODY_BYTES", 5 * 1024 * 1024)
 # usage and transactions regions refresh only when it has. Tests shorten it.
 BALANCE_POLL_SECONDS = 4
 
+# --- Content-Security-Policy (django-csp; sigora/csp.py, docs/operations.md) -------------------
+# Enforced everywhere, so development and the browser tests see what production does: scripts, styles,
+# images, fonts and requests from this origin only; no inline script or style (not even an attribute),
+# no eval, no plugins, no framing, no <base>. img-src allows data: for the few images drawn in place (the
+# stylesheets' icons, a QR code). form-action adds Stripe's hosted pages, from the Stripe settings, per
+# request. A view that needs more says so with django-csp's decorators, documented beside it.
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "manifest-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+
 # --- Payments (Stripe) --------------------------------------------------------------------------
 # With no key, buying is off (the pages say so) and nothing else changes. STRIPE_API_BASE points
 # the library at another address: only the dev and test settings set it, at the offline double,
@@ -192,6 +219,9 @@ STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = ""
 STRIPE_CURRENCY = "usd"
+# Stripe's hosted pages, where a purchase and the portal send the browser: the pages' forms may lead there
+# (the Content-Security-Policy's form-action). A Checkout custom domain is added here (docs/operations.md).
+STRIPE_HOSTED_ORIGINS = env_list("STRIPE_HOSTED_ORIGINS", ["https://checkout.stripe.com", "https://billing.stripe.com"])
 # How far back the reconciliation job looks for paid Checkout Sessions no webhook fulfilled.
 STRIPE_RECONCILE_HOURS = 48
 

@@ -8,6 +8,44 @@
   } catch (e) { /* older browsers: times stay in UTC */ }
 })();
 
+// The Content-Security-Policy allows no style="" attribute in the markup (docs/operations.md), so a
+// bar's length and a chart label's place come as numbers, in per cent, in data-width, data-top and
+// data-left, and are set here through the element's style object, which the policy allows. Only
+// these three properties, and only numbers from 0 to 100: nothing else in the markup becomes a style.
+(function () {
+  var PLACED = [["width", "width"], ["top", "top"], ["left", "left"]];
+  function place(root) {
+    PLACED.forEach(function (pair) {
+      var attribute = "data-" + pair[0];
+      var found = Array.prototype.slice.call(root.querySelectorAll("[" + attribute + "]"));
+      if (root.hasAttribute && root.hasAttribute(attribute)) found.push(root);
+      found.forEach(function (element) {
+        var value = parseFloat(element.getAttribute(attribute));
+        if (isFinite(value)) element.style[pair[1]] = Math.max(0, Math.min(100, value)) + "%";
+      });
+    });
+  }
+  place(document);
+  document.addEventListener("htmx:load", function (event) { place(event.detail.elt); });
+})();
+
+// A region that polls (hx-trigger="every …") with data-poll-while-visible skips its turn while the tab
+// is hidden. Said here rather than as a trigger filter ([document.visibilityState === 'visible']),
+// which htmx would have to eval: the policy allows no eval, and htmx's allowEval is off.
+document.addEventListener("htmx:beforeRequest", function (event) {
+  var element = event.detail.elt;
+  if (document.visibilityState !== "visible" && element && element.hasAttribute("data-poll-while-visible")) {
+    event.preventDefault();
+  }
+});
+
+// A <select data-submit-on-change> sends its form as soon as a choice is made (the workspace switcher);
+// without this script, the form's own button (in <noscript>) does.
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (select.matches && select.matches("select[data-submit-on-change]") && select.form) select.form.submit();
+});
+
 // After htmx swaps a region in, move keyboard focus to it if focus was lost inside it.
 document.addEventListener("htmx:afterSwap", function (event) {
   var target = event.detail.target;

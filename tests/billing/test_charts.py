@@ -141,7 +141,7 @@ def test_the_scale_is_labelled_in_credits_from_0_to_its_top():
     assert (chart.peak, chart.peak_day) == (credits("19179.4"), date(2026, 11, 2))
     html = chart_html(chart)
     scale = re.search(r'<div class="chart-scale" aria-hidden="true">(.*?)</div>', html).group(1)
-    assert re.findall(r'<span style="top: ([\d.]+)%">([^<]*)</span>', scale) == [
+    assert re.findall(r'<span data-top="([\d.]+)">([^<]*)</span>', scale) == [
         ("100.0", "0"), ("75.0", "5,000"), ("50.0", "10,000"), ("25.0", "15,000"), ("0.0", "20,000")
     ]  # fmt: skip
     assert html.count('<line class="grid"') == 5

@@ -347,9 +347,7 @@ def test_cap_rows_show_spend_against_each_cap_with_a_meter_that_warns():
     assert cells[0] == ["Sales / Sourcing", "12", '<span class="muted">no cap</span>', ""]  # no cap, no meter
     assert rows[1].startswith('<tr data-specialist="outreach"><td data-label="Specialist">Sales &lt;Outreach&gt;</td>')
     assert "<Outreach>" not in rows[1] and 'aria-label="Sales &lt;Outreach&gt; cap used"' in rows[1]
-    meters = [
-        re.search(r'aria-valuenow="(\d+)"><div class="meter-fill ?([\w-]*)" style="width: (\d+)%"', r) for r in rows
-    ]
+    meters = [re.search(r'aria-valuenow="(\d+)"><div class="meter-fill ?([\w-]*)" data-width="(\d+)"', r) for r in rows]
     assert meters[0] is None
     assert [m.groups() for m in meters[1:]] == [
         ("79", "", "79"), ("80", "level-low", "80"), ("100", "level-empty", "100"), ("100", "level-empty", "100")

@@ -2,7 +2,9 @@
 
 One browser for the package; each test gets fresh contexts (cookies, storage), so tests never
 share a signed-in session. Every page a test opens fails the test on an uncaught JavaScript
-error or a 5xx response.
+error, a 5xx response or a Content-Security-Policy violation (Chromium says each in the console;
+``csp_violations`` reads the page's own ``securitypolicyviolation`` events, which a test checks
+where it needs to know which element broke the policy).
 """
 
 from __future__ import annotations
@@ -36,6 +38,15 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery staple"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+# Every page records the policy's violations as the browser reports them to it. An init script runs
+# through the DevTools protocol, before the page's own scripts, and is not itself held to the policy.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+    window.__cspViolations.push({directive: event.effectiveDirective, blocked: event.blockedURI,
+        sample: event.sample, source: event.sourceFile, line: event.lineNumber});
+});
+"""
 SCREENSHOTS_DIR = Path(settings.BASE_DIR) / "screenshots"
 
 
@@ -96,6 +107,7 @@ class Contexts:
             accept_downloads=True,
         )
         context.set_default_timeout(5_000)
+        context.add_init_script(RECORD_CSP_VIOLATIONS)
         context.on("page", self._watch)
         if user is not None:
             self.sign_in(context, user)
@@ -114,6 +126,7 @@ class Contexts:
         return self.new(**kwargs).new_page()
 
     def _watch(self, page):
+        page.on("console", lambda message: self._console(page, message))
         page.on("pageerror", lambda error: self.problems.append(f"JavaScript error on {page.url}: {error}"))
         page.on(
             "response",
@@ -122,6 +135,10 @@ class Contexts:
                 and self.problems.append(f"{response.status} from {response.request.method} {response.url}")
             ),
         )
+
+    def _console(self, page, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.problems.append(f"Content-Security-Policy violation on {page.url}: {message.text}")
 
     def _session_cookie(self, user, *, second_factor: bool = True) -> dict:
         """Sign ``user`` in without the form: a server-side session, as django.test.Client.force_login makes."""
@@ -155,6 +172,11 @@ def browsers(browser, live_server) -> Iterator[Contexts]:
 def page(browsers):
     """A desktop-sized page with nobody signed in."""
     return browsers.page()
+
+
+def csp_violations(page) -> list[dict]:
+    """The Content-Security-Policy violations the page has seen since it loaded (its securitypolicyviolation events)."""
+    return page.evaluate("window.__cspViolations || []")
 
 
 def path_of(page) -> str:

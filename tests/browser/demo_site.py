@@ -15,13 +15,14 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.core.management import call_command
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from playwright.sync_api import expect
 
 from api.credentials import api_key_create, api_key_revoke
 from billing.management.commands.seed_demo import DEMO_TEAMMATE, DEMO_WORKSPACE
-from billing.models import Membership, Workspace
+from billing.models import LedgerEntry, Membership, Plan, Workspace
 from billing.services import byok_set, invitation_create
 from tests.factories import UserFactory
 
@@ -155,3 +156,17 @@ def demo_site_build(base_url: str) -> DemoSite:
         Visit("server-error", "/settings/billing/", owner, then=_server_error),
     ]
     return DemoSite(owner=owner, visits=visits)
+
+
+def staff_admin_pages(workspace: Workspace) -> list[str]:
+    """The staff admin's pages a test visits: Django's own and the project's, about ``workspace``."""
+    entry = LedgerEntry.objects.filter(workspace=workspace).latest("id")
+    return [
+        reverse("admin:index"),
+        reverse("admin:billing_workspace_changelist"),
+        reverse("admin:billing_workspace_change", args=[workspace.pk]),
+        reverse("admin:billing_workspace_adjust", args=[workspace.pk]),
+        reverse("admin:billing_ledgerentry_changelist"),
+        reverse("admin:billing_ledgerentry_change", args=[entry.pk]),
+        reverse("admin:billing_plan_change", args=[Plan.objects.get(key="pro").pk]),
+    ]
