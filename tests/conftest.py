@@ -1,4 +1,7 @@
+import re
+
 import pytest
+from django.core.cache import cache
 from django.db import connections, transaction
 
 from billing.catalog_cache import catalog_invalidate
@@ -13,6 +16,12 @@ def fresh_catalog():
     catalog_invalidate()
     yield
     catalog_invalidate()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: the password-reset throttle counts there (billing/throttles.py)."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -70,3 +79,8 @@ def lagging_replica(with_replica):
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute(f"SELECT count(*) FROM {Wallet._meta.db_table}")  # the snapshot is taken here
         yield
+
+
+def page_without_csrf_token(response) -> str:
+    """The page's text with its CSRF token (a fresh mask of the secret on every render) blanked out."""
+    return re.sub(r"\b[A-Za-z0-9]{64}\b", "<csrf-token>", response.content.decode())
