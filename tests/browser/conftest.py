@@ -19,6 +19,8 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 
+from billing.auth import PASSWORD_BACKEND
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -120,7 +122,7 @@ class Contexts:
         """Sign ``user`` in without the form: a server-side session, as django.test.Client.force_login makes."""
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[BACKEND_SESSION_KEY] = PASSWORD_BACKEND  # the first backend is axes', which signs no one in
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.save()
         return {"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": self.base_url}
