@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from billing.views.password_reset import ThrottledPasswordResetView
 from billing.webhooks import stripe_webhook
 
 urlpatterns = [
@@ -9,6 +10,8 @@ urlpatterns = [
     path("stripe/webhook/", stripe_webhook, name="stripe_webhook"),
     path("api/v1/", include("api.urls")),
     path("settings/api-keys/", include("api.settings_urls")),
+    # Before Django's own, whose other pages (sign-in, the reset link) it keeps.
+    path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", RedirectView.as_view(pattern_name="billing:settings_billing", permanent=False)),
     path("", include("billing.urls")),

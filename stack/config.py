@@ -184,6 +184,7 @@ def app_environment(config: Config, secret: Mapping[str, str], *, route: str) ->
         "CSRF_TRUSTED_ORIGINS": ",".join(origins),
         "SECURE_SSL_REDIRECT": "0",
         "BEHIND_TLS_PROXY": "0",
+        "TRUSTED_PROXY_COUNT": "1",  # HAProxy's `option forwardfor`: the client's address, for the sign-in lockout
         "SITE_URL": config.url,
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",  # no mail server here: to the log
         "STATIC_ROOT": str(config.dir / "static"),

@@ -1,4 +1,7 @@
+import re
+
 import pytest
+from django.core.cache import cache
 from django.db import connections, transaction
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -16,6 +19,12 @@ def fresh_catalog():
     catalog_invalidate()
     yield
     catalog_invalidate()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: the password-reset throttle counts there (billing/throttles.py)."""
+    cache.clear()
 
 
 @pytest.fixture
@@ -110,3 +119,8 @@ def admin_client(db, admin_user):
     client = VerifiedClient()
     client.force_login(admin_user)
     return client
+
+
+def page_without_csrf_token(response) -> str:
+    """The page's text with its CSRF token (a fresh mask of the secret on every render) blanked out."""
+    return re.sub(r"\b[A-Za-z0-9]{64}\b", "<csrf-token>", response.content.decode())

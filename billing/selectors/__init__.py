@@ -40,6 +40,7 @@ from billing.selectors.catalog import (
     tool_names,
 )
 from billing.selectors.ledger import LedgerFilters, LedgerPage, LedgerRow, ledger_export, ledger_page, ledger_read
+from billing.selectors.lockouts import lockout_ends, lockout_rows, lockout_rows_locked
 from billing.selectors.memberships import memberships_of, user_with_memberships
 from billing.selectors.payments import (
     CARD_BRANDS,
@@ -108,6 +109,9 @@ __all__ = [
     "ledger_export",
     "ledger_page",
     "ledger_read",
+    "lockout_ends",
+    "lockout_rows",
+    "lockout_rows_locked",
     "memberships_of",
     "offers",
     "pack_offers",

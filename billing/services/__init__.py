@@ -37,6 +37,7 @@ from billing.services.checkout import (
 )
 from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
 from billing.services.leads import record_reply, resume_lead
+from billing.services.lockouts import lockout_lift
 from billing.services.portal import portal_start
 from billing.services.two_factor import (
     two_factor_check,
@@ -88,6 +89,7 @@ __all__ = [
     "invitation_create",
     "invitation_lookup",
     "invitation_revoke",
+    "lockout_lift",
     "membership_remove",
     "pack_update",
     "plan_checkout_start",

@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import selectors, services
+from billing.auth import PASSWORD_BACKEND
 from billing.bounds import id_parsed
 from billing.errors import BillingError
 from billing.forms import InvitedSignupForm, SignupForm, refusal_shown
@@ -94,7 +95,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         except BillingError as refusal:
             refusal_shown(form, refusal)
         else:
-            login(request, user)
+            login(request, user, backend=PASSWORD_BACKEND)
             # A path on this site only: redirect() would read any other text as a view's name.
             if next_url.startswith("/") and url_has_allowed_host_and_scheme(
                 next_url, {request.get_host()}, request.is_secure()
@@ -114,7 +115,7 @@ def _signup_invited(request: HttpRequest, *, token: str, invitation: Invitation,
         except BillingError as refusal:
             refusal_shown(form, refusal)
         else:
-            login(request, membership.user)
+            login(request, membership.user, backend=PASSWORD_BACKEND)
             return _joined(request, membership)
     context = {"form": form, "next": next_url, "invitation": invitation}
     return render(request, "registration/signup.html", context, status=422 if form.errors else 200)

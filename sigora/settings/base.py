@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "django_otp",  # the second factor (billing/second_factor.py): TOTP apps, and backup codes
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "axes",  # failed sign-ins and lockouts (see Auth below)
     # Local
     "billing",
     "api",
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     # A session that owes its second factor goes nowhere but that step (billing/second_factor.py).
     "billing.middleware.SecondFactorMiddleware",
     "billing.middleware.ReaderTimeZoneMiddleware",
+    # Last, as django-axes asks: turns a sign-in it refused into the lockout page (billing/views/lockouts.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "sigora.urls"
@@ -242,8 +246,46 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"  # the
 
 # --- Auth -------------------------------------------------------------------------------------
 
-# ModelBackend, whose per-request user read also brings the user's memberships (billing/auth.py).
-AUTHENTICATION_BACKENDS = ["billing.auth.MembershipsBackend"]
+# django-axes first: it refuses a locked-out sign-in before any password is checked; then ModelBackend,
+# whose per-request user read also brings the user's memberships (billing/auth.py).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "billing.auth.MembershipsBackend"]
+
+# Argon2 hashes every new or changed password (OWASP's first choice; Django recommends it). PBKDF2 stays
+# to verify the hashes made before: Django re-hashes a password with Argon2 when it next signs in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+
+# Failed sign-ins (the customer's page and the admin's: both call authenticate() with the request) are
+# counted by django-axes in the database, per account and per client address separately: an account with
+# LOGIN_FAILURE_LIMIT failures within LOGIN_COOLOFF_MINUTES, from anywhere (a guess spread over many
+# addresses), is locked, and so is an address with that many, on any accounts (one password sprayed over
+# many). The lock lifts LOGIN_COOLOFF_MINUTES after the failure that reached the limit; tries while locked
+# are refused without counting, so the time the lockout page gives holds. Staff can lift it sooner
+# (docs/operations.md, Lockouts). A success does not clear the count: signing in to one's own account
+# would otherwise wipe the count of the address one is guessing from.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "billing.auth.attempt_username"
+AXES_CLIENT_IP_CALLABLE = "sigora.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "billing.views.lockouts.locked_out"
+AXES_ENABLE_ADMIN = False  # the project registers its own, with "Lift lockout" (billing/admin/lockouts.py)
+
+# How many proxies in front of the app append the client's address to X-Forwarded-For (HAProxy's
+# `option forwardfor`): the client is the address the outermost of them saw. 0 (the default): the
+# connection's own address, and the header, which anyone can send, is never read (sigora/client_ip.py).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Password-reset requests, counted per address asked for and per client address, in fixed windows:
+# past either limit the page answers as usual and sends nothing (billing/views/password_reset.py).
+PASSWORD_RESET_LIMIT_PER_EMAIL = env_int("PASSWORD_RESET_LIMIT_PER_EMAIL", 3)
+PASSWORD_RESET_LIMIT_PER_IP = env_int("PASSWORD_RESET_LIMIT_PER_IP", 20)
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 60 * 60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -26,8 +26,13 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 # A load balancer checks each node over plain HTTP, by address: its checks are not redirected.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (the usual deployment).
-if env_bool("BEHIND_TLS_PROXY", True):
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", True)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# That proxy also appends the client's address to X-Forwarded-For: the sign-in lockout and the reset
+# throttle count per client address, so they must read it (else every client is the proxy). Only with
+# the app reachable through the proxy alone: a client reaching it directly could write that header.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_TLS_PROXY else 0)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

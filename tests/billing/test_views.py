@@ -484,7 +484,8 @@ def test_password_reset_sends_an_email_and_the_link_sets_a_new_password(client, 
     new = "a brand new passphrase 42"
     complete = client.post(form_page.redirect_chain[-1][0], {"new_password1": new, "new_password2": new}, follow=True)
     assert "Password changed" in complete.content.decode()
-    assert client.login(username="owner@example.test", password=new)
+    signed_in = client.post(reverse("login"), {"username": "owner@example.test", "password": new})
+    assert signed_in.status_code == 302 and client.session.get("_auth_user_id") == str(team["owner"].pk)
     assert "not valid any more" in client.get(link, follow=True).content.decode()
 
 

@@ -23,6 +23,7 @@ from django.db import connections
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from billing.auth import PASSWORD_BACKEND
 from billing.second_factor import SESSION_REQUIRED
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -144,7 +145,7 @@ class Contexts:
         """Sign ``user`` in without the form: a server-side session, as django.test.Client.force_login makes."""
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[BACKEND_SESSION_KEY] = PASSWORD_BACKEND  # the first backend is axes', which signs no one in
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         # Past the second factor, for whoever has one (the demo's staff user): as a right code leaves the session.
         device = TOTPDevice.objects.filter(user=user, confirmed=True).first()

@@ -12,10 +12,11 @@ import re
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.core.management import call_command
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -90,6 +91,15 @@ def error_page(status: int, user) -> bytes:
     return handler(request, Exception("axe")).content
 
 
+def lockout_page() -> bytes:
+    """The page a locked-out sign-in gets (429), reached as an attacker would, from an address of its own."""
+    client = Client(REMOTE_ADDR="192.0.2.1")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = client.post(reverse("login"), {"username": "nobody@example.test", "password": "wrong"})
+    assert response.status_code == 429
+    return response.content
+
+
 @pytest.fixture
 def site(db):
     """The demo's data (a month of usage, a team, a staff user), a pending invitation and a reset link."""
@@ -116,7 +126,7 @@ def site(db):
         "/no-such-page/",
     ]
     staff_pages = [*staff_admin_pages(workspace), reverse("billing:two_factor_enrol")]  # enrol: moving to a new phone
-    errors = {status: error_page(status, owner) for status in (400, 403, 500)}
+    errors = {status: error_page(status, owner) for status in (400, 403, 500)} | {429: lockout_page()}
     return {"owner": owner, "staff": staff, "owner_pages": owner_pages, "visitor_pages": visitor_pages,
             "staff_pages": staff_pages, "errors": errors}  # fmt: skip
 
