@@ -74,15 +74,17 @@ def test_fifty_wrong_passwords_then_the_right_one_is_refused_until_the_cool_off(
 
 
 def test_the_admins_sign_in_locks_out_the_same_way(client, clock):
+    """The admin has no sign-in form of its own: its login page sends staff to the site's (then the code step)."""
     staff = UserFactory(email="staff@example.test", is_staff=True, is_superuser=True)
-    url = reverse("admin:login")
+    url = client.get(reverse("admin:login"), {"next": "/admin/"})["Location"]
+    assert url == f"{reverse('login')}?next=/admin/"
     for _ in range(50):
         sign_in(client, "staff@example.test", "not the password", url=url)
     locked_page(sign_in(client, "staff@example.test", PASSWORD, url=url))
     assert not signed_in(client)
     clock.move_to(START + COOL_OFF + timedelta(seconds=1))
-    response = sign_in(client, "staff@example.test", PASSWORD, url=f"{url}?next=/admin/")
-    assert response.status_code == 302 and response["Location"] == "/admin/"
+    response = sign_in(client, "staff@example.test", PASSWORD, url=url)
+    assert response.status_code == 302 and response["Location"] == "/admin/"  # on to the second factor from there
     assert client.session["_auth_user_id"] == str(staff.pk)
 
 
