@@ -6,11 +6,15 @@ The test settings hash with MD5 for speed: these tests put back production's lis
 from __future__ import annotations
 
 import importlib
+from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
 from django.urls import reverse
+
+from billing.management.commands.seed_demo import DEMO_OWNER, DEMO_STAFF
 
 pytestmark = pytest.mark.django_db
 
@@ -48,3 +52,17 @@ def test_a_wrong_password_leaves_the_old_hash_alone(client, production_hashers):
     client.post(reverse("login"), {"username": "old@example.test", "password": "not it"})
     user.refresh_from_db()
     assert user.password.startswith("pbkdf2_sha256$")
+
+
+def test_the_demo_logins_sign_in_through_the_forms_with_argon2(client, production_hashers):
+    """`make run`'s logins (README): the owner's, and staff's on the way to the admin (then the code step)."""
+    call_command("seed_demo", "--force", stdout=StringIO(), stderr=StringIO())
+    owner = client.post(reverse("login"), {"username": DEMO_OWNER[0], "password": DEMO_OWNER[1]})
+    assert owner.status_code == 302 and owner["Location"] == reverse("billing:settings_billing")
+    client.logout()
+    staff = client.post(f"{reverse('login')}?next=/admin/", {"username": DEMO_STAFF[0], "password": DEMO_STAFF[1]})
+    assert staff.status_code == 302 and staff["Location"] == "/admin/"
+    hashes = (
+        get_user_model().objects.filter(username__in=[DEMO_OWNER[0], DEMO_STAFF[0]]).values_list("password", flat=True)
+    )
+    assert [h.split("$")[0] for h in hashes] == ["argon2", "argon2"]
