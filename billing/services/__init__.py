@@ -3,6 +3,7 @@
 from billing.errors import (
     BillingError,
     DailyCapReached,
+    EmailUnverified,
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
@@ -38,12 +39,20 @@ from billing.services.checkout import (
 from billing.services.holds import HoldSettlement, hold_place, hold_release, hold_settle
 from billing.services.leads import record_reply, resume_lead
 from billing.services.portal import portal_start
+from billing.services.verification import (
+    address_verify,
+    email_verify,
+    verification_send,
+    verification_token_state,
+    workspace_paid,
+)
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 from billing.services.workspaces import workspace_create
 
 __all__ = [
     "BillingError",
     "DailyCapReached",
+    "EmailUnverified",
     "HoldSettlement",
     "IdempotencyConflict",
     "InsufficientCredits",
@@ -57,6 +66,7 @@ __all__ = [
     "account_signup_invited",
     "action_update",
     "activity_record",
+    "address_verify",
     "auto_topup_set",
     "budget_set",
     "byok_key",
@@ -71,6 +81,7 @@ __all__ = [
     "checkouts_reconcile",
     "credits_adjust",
     "credits_adjust_preview",
+    "email_verify",
     "entry_post",
     "entry_replay",
     "hold_place",
@@ -91,6 +102,9 @@ __all__ = [
     "topup_checkout_start",
     "usage_event",
     "usage_record",
+    "verification_send",
+    "verification_token_state",
     "wallet_lock",
     "workspace_create",
+    "workspace_paid",
 ]
