@@ -375,3 +375,19 @@ def test_existing_and_staff_made_workspaces_are_not_locked(db):
     assert (ws.unverified, ws.free_credits) == (False, FreeCredits.GRANTED)
     assert balances(ws) == (Plan.objects.get(key="free").allowance, 0)
     assert get_user_model().objects.count() >= 1
+
+
+def test_staff_resend_a_verification_from_the_workspace_admin(client, signup, django_capture_on_commit_callbacks):
+    user, ws, first = signup()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = client.post(
+                reverse("admin:billing_workspace_changelist"),
+                {"action": "resend_verification", "_selected_action": [ws.pk]},
+                follow=True,
+            )
+        assert "Verification email sent to 1 owner." in answer.content.decode()
+        assert mail.outbox[-1].to == [user.email]
+        assert verification_token_state(first) == "replaced"
+        assert verification_token_state(LINK.search(mail.outbox[-1].body).group(1)) == "live"
