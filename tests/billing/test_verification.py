@@ -142,6 +142,10 @@ def test_even_credits_staff_gave_are_locked_until_the_owner_verifies(signup):
     before = nothing_written(ws)
     with pytest.raises(EmailUnverified):
         charge(workspace=ws, action="gmail-send", idempotency_key="k1")
+    with pytest.raises(EmailUnverified):
+        charge_batch(workspace=ws, events=[{"action": "gmail-send", "idempotency_key": f"b{n}"} for n in range(2)])
+    with pytest.raises(EmailUnverified):
+        hold_place(workspace=ws, amount=credits(1), idempotency_key="h1")
     assert nothing_written(ws) == before
 
 
