@@ -117,12 +117,12 @@ def _millicredits(credits: str) -> int:
         "holds): every charge and hold after it is checked against what is left, so the run is paid for. "
         "No credits move. It expires by itself after `expires_in` seconds. Idempotent by `idempotency_key` "
         "(200 with the first hold; another amount or specialist is 409 `idempotency_conflict`). 402 "
-        "`insufficient_credits` when more than is available would be held; 409 `too_many_holds` past 100 "
-        "active holds."
+        "`insufficient_credits` when more than is available would be held; 403 `email_unverified` while the "
+        "owner of a new sign-up has not verified their email; 409 `too_many_holds` past 100 active holds."
     ),
     tag="Holds",
     response={201: (HoldAnswer, "Held."), 200: (HoldAnswer, "A replay: the first hold.")},
-    errors={402: ["insufficient_credits"], 409: ["idempotency_conflict", "too_many_holds"]},
+    errors={402: ["insufficient_credits"], 403: ["email_unverified"], 409: ["idempotency_conflict", "too_many_holds"]},
 )
 def holds(request: HttpRequest, body: HoldRequest) -> HttpResponse:
     hold = services.hold_place(

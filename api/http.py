@@ -65,7 +65,8 @@ ERROR_DESCRIPTIONS = {
     400: "The body is not JSON.",
     401: "No credential, or one that is unknown or revoked.",
     402: "Not enough credits.",
-    403: "This credential may not do this.",
+    403: "This credential may not do this, or (`email_unverified`) the workspace's owner has not verified "
+    "their email yet.",
     404: "Not found (or not this credential's).",
     409: "Conflicts with an earlier request or the lead's state.",
     413: "The body is too large.",

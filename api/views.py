@@ -153,6 +153,7 @@ def charged_json(entry: LedgerEntry) -> dict[str, Any]:
 # What a charge's refusals answer, by status (settling a hold charges too).
 CHARGE_ERRORS = {
     402: ["insufficient_credits"],
+    403: ["email_unverified"],
     409: ["idempotency_conflict", "sequence_paused"],
     422: ["invalid_request", "unknown_action"],
     429: ["daily_cap_reached"],
@@ -169,7 +170,8 @@ CHARGE_ERRORS = {
         "Debits the plan bucket first, then top-up credits, in one statement. Idempotent by "
         "`idempotency_key`: a retry answers 200 with the first result; the same key with another action, "
         "quantity or lead is a 409 `idempotency_conflict`. Refusals write nothing: 402 "
-        "`insufficient_credits`, 409 `sequence_paused` (the lead replied), 429 `daily_cap_reached` (a "
+        "`insufficient_credits`, 403 `email_unverified` (a new sign-up whose owner has not verified their "
+        "email yet), 409 `sequence_paused` (the lead replied), 429 `daily_cap_reached` (a "
         "specialist's daily cap, or the monthly budget, with `Retry-After` until it resets)."
     ),
     tag="Charges",

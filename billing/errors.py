@@ -42,6 +42,13 @@ class NotPermitted(BillingError):
     http_status = 403
 
 
+class EmailUnverified(BillingError):
+    """A new sign-up's workspace whose owner has not verified their address yet: nothing is charged or held."""
+
+    code = "email_unverified"
+    http_status = 403
+
+
 class UnknownAction(BillingError):
     code = "unknown_action"
     http_status = 422

@@ -178,6 +178,14 @@ class Action(models.Model):
 # --- Workspaces -----------------------------------------------------------------------------
 
 
+class FreeCredits(models.TextChoices):
+    """Whether a workspace's Free plan carries its monthly bucket (issue 18)."""
+
+    GRANTED = "granted", "granted"  # every workspace opened before issue 18, and an address's first
+    AWAITING = "awaiting", "awaiting the owner's email verification"
+    NONE = "none", "none: the address had its Free grant in another workspace"
+
+
 class Workspace(models.Model):
     """The billing account: a team with members, a plan and one wallet."""
 
@@ -213,6 +221,20 @@ class Workspace(models.Model):
     payment_method_exp_year = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     payment_method_as_of = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="When Stripe last said so: an older report never replaces it."
+    )
+    # Issue 18: a sign-up's Free credits wait for its owner to verify their address, and each
+    # address gets one Free grant (FreeGrant). ``unverified`` is what the charging statement reads:
+    # charges and holds are refused (email_unverified) while it is set. It is cleared when the owner
+    # verifies, or when the workspace pays (a top-up or a subscription: paid credits are never locked).
+    unverified = models.BooleanField(
+        default=False, db_default=False, help_text="Charges are refused until the owner verifies their email."
+    )
+    free_credits = models.CharField(
+        max_length=8,
+        choices=FreeCredits.choices,
+        default=FreeCredits.GRANTED,
+        db_default=FreeCredits.GRANTED,
+        help_text="Whether the Free plan's monthly bucket is granted here (one workspace per verified address).",
     )
 
     class Meta:
@@ -646,6 +668,63 @@ class Invitation(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class EmailAddress(models.Model):
+    """A user's address and when they proved they read it (issue 18). No row: never asked to verify."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_address")
+    email = models.EmailField()
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "email addresses"
+
+    def __str__(self) -> str:
+        return f"{self.email} ({'verified' if self.verified_at else 'unverified'})"
+
+
+class EmailToken(models.Model):
+    """A verification link sent to ``email``: single-use, expiring, and replaced by the next one sent.
+
+    Only a hash of the token is stored; the token itself lives in the emailed link.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    email = models.EmailField()
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    replaced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(used_at__isnull=True, replaced_at__isnull=True),
+                name="email_token_one_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"verification of {self.email} sent {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class FreeGrant(models.Model):
+    """The one workspace whose Free plan carries the monthly bucket for an address (issue 18).
+
+    ``address`` is the normalised address (``billing.services.verification.address_normalized``):
+    its uniqueness is the rule "one Free grant per verified address", held by the database.
+    """
+
+    address = models.CharField(max_length=254, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.address} → {self.workspace}"
 
 
 class Activity(models.Model):

@@ -39,6 +39,9 @@ GLOBAL = {
     "billing.StripeEvent": "stored before its workspace is known (workspace may be NULL)",
     # Sigora's own services: one token acts on any workspace it names.
     "api.ServiceToken": "a service token acts on every workspace",
+    # A person's address and its verification links (issue 18): a user's, whatever workspaces they are in.
+    "billing.EmailAddress": "a user's address, not a workspace's",
+    "billing.EmailToken": "a verification link is a user's, found by its token alone",
 }
 APPS = ("billing", "api")
 # Unique keys of workspace tables that do not hold the workspace, because they are how a row is
@@ -52,6 +55,7 @@ FOUND_WITHOUT_WORKSPACE = {
     "billing.Purchase.stripe_payment_intent_id": "Stripe's webhooks name the payment",
     "billing.Purchase.stripe_invoice_id": "Stripe's webhooks name the invoice",
     "api.ApiKey.prefix": "an API key is found by its own prefix",
+    "billing.FreeGrant.address": "one Free grant per address across all workspaces: the rule itself (issue 18)",
 }
 
 

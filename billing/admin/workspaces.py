@@ -26,7 +26,7 @@ from billing.errors import IdempotencyConflict, InvalidRequest
 from billing.forms import CreditsField, refusal_shown
 from billing.models import LedgerEntry, Membership, Wallet, Workspace
 from billing.second_factor import is_verified
-from billing.services import credits_adjust, credits_adjust_preview
+from billing.services import credits_adjust, credits_adjust_preview, verification_send
 from billing.services.accounts import staff_may
 from billing.services.adjustments import MAX_REASON_LENGTH
 from billing.services.adjustments import PERMISSION as ADJUST_PERMISSION
@@ -117,7 +117,8 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         "closed_at",
     ]
     list_select_related = ["plan", "wallet", "subscription"]
-    list_filter = ["plan", WorkspaceStateFilter]
+    list_filter = ["plan", WorkspaceStateFilter, "unverified", "free_credits"]
+    actions = ["resend_verification"]
     search_fields = ["name", "memberships__user__email", "=stripe_customer_id"]
     search_help_text = "Name, a member's email, or the exact Stripe customer id (cus_…)."
     ordering = ["-id"]
@@ -137,6 +138,8 @@ class WorkspaceAdmin(ReadOnlyAdmin):
         "past_due",
         "budget",
         "stripe_customer_id",
+        "unverified",
+        "free_credits",
     ]
     readonly_fields = ["balances", "period", "byok", "past_due", "budget", "stripe_customer_id"]
 
@@ -146,6 +149,25 @@ class WorkspaceAdmin(ReadOnlyAdmin):
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         # The second factor again, here: whatever let a session into the admin, money moves only for a verified one.
         return staff_may(request.user, ADJUST_PERMISSION) and is_verified(request.user)
+
+    def has_resend_verification_permission(self, request: HttpRequest) -> bool:
+        return staff_may(request.user, "billing.view_workspace")  # it mails the owner their own link, nothing more
+
+    @admin.action(description="Resend the owner's verification email", permissions=["resend_verification"])
+    def resend_verification(self, request: HttpRequest, queryset) -> None:
+        """Each selected workspace's unverified owners get a new link (the earlier one stops working)."""
+        owners = Membership.objects.filter(
+            workspace__in=queryset, role=Membership.Role.OWNER, user__email_address__verified_at__isnull=True
+        ).select_related("user")
+        sent = 0
+        for membership in owners:
+            try:
+                verification_send(user=membership.user)
+            except InvalidRequest as refusal:
+                self.message_user(request, f"{membership.user.email}: {refusal.message}", messages.WARNING)
+            else:
+                sent += 1
+        self.message_user(request, f"Verification email sent to {sent} owner{'s' if sent != 1 else ''}.")
 
     # --- The list's columns --------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from billing.errors import (
     BillingError,
     DailyCapReached,
+    EmailUnverified,
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
@@ -46,12 +47,20 @@ from billing.services.two_factor import (
     two_factor_enrol_confirm,
     two_factor_reset,
 )
+from billing.services.verification import (
+    address_verify,
+    email_verify,
+    verification_send,
+    verification_token_state,
+    workspace_paid,
+)
 from billing.services.wallets import entry_post, entry_replay, wallet_lock
 from billing.services.workspaces import workspace_create
 
 __all__ = [
     "BillingError",
     "DailyCapReached",
+    "EmailUnverified",
     "HoldSettlement",
     "IdempotencyConflict",
     "InsufficientCredits",
@@ -65,6 +74,7 @@ __all__ = [
     "account_signup_invited",
     "action_update",
     "activity_record",
+    "address_verify",
     "auto_topup_set",
     "budget_set",
     "byok_key",
@@ -79,6 +89,7 @@ __all__ = [
     "checkouts_reconcile",
     "credits_adjust",
     "credits_adjust_preview",
+    "email_verify",
     "entry_post",
     "entry_replay",
     "hold_place",
@@ -105,6 +116,9 @@ __all__ = [
     "two_factor_reset",
     "usage_event",
     "usage_record",
+    "verification_send",
+    "verification_token_state",
     "wallet_lock",
     "workspace_create",
+    "workspace_paid",
 ]

@@ -20,6 +20,7 @@ from django.utils import timezone
 from billing.bounds import column_length
 from billing.errors import InvalidRequest
 from billing.models import Activity, Invitation, Membership, Workspace
+from billing.services.verification import address_verify, verification_send
 from billing.services.workspaces import workspace_create
 
 logger = logging.getLogger(__name__)
@@ -68,9 +69,14 @@ def _user_create(*, email: str, password: str) -> AbstractBaseUser:
 
 @transaction.atomic
 def account_signup(*, email: str, password: str, workspace_name: str, time_zone: str = "UTC") -> AbstractBaseUser:
-    """A new user and their own Free workspace, which they own."""
+    """A new user and their own Free workspace, which they own.
+
+    The workspace's Free credits wait until the user verifies their address (issue 18): the
+    verification email goes out when this commits.
+    """
     user = _user_create(email=email, password=password)
-    workspace_create(name=workspace_name, owner=user, time_zone=time_zone)
+    workspace_create(name=workspace_name, owner=user, time_zone=time_zone, awaiting_verification=True)
+    verification_send(user=user)
     logger.info("signup user=%s", user.pk)
     return user
 
@@ -200,6 +206,8 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    # The link came to this address and the user's own address is it (checked above): they read it.
+    address_verify(user=user, email=invitation.email, now=invitation.accepted_at)
     activity_record(
         workspace=invitation.workspace, actor=user, verb=Activity.Verb.MEMBER_JOINED, detail=f"as {membership.role}"
     )

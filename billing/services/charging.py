@@ -53,6 +53,7 @@ from billing.db import columns, compact, execute_prepared, execute_prepared_afte
 from billing.errors import (
     BillingError,
     DailyCapReached,
+    EmailUnverified,
     IdempotencyConflict,
     InsufficientCredits,
     InvalidRequest,
@@ -81,6 +82,10 @@ MAX_METADATA_BYTES = 4_096
 DEFAULT_AI_SPECIALIST = "other"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: safe in logs, URLs and CSV
 _RACE_RETRIES = 3
+UNVERIFIED_MESSAGE = (
+    "This workspace's owner has not verified their email address yet: nothing was charged. "
+    "Open the link in the verification email (Settings → Billing & Credits can send it again)."
+)
 
 
 @dataclass(frozen=True)
@@ -324,14 +329,14 @@ SINGLE_SQL = f"""
 WITH
 ws AS (
     SELECT closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, time_zone, monthly_budget AS budget,
-           (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
+           (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today, unverified
     FROM {_WORKSPACE} WHERE id = %(ws)s
 ),
 ask AS (               -- the request priced from the live catalog (BYOK makes AI free)
     SELECT a.unit_price, a.unit_price * %(quantity)s::bigint AS list_amount, a.category = 'ai' AND ws.byok AS byok,
            CASE WHEN a.category = 'ai' AND ws.byok THEN 0 ELSE a.unit_price * %(quantity)s::bigint END AS amount,
            a.is_active AND %(quantity)s::bigint <= a.max_quantity AS catalog_ok,
-           ws.is_open, ws.today, ws.time_zone, ws.budget
+           ws.is_open, ws.today, ws.time_zone, ws.budget, ws.unverified
     FROM {_ACTION} a CROSS JOIN ws WHERE a.id = %(action)s
 ),
 prior AS (
@@ -363,7 +368,7 @@ debit AS (
         revision = l.revision + 1,
         updated_at = %(now)s
     FROM locked l
-    WHERE w.workspace_id = %(ws)s AND l.is_open AND l.catalog_ok AND NOT l.paused
+    WHERE w.workspace_id = %(ws)s AND l.is_open AND NOT l.unverified AND l.catalog_ok AND NOT l.paused
       AND (l.amount = 0 OR l.plan_balance + l.topup_balance - l.held >= l.amount)
       AND (l.daily_cap IS NULL OR l.spent + l.amount <= l.daily_cap)
       AND (l.budget IS NULL OR l.period_spend + l.amount <= l.budget)
@@ -400,7 +405,7 @@ ev AS (                -- the request, priced from the live catalog
 ),
 ws AS (
     SELECT id, time_zone, closed_at IS NULL AS is_open, byok_key_encrypted <> '' AS byok, monthly_budget AS budget,
-           (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today
+           (%(now)s::timestamptz AT TIME ZONE time_zone)::date AS today, unverified
     FROM {_WORKSPACE} WHERE id = %(ws)s
 ),
 prior AS (             -- entries already written under these keys: replays. One probe of the
@@ -464,7 +469,7 @@ debit AS (
         revision = v.revision + 1,
         updated_at = %(now)s
     FROM verdict v CROSS JOIN ws
-    WHERE w.workspace_id = %(ws)s AND ws.is_open
+    WHERE w.workspace_id = %(ws)s AND ws.is_open AND NOT ws.unverified
       AND v.enough AND v.within_caps AND v.within_budget AND v.leads_open AND v.consistent AND v.catalog_ok
     RETURNING w.workspace_id
 ),
@@ -494,7 +499,8 @@ UNION ALL
 SELECT 'prior', {_ENTRY_COLUMNS}, NULL::jsonb FROM prior
 UNION ALL
 SELECT 'verdict', {_NO_ENTRY}, jsonb_build_object(
-    'workspace', ws.id IS NOT NULL, 'open', ws.is_open, 'time_zone', ws.time_zone, 'today', ws.today,
+    'workspace', ws.id IS NOT NULL, 'open', ws.is_open, 'unverified', ws.unverified, 'time_zone', ws.time_zone,
+    'today', ws.today,
     'byok', ws.byok,
     'events', (SELECT events FROM totals), 'total', (SELECT amount FROM totals),
     'charged', EXISTS (SELECT 1 FROM debit), 'locked', v.revision IS NOT NULL,
@@ -615,6 +621,7 @@ def _charge_one(workspace_id: int, event: UsageEvent, now: datetime, *, hold: st
     verdict = {
         "workspace": True,
         "open": figures["is_open"],
+        "unverified": figures["unverified"],
         "conflicts": None,
         "locked": True,
         "catalog_ok": figures["catalog_ok"],
@@ -704,6 +711,11 @@ def _refuse(workspace_id: int, events: Sequence[UsageEvent], verdict: dict[str, 
         )
     if not verdict["open"]:
         raise InvalidRequest(f"Workspace {workspace_id} is closed and cannot be charged.", field="workspace")
+    if verdict["unverified"]:
+        logger.info(
+            "charge refused workspace=%s code=email_unverified keys=%s", workspace_id, events[0].idempotency_key
+        )
+        raise EmailUnverified(UNVERIFIED_MESSAGE)
     if not verdict["locked"]:
         raise RuntimeError(f"workspace {workspace_id} has no wallet")
     if not verdict["catalog_ok"]:

@@ -34,6 +34,7 @@ from billing.services.ledger_keys import top_up_key
 from billing.services.refunds import money_back, reversal_sync
 from billing.services.stripe_catalog import pack_lookup_key, plan_lookup_key, stripe_price_id
 from billing.services.subscriptions import Billed, subscription_billed, subscription_sync
+from billing.services.verification import workspace_paid
 from billing.services.wallets import entry_post, wallet_lock, wallet_processing_count
 
 logger = logging.getLogger(__name__)
@@ -330,6 +331,7 @@ def pack_paid(
     auto top-up's PaymentIntent: ``payment_id``). Money Stripe already gave back (``details["back"]``:
     refunded or disputed before this ran) is taken back at once. Runs in the caller's transaction,
     with the purchase locked."""
+    workspace_paid(workspace_id=purchase.workspace_id)  # paid credits are never locked behind email verification
     wallet = wallet_lock(workspace_id=purchase.workspace_id)
     entry_post(
         wallet,

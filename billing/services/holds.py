@@ -61,6 +61,7 @@ from billing.credits import MAX_MILLICREDITS, format_credits
 from billing.db import JSONKeyRemoved
 from billing.errors import (
     BillingError,
+    EmailUnverified,
     HoldNotFound,
     HoldReleased,
     HoldSettled,
@@ -71,6 +72,7 @@ from billing.errors import (
 )
 from billing.models import Hold, LedgerEntry, Wallet, Workspace, epoch_us
 from billing.services.charging import (
+    UNVERIFIED_MESSAGE,
     UsageEvent,
     key_checked,
     metadata_checked,
@@ -148,7 +150,7 @@ def hold_place(
         wallet = (
             Wallet.objects.select_for_update(of=("self",))
             .select_related("workspace")
-            .only("plan_balance", "topup_balance", "holds", "workspace__closed_at")
+            .only("plan_balance", "topup_balance", "holds", "workspace__closed_at", "workspace__unverified")
             .filter(workspace_id=workspace_id)
             .first()
         )
@@ -167,6 +169,9 @@ def hold_place(
             return prior
         if wallet.workspace.closed_at is not None:
             raise InvalidRequest(f"Workspace {workspace_id} is closed and cannot be charged.", field="workspace")
+        if wallet.workspace.unverified:
+            logger.info("hold refused workspace=%s code=email_unverified key=%s", workspace_id, idempotency_key)
+            raise EmailUnverified(UNVERIFIED_MESSAGE)
         active = wallet.active_holds(now)  # expired ones drop out of the map written back below
         if len(active) >= MAX_ACTIVE_HOLDS:
             logger.info("hold refused workspace=%s code=too_many_holds key=%s", workspace_id, idempotency_key)

@@ -31,7 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.db import insert, raw_cursor, table
-from billing.models import LedgerEntry, Plan, Subscription, Wallet, Workspace
+from billing.models import FreeCredits, LedgerEntry, Plan, Subscription, Wallet, Workspace
 from billing.months import period_containing
 from billing.services.ledger_keys import plan_expiry_key, plan_fallback_expiry_key, plan_fallback_key, plan_grant_key
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock
@@ -45,7 +45,7 @@ LIVE_STATUSES = ("active", "trialing", "past_due", "unpaid", "incomplete")
 _DUE_SQL = f"""
 SELECT w.workspace_id, w.plan_balance, w.topup_balance, w.period_start, w.period_end,
        coalesce(w.period_anchor, ws.created_at), ws.time_zone, ws.plan_id, ws.seats,
-       s.plan_id, s.seats
+       s.plan_id, s.seats, ws.free_credits
 FROM {table(Wallet)} w
 JOIN {table(Workspace)} ws ON ws.id = w.workspace_id
 LEFT JOIN {table(Subscription)} s ON s.workspace_id = w.workspace_id AND s.status = ANY(%(live)s)
@@ -129,7 +129,8 @@ class _Next:
 
 
 def _next_period(row: tuple, now: datetime, plans: dict[int, Plan], free: Plan) -> _Next:
-    ws, plan_bal, topup_bal, old_start, old_end, anchor, tz, old_plan, old_seats, sub_plan, sub_seats = row
+    ws, plan_bal, topup_bal, old_start, old_end, anchor, tz, old_plan, old_seats, sub_plan, sub_seats = row[:11]
+    free_credits = row[11]
     if sub_plan is not None:
         # A running subscription: Stripe's rhythm (UTC) and what Stripe bills now.
         plan, seats, zone = plans[sub_plan], sub_seats, UTC
@@ -138,7 +139,9 @@ def _next_period(row: tuple, now: datetime, plans: dict[int, Plan], free: Plan) 
     local_anchor = anchor.astimezone(zone)
     # The period containing now: a beat that was down for weeks grants the current one only.
     start, end = period_containing(local_anchor, max(now, old_end).astimezone(zone))
-    allowance = plan.allowance_for(seats)
+    # Free's bucket only where the address's one Free grant is (issue 18): not while the owner has
+    # not verified, nor in a second workspace of the same address.
+    allowance = 0 if plan.is_free and free_credits != FreeCredits.GRANTED else plan.allowance_for(seats)
     return _Next(
         ws, plan_bal, topup_bal, old_start, start, end, local_anchor, plan, seats, old_plan, old_seats, allowance
     )
@@ -175,22 +178,23 @@ def _reset_batch(*, now: datetime, limit: int, only: list[int] | None) -> list[_
         )
         if cursor.rowcount != len(expiring):
             raise RuntimeError("a period's expiry was already written: refusing to reset twice")
+        granted = [d for d in due if d.allowance > 0]  # a Free workspace without its grant: no entry
         cursor.execute(
             _ENTRIES_SQL,
             {
                 "kind": LedgerEntry.Kind.PLAN_GRANT,
                 "now": now,
-                "ws": [d.workspace_id for d in due],
-                "delta": [d.allowance for d in due],
-                "after": [d.allowance for d in due],
-                "topup": [d.topup_balance for d in due],
-                "key": [plan_grant_key(d.start) for d in due],
-                "plan": [d.plan.pk for d in due],
-                "seats": [d.seats for d in due],
-                "start": [d.start for d in due],
+                "ws": [d.workspace_id for d in granted],
+                "delta": [d.allowance for d in granted],
+                "after": [d.allowance for d in granted],
+                "topup": [d.topup_balance for d in granted],
+                "key": [plan_grant_key(d.start) for d in granted],
+                "plan": [d.plan.pk for d in granted],
+                "seats": [d.seats for d in granted],
+                "start": [d.start for d in granted],
             },
         )
-        if cursor.rowcount != len(due):
+        if cursor.rowcount != len(granted):
             raise RuntimeError("a period was already granted: refusing to reset twice")
         cursor.execute(
             _WALLETS_SQL,
@@ -262,7 +266,8 @@ def past_due_fallbacks(*, now: datetime, workspace_ids: list[int] | None = None)
             key = plan_fallback_key(wallet.period_start)
             if LedgerEntry.objects.filter(workspace_id=workspace_id, idempotency_key=key).exists():
                 continue
-            allowance = free.allowance
+            granted = Workspace.objects.filter(pk=workspace_id, free_credits=FreeCredits.GRANTED).exists()
+            allowance = free.allowance if granted else 0  # issue 18: Free's bucket only where the address's grant is
             bucket_expire(
                 wallet,
                 idempotency_key=plan_fallback_expiry_key(wallet.period_start),
@@ -270,6 +275,7 @@ def past_due_fallbacks(*, now: datetime, workspace_ids: list[int] | None = None)
                 now=now,
             )
             wallet.period_allowance = allowance
+            # The grant entry is written even at 0: its key is what marks this period as fallen back.
             entry_post(
                 wallet,
                 kind=LedgerEntry.Kind.PLAN_GRANT,

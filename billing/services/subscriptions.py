@@ -40,6 +40,7 @@ from billing.services.ledger_keys import (
     plan_upgrade_key,
 )
 from billing.services.periods import period_begin
+from billing.services.verification import workspace_paid
 from billing.services.wallets import bucket_expire, entry_post, wallet_lock, wallet_processing_count
 
 logger = logging.getLogger(__name__)
@@ -436,6 +437,7 @@ def _purchase_paid(
     line, bought = paid.plan_line, paid.bought_line
     if kind is None or line is None or bought is None:
         return None
+    workspace_paid(workspace_id=workspace.pk)  # a paying workspace is never locked behind email verification
     purchase = Purchase.objects.select_for_update().filter(stripe_invoice_id=paid.id).first()
     if purchase is None and kind == Purchase.Kind.SUBSCRIPTION:
         # Not linked yet (its session not fulfilled): the subscription's metadata names it.

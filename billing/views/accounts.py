@@ -17,6 +17,7 @@ from billing.bounds import id_parsed
 from billing.errors import BillingError
 from billing.forms import InvitedSignupForm, SignupForm, refusal_shown
 from billing.models import Invitation, Membership
+from billing.services.verification import TOKEN_DAYS
 from billing.views.access import SESSION_WORKSPACE
 
 
@@ -55,6 +56,37 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             return redirect(request.path)
         return _joined(request, membership)
     return render(request, "billing/invitation.html", {"invitation": pending})
+
+
+@require_http_methods(["GET", "POST"])
+def email_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """The link in the verification email: a button that verifies (POST), so a mail scanner's GET uses nothing."""
+    state = services.verification_token_state(token)
+    if request.method == "POST" and state == "live":
+        try:
+            services.email_verify(token=token)
+        except BillingError as refusal:  # a second click that lost the race: say what the link is now
+            state = refusal.details.get("state")
+        else:
+            return render(request, "billing/verify_email.html", {"state": "verified", "days": TOKEN_DAYS})
+    if state is None:
+        state = "unknown"
+    status = 200 if state == "live" else 404
+    return render(request, "billing/verify_email.html", {"state": state, "days": TOKEN_DAYS}, status=status)
+
+
+@require_POST
+@login_required
+def verification_resend(request: HttpRequest) -> HttpResponse:
+    """The billing page's "send the email again": a new link to the signed-in user's own address."""
+    try:
+        services.verification_send(user=request.user)
+    except BillingError as refusal:
+        messages.error(request, refusal.message)
+    else:
+        sent = f"We sent a new verification link to {request.user.email}. It works for {TOKEN_DAYS} days."
+        messages.success(request, sent)
+    return redirect("billing:settings_billing")
 
 
 def _joined(request: HttpRequest, membership: Membership) -> HttpResponse:

@@ -31,7 +31,7 @@ from billing.credits import format_credits
 from billing.csv_download import csv_download
 from billing.errors import BillingError, InvalidRequest
 from billing.forms import CapForm, LedgerFilterForm
-from billing.models import Plan, TopUpPack, Workspace
+from billing.models import FreeCredits, Membership, Plan, TopUpPack, Workspace
 from billing.views.access import workspace_view
 
 TEMPLATE = "billing/settings_billing.html"
@@ -109,6 +109,7 @@ def _balance_context(request: HttpRequest) -> dict:
         "balance_poll": settings.BALANCE_POLL_SECONDS,
         "money": money_notices(workspace, workspace.wallet),
         "can_manage": request.membership.can_manage_billing,
+        "is_owner": request.membership.role == Membership.Role.OWNER,  # verification mail goes to the owner
     }
 
 
@@ -128,6 +129,7 @@ def money_notices(workspace: Workspace, wallet) -> dict:
                 "plan": plan.name,
                 "seats": subscription.seats if plan.per_seat and subscription.seats > 1 else None,
             }
+    notices["verify"] = verification_notice(workspace)
     if workspace.monthly_budget is not None:
         budget = workspace.monthly_budget
         notices["budget"] = {
@@ -137,6 +139,16 @@ def money_notices(workspace: Workspace, wallet) -> dict:
             "reached": wallet.period_spend >= budget,
         }
     return notices
+
+
+def verification_notice(workspace: Workspace) -> dict | None:
+    """The banner of a workspace waiting for its owner's email verification (issue 18), or None."""
+    if not workspace.unverified and workspace.free_credits != FreeCredits.AWAITING:
+        return None
+    return {
+        "locked": workspace.unverified,  # charges refused until then (not once it paid for credits)
+        "free_credits": workspace.plan.allowance_for(workspace.seats) if workspace.plan.is_free else None,
+    }
 
 
 def _balance_etag(request: HttpRequest) -> str:
@@ -154,6 +166,8 @@ def _balance_etag(request: HttpRequest) -> str:
         workspace.plan_id,
         workspace.seats,
         workspace.monthly_budget,
+        workspace.unverified,  # verifying may grant nothing (the address had its grant): no new revision then
+        workspace.free_credits,
         request.membership.role,
         timezone.get_current_timezone_name(),
         subscription

@@ -45,7 +45,16 @@ def test_sign_up_lands_on_billing_with_the_free_plan_then_sign_out_and_back_in(p
 
     expect(page).to_have_url(re.compile(r"/settings/billing/$"))
     expect(page.get_by_role("heading", name="Billing & Credits", level=1)).to_be_visible()
+    # The Free credits wait for the emailed link (issue 18): the page says so.
+    expect(page.get_by_test_id("total-credits")).to_have_text("0")
+    expect(page.get_by_test_id("verify-email")).to_contain_text("Verify your email to start using your 10,000 free")
+    link = re.search(r"http://\S+(/accounts/verify/\S+/)", mail.outbox[-1].body).group(1)
+    page.goto(link)
+    page.get_by_role("button", name="Verify my email").click()
+    expect(page.get_by_role("heading", name="Your email address is verified")).to_be_visible()
+    page.goto("/settings/billing/")
     expect(page.get_by_test_id("total-credits")).to_have_text("10,000")
+    expect(page.get_by_test_id("verify-email")).to_have_count(0)
     expect(page.locator("#balance .plan-badge")).to_have_text("Free")
     expect(page.locator("#workspace-switch option:checked")).to_have_text("Newco")
     expect(page.locator(".topbar")).to_contain_text("new@example.test")

@@ -29,6 +29,7 @@ from billing.credits import credits, format_cents, format_credits
 from billing.models import LedgerEntry, Membership, TopUpPack, Workspace
 from billing.services import (
     BillingError,
+    address_verify,
     cap_set,
     checkout_return,
     entry_post,
@@ -168,6 +169,9 @@ class Command(BaseCommand):
         zone = "Europe/Paris"
         started = now - timedelta(days=DEMO_DAYS)
         workspace = workspace_create(name=DEMO_WORKSPACE, owner=owner, plan_key="max", time_zone=zone, now=started)
+        # The demo logins have verified addresses (issue 18): nothing on the page asks them to verify.
+        for user in (owner, teammate):
+            address_verify(user=user, email=user.email, now=started)
         Membership.objects.create(workspace=workspace, user=teammate, role=Membership.Role.ADMIN)
         for specialist, cap in DAILY_CAPS.items():
             cap_set(workspace=workspace, specialist=specialist, daily_cap=credits(cap))
