@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -211,11 +211,17 @@ def byok_key_read(*, caller: Caller, workspace: Workspace) -> str:
 #   every request makes anyway, so this costs no round trip;
 # - without that Redis (or with the rate limit off), another process may still accept a revoked
 #   credential for at most API_CREDENTIAL_CACHE_SECONDS.
-# Only successes are kept (keyed by the token's digest and the workspace it names): an unknown or
-# revoked token is looked up every time, as before.
+# Only successes are kept, keyed by the token's digest alone: an unknown or revoked token is looked
+# up every time, as before. A service token acts on whichever workspace a call names, so the
+# workspaces a process has seen exist are kept apart from the credentials, for as long as the
+# process lives: a workspace is never deleted once it has a wallet (Wallet.workspace is PROTECT,
+# and every workspace gets one when it is opened), and should one ever be, charging refuses an
+# unknown workspace itself. Keyed by (token, workspace) instead, a service token charging many
+# workspaces was looked up again for nearly every call (bench/api.py's 50-workspace rows).
 
 MAX_KEPT = 10_000
-_kept: dict[tuple[str, int | None], tuple[Caller, float]] = {}
+_kept: dict[str, tuple[Caller, float]] = {}
+_workspaces_seen: set[int] = set()
 _revocations: list[int | None] = [None]  # the counter as this process last read it
 clock = time.monotonic  # tests move it
 
@@ -225,18 +231,37 @@ def credential_check(token: str, *, workspace_id: int | None) -> tuple[Caller | 
     whether it came from them (the caller must then let :func:`revocations_seen` judge it)."""
     if not _TOKEN_SHAPE.fullmatch(token):
         return None, False
-    key = (_digest(token), workspace_id)
+    digest = _digest(token)
     now = clock()
-    kept = _kept.get(key)
+    kept = _kept.get(digest)
     if kept is not None and kept[1] > now:
-        return kept[0], True
+        caller = _acting_on(kept[0], workspace_id)
+        if caller is not None:
+            return caller, True
     caller = credential_authenticate(token, workspace_id=workspace_id)
     seconds = settings.API_CREDENTIAL_CACHE_SECONDS
     if caller is not None and seconds > 0:
         if len(_kept) >= MAX_KEPT:
             _kept.clear()
-        _kept[key] = (caller, now + seconds)
+        _kept[digest] = (caller, now + seconds)
+        if caller.is_service and caller.workspace_found:
+            if len(_workspaces_seen) >= MAX_KEPT:
+                _workspaces_seen.clear()
+            _workspaces_seen.add(caller.workspace_id)
     return caller, False
+
+
+def _acting_on(caller: Caller, named: int | None) -> Caller | None:
+    """A kept caller acting on the workspace this call names; None when only the database can tell
+    (a service token naming a workspace this process has not seen)."""
+    if not caller.is_service:  # an API key acts on its own workspace, and may name only that one
+        found = named is None or named == caller.workspace_id
+        return caller if found == caller.workspace_found else replace(caller, workspace_found=found)
+    if named is None:  # a service token that names no workspace acts on none
+        return caller if caller.workspace_id is None else replace(caller, workspace_id=None, workspace_found=False)
+    if named not in _workspaces_seen:
+        return None
+    return caller if named == caller.workspace_id else replace(caller, workspace_id=named, workspace_found=True)
 
 
 def revocations_seen(count: int) -> bool:
@@ -249,8 +274,9 @@ def revocations_seen(count: int) -> bool:
 
 
 def credentials_forget() -> None:
-    """Drop every credential this process keeps (a revocation; tests)."""
+    """Drop every credential this process keeps, and the workspaces it has seen (a revocation; tests)."""
     _kept.clear()
+    _workspaces_seen.clear()
 
 
 def _revoked() -> None:

@@ -1,7 +1,9 @@
 """A process keeps a credential it verified for a second; a revocation still stops it at once.
 
 Revoking in this process drops what it keeps; revoking in another reaches this one through the
-rate limit's Redis at its next request; without that Redis, a second is the bound.
+rate limit's Redis at its next request; without that Redis, a second is the bound. A service
+token is kept once for every workspace it names: the workspaces a process has seen exist are
+kept apart from it.
 """
 
 import pytest
@@ -10,9 +12,10 @@ from django.utils import timezone
 
 from api import credentials
 from api.credentials import api_key_create, api_key_revoke, revocation_announce
-from api.models import ApiKey
+from api.models import ApiKey, ServiceToken
 from billing.models import LedgerEntry
 from tests.api.conftest import Api
+from tests.factories import WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +116,51 @@ def test_a_service_token_is_kept_per_workspace_it_names(client, service_token, w
     assert missing.status_code == 404  # not answered from the other workspace's check
     assert Api(client, service_token, workspace.pk).get("balance").status_code == 200
     assert lookups == [workspace.pk, workspace.pk + 10_000]
+
+
+def test_a_service_token_is_read_once_a_second_however_many_workspaces_it_names(
+    client, service_token, credential_clock, lookups
+):
+    workspaces = [WorkspaceFactory().pk for _ in range(3)]
+    # Each workspace is read once, the first time it is named (with the token, in one round trip) ...
+    assert [Api(client, service_token, pk).get("balance").status_code for pk in workspaces] == [200] * 3
+    assert lookups == workspaces
+    # ... and then the token is kept for all of them.
+    assert [Api(client, service_token, pk).get("balance").status_code for pk in workspaces * 3] == [200] * 9
+    assert len(lookups) == 3
+    # A second on, the token is read again once, for whichever workspace comes first.
+    credential_clock[0] += 1.0
+    assert [Api(client, service_token, pk).get("balance").status_code for pk in workspaces[::-1]] == [200] * 3
+    assert lookups == [*workspaces, workspaces[-1]]
+
+
+def test_a_kept_service_token_still_answers_for_the_workspace_each_call_names(client, service_token, credential_clock):
+    first, second = WorkspaceFactory(), WorkspaceFactory()
+    for n, workspace in enumerate((first, second, first, second)):
+        response = Api(client, service_token, workspace.pk).post(
+            "charges", {"action": "gmail-send", "idempotency_key": f"k{n}"}
+        )
+        assert response.status_code == 201
+    charged = LedgerEntry.objects.filter(kind="usage").values_list("idempotency_key", "workspace_id")
+    assert sorted(charged) == [("k0", first.pk), ("k1", second.pk), ("k2", first.pk), ("k3", second.pk)]
+    assert Api(client, service_token, first.pk).get("balance").json()["workspace"] == first.pk
+    assert Api(client, service_token, second.pk).get("balance").json()["workspace"] == second.pk
+
+
+def test_a_workspace_that_does_not_exist_is_looked_up_every_time(
+    client, service_token, workspace, credential_clock, lookups
+):
+    assert Api(client, service_token, workspace.pk).get("balance").status_code == 200
+    missing = workspace.pk + 10_000
+    assert [Api(client, service_token, missing).get("balance").status_code for _ in range(3)] == [404] * 3
+    assert lookups == [workspace.pk, missing, missing, missing]
+
+
+def test_a_service_token_revoked_elsewhere_stops_for_every_workspace_it_was_kept_for(
+    client, service_token, credential_clock, redis_db13
+):
+    workspaces = [WorkspaceFactory().pk for _ in range(2)]
+    assert [Api(client, service_token, pk).get("balance").status_code for pk in workspaces] == [200, 200]
+    ServiceToken.objects.update(revoked_at=timezone.now())
+    revocation_announce()
+    assert [Api(client, service_token, pk).get("balance").status_code for pk in workspaces] == [401, 401]
