@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import NamedTuple
 
 from billing.bounds import fits_column
@@ -96,14 +97,25 @@ class ToolName(NamedTuple):
     unit: str
 
 
-def tool_names(ids: Iterable[int | None] = ()) -> dict[int, ToolName]:
+# Built once per catalog snapshot, like the offers above: every API charge names its tool, and building
+# the whole map again for each was a measurable share of the call (docs/performance.md).
+_names_cache: tuple[Catalog, Mapping[int, ToolName]] | None = None
+
+
+def tool_names(ids: Iterable[int | None] = ()) -> Mapping[int, ToolName]:
     """The catalog's actions by id, and any of ``ids`` it lacks (retired actions) from the database."""
-    names = {a.id: ToolName(a.key, a.label, a.unit) for a in catalog().actions.values()}
+    global _names_cache
+    snapshot = catalog()
+    cached = _names_cache
+    if cached is None or cached[0] is not snapshot:
+        names = {a.id: ToolName(a.key, a.label, a.unit) for a in snapshot.actions.values()}
+        cached = _names_cache = (snapshot, MappingProxyType(names))
+    names = cached[1]
     missing = {i for i in ids if i is not None and i not in names}
-    if missing:
-        rows = Action.objects.filter(id__in=missing).values_list("id", "key", "label", "unit")
-        names.update((pk, ToolName(key, label, unit)) for pk, key, label, unit in rows)
-    return names
+    if not missing:
+        return names
+    rows = Action.objects.filter(id__in=missing).values_list("id", "key", "label", "unit")
+    return {**names, **{pk: ToolName(key, label, unit) for pk, key, label, unit in rows}}
 
 
 def tool_named(key: str) -> tuple[int, ToolName] | None:
