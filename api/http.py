@@ -140,13 +140,16 @@ class ApiError(Exception):
         self.details = details
 
 
+# One encoder for every answer: json.dumps with options builds a new one per call.
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def json_response(payload: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(payload, separators=(",", ":"), ensure_ascii=False), content_type="application/json", status=status
-    )
+    body = _json_encode(payload).encode()
+    response = HttpResponse(body, content_type="application/json", status=status)
     response["Cache-Control"] = "no-store"
-    # Known length: gunicorn then sends the body as it is, not chunked (fewer writes per answer).
-    response["Content-Length"] = str(len(response.content))
+    # Known length: the server then sends the body as it is, not chunked (granian chunks an answer without it).
+    response["Content-Length"] = str(len(body))
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -376,7 +379,8 @@ class Gate:
             raise bad_header
         if self.service_only and not caller.is_service:
             raise ApiError(403, "forbidden", "Only Sigora's service tokens may do this.")
-        for name, values in request.GET.lists():
+        # Most calls carry no query string: skip building an empty QueryDict for them.
+        for name, values in request.GET.lists() if request.META.get("QUERY_STRING") else ():
             if name not in query_names:  # a misspelt filter must not read as "no filter"
                 raise ApiError(422, "invalid_request", f"Unknown query parameter {name!r}.", field=name)
             # PostgreSQL stores no NUL: refuse it here, not as a 500 below.
