@@ -26,7 +26,8 @@ of the machine the in-process writers do not need; the ratio includes it.
 
 Env: BENCH_SECONDS (default 3 per measurement), BENCH_ROUNDS (pairs per figure, default 3),
 BENCH_DB (default sigora_bench_api), BENCH_KEEP=1 keeps the database, BENCH_WORKERS / BENCH_THREADS
-(worker processes × threads running the app, default 4 × 1: see docs/performance.md), BENCH_SERVER
+(worker processes × threads running the app; default a production node's, stack/servers.py NODE_WORKERS ×
+NODE_THREADS: see docs/performance.md), BENCH_SERVER
 (gunicorn, granian or both; default the one production runs, stack/servers.py APP_SERVER).
 Only 127.0.0.1 or a unix socket.
 """
@@ -51,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_database, books_verified, database_recreate, point_django_at, workspaces_funded  # noqa: E402  (needs ROOT on the path)
 from bench.server import SERVES, database_url  # noqa: E402
-from stack.servers import APP_SERVER  # noqa: E402
+from stack.servers import APP_SERVER, NODE_THREADS, NODE_WORKERS  # noqa: E402
 
 # Production's settings, logging included (LOG_LEVEL from the environment, INFO by default), for the servers
 # and the in-process writers alike, before django.setup(): secrets made for this run only, plain HTTP on
@@ -71,8 +72,8 @@ SETTINGS = os.environ["DJANGO_SETTINGS_MODULE"]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 BENCH_DB = os.environ.get("BENCH_DB", "sigora_bench_api")
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))
-THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", NODE_WORKERS))  # the shape a production node runs, unless told
+THREADS = int(os.environ.get("BENCH_THREADS", NODE_THREADS))
 SERVER = os.environ.get("BENCH_SERVER", APP_SERVER)  # what production runs, unless told
 SERVERS = list(SERVES) if SERVER == "both" else [SERVER]
 SHAPES = {

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack.servers import APP_SERVER, COMMANDS, Shape
+from stack.servers import APP_SERVER, COMMANDS, NODE_THREADS, NODE_WORKERS, Shape
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "sigora"  # on the stack's primary; PgBouncer names the replica's copy REPLICA_ALIAS
@@ -49,8 +49,8 @@ class Config:
     redis_url: str  # the machine's (REDIS_URL) or the stack's own
     own_redis: bool
     stripe_double: bool = False  # no STRIPE_SECRET_KEY: the stack runs the offline double and pays there
-    web_workers: int = 2
-    web_threads: int = 4
+    web_workers: int = NODE_WORKERS
+    web_threads: int = NODE_THREADS
     worker_concurrency: int = 2
     app_server: str = APP_SERVER  # stack/servers.py: gunicorn or granian
 
@@ -116,8 +116,8 @@ def config_from(environ: Mapping[str, str]) -> Config:
         redis_url=redis_url or f"redis://{HOST}:{ports.redis}/0",
         own_redis=not redis_url,
         stripe_double=not environ.get("STRIPE_SECRET_KEY", "").strip(),
-        web_workers=int(environ.get("STACK_WEB_WORKERS", "2")),
-        web_threads=int(environ.get("STACK_WEB_THREADS", "4")),
+        web_workers=int(environ.get("STACK_WEB_WORKERS", NODE_WORKERS)),
+        web_threads=int(environ.get("STACK_WEB_THREADS", NODE_THREADS)),
         app_server=app_server,
     )
 

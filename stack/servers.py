@@ -35,6 +35,12 @@ GRACEFUL_SECONDS = 20  # what a stopping node gives the requests under way (the 
 # granian's limit is 60 s: it closes a connection whose next request's head has not arrived within its
 # header-read timeout, which is therefore this.
 KEEP_ALIVE_SECONDS = 60
+# A node's shape: worker processes × threads each (a thread keeps one database connection). The stack's
+# nodes run it, and bench/api.py measures it unless told otherwise. With two threads or more, a worker
+# that accepted two keep-alive connections no longer serves them strictly in turn (docs/performance.md,
+# "The application server": 4 × 1 kept 0.62 of the ceiling with four callers on 50 workspaces, 2 × 4 0.74).
+NODE_WORKERS = 2
+NODE_THREADS = 4
 
 
 @dataclass(frozen=True)
