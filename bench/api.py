@@ -15,7 +15,8 @@ dropped and recreated each run):
 * the ceiling for single calls: the same ``charge()`` behind the same server with nothing else
   (``bench/bare_wsgi.py``: no Django request or routing, no middleware, no credential), with
   the same clients and workspaces as each single-call row, against in-process in the same
-  rounds;
+  rounds; within a round the API and its ceiling take turns (SLICES of a second each), so the
+  machine's drift moves both;
 * with ``BENCH_SERVER=both``, all of that for gunicorn and granian in the same rounds: each
   round measures in-process once, then each server's API and ceiling (the servers' order
   alternating from round to round), and a last table puts the two servers side by side;
@@ -27,8 +28,9 @@ of the machine the in-process writers do not need; the ratio includes it.
 Env: BENCH_SECONDS (default 3 per measurement), BENCH_ROUNDS (pairs per figure, default 3),
 BENCH_DB (default sigora_bench_api), BENCH_KEEP=1 keeps the database, BENCH_WORKERS / BENCH_THREADS
 (worker processes × threads running the app; default a production node's, stack/servers.py NODE_WORKERS ×
-NODE_THREADS: see docs/performance.md), BENCH_SERVER
-(gunicorn, granian or both; default the one production runs, stack/servers.py APP_SERVER).
+NODE_THREADS: see docs/performance.md), BENCH_ACCESS_LOG=0 turns the servers' access log off (production
+keeps it on), BENCH_SERVER (gunicorn, granian or both; default the one production runs, stack/servers.py
+APP_SERVER).
 Only 127.0.0.1 or a unix socket.
 """
 
@@ -71,9 +73,11 @@ os.environ.update(
 SETTINGS = os.environ["DJANGO_SETTINGS_MODULE"]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SLICES = 3  # turns the API and its ceiling take in each round (of BENCH_SECONDS ÷ SLICES each)
 BENCH_DB = os.environ.get("BENCH_DB", "sigora_bench_api")
 WORKERS = int(os.environ.get("BENCH_WORKERS", NODE_WORKERS))  # the shape a production node runs, unless told
 THREADS = int(os.environ.get("BENCH_THREADS", NODE_THREADS))
+ACCESS_LOG = os.environ.get("BENCH_ACCESS_LOG", "1") != "0"
 SERVER = os.environ.get("BENCH_SERVER", APP_SERVER)  # what production runs, unless told
 SERVERS = list(SERVES) if SERVER == "both" else [SERVER]
 SHAPES = {
@@ -215,8 +219,19 @@ def measure(
     failed = sum(r[1] for r in results)
     if failed:
         print(f"  ! {label}: {failed} calls refused or failed", flush=True)
-    rate = done / (max(r[3] for r in results) - start)
-    return {"rate": rate, "took": [t for r in results for t in r[2]], "events": done}
+    elapsed = max(r[3] for r in results) - start
+    return {"rate": done / elapsed, "took": [t for r in results for t in r[2]], "events": done, "seconds": elapsed}
+
+
+def _merged(measured: list[dict]) -> dict:
+    """Several measurements of the same thing as one: their events over their time together."""
+    events, seconds = sum(m["events"] for m in measured), sum(m["seconds"] for m in measured)
+    return {
+        "rate": events / seconds,
+        "took": [t for m in measured for t in m["took"]],
+        "events": events,
+        "seconds": seconds,
+    }
 
 
 def _pooled(measured: list[dict]) -> dict:
@@ -250,6 +265,7 @@ def run(original: dict[str, Any]) -> None:
     print(f"settings {SETTINGS}, billing log level {level} everywhere (LOG_LEVEL; production's default is INFO)")
     for server in SERVERS:
         print(f"{server} {_version(server)}: {WORKERS} workers × {THREADS} threads ({SHAPES[server]})")
+    print(f"access log {'on, as production' if ACCESS_LOG else 'off (BENCH_ACCESS_LOG=0)'}")
     print("clients keep-alive")
     connections.close_all()
 
@@ -267,7 +283,10 @@ def run(original: dict[str, Any]) -> None:
         with ExitStack() as stack:
             ports = {}  # server: (the app's port, the ceiling's port)
             for server in SERVERS:
+                # The access log on, as production's nodes run it (stack/servers.py): a line per request, app and
+                # ceiling alike.
                 shape = {"env": env, "workers": WORKERS, "threads": THREADS, "settings_module": SETTINGS}
+                shape["access_log"] = ACCESS_LOG
                 app = stack.enter_context(SERVES[server](**shape))
                 # The ceiling: the same single charges behind the same server with no Django around them.
                 bare = stack.enter_context(SERVES[server](**shape, app="bench.bare_wsgi:application"))
@@ -291,13 +310,23 @@ def run(original: dict[str, Any]) -> None:
                     for server in SERVERS if round_ % 2 == 0 else SERVERS[::-1]:
                         port, bare_port = ports[server]
                         mode = "http" if kind == "single" else "http-batch"
-                        remote = measure(pool, mode, f"{server[:2]}{label}", ids, n, port, token)
+                        if kind != "single":
+                            remote = measure(pool, mode, f"{server[:2]}{label}", ids, n, port, token)
+                            measured[kind, server].append((local, remote))
+                            line += f"   {server} HTTP {remote['rate']:>8,.0f}/s"
+                            continue
+                        # The API and its ceiling (the bare charge() behind the same server) in turns of a
+                        # second, SLICES each: the machine's speed drifts within seconds here, and both
+                        # halves of the ratio should see the same drift.
+                        slices: dict[str, list[dict]] = {"http": [], "http-bare": []}
+                        for turn in range(SLICES):
+                            for each, to in (("http", port), ("http-bare", bare_port))[:: 1 if turn % 2 == 0 else -1]:
+                                tag = f"{server[:2]}{'b' if each == 'http-bare' else ''}{label}.{turn}"
+                                slices[each].append(measure(pool, each, tag, ids, n, to, token, SECONDS / SLICES))
+                        remote, ceiling = _merged(slices["http"]), _merged(slices["http-bare"])
                         measured[kind, server].append((local, remote))
-                        line += f"   {server} HTTP {remote['rate']:>8,.0f}/s"
-                        if kind == "single":  # the ceiling for these calls, measured beside the same pair
-                            ceiling = measure(pool, "http-bare", f"{server[:2]}b{label}", ids, n, bare_port, token)
-                            measured["bare", server].append((local, ceiling))
-                            line += f" bare {ceiling['rate']:>8,.0f}/s"
+                        measured["bare", server].append((local, ceiling))
+                        line += f"   {server} HTTP {remote['rate']:>8,.0f}/s bare {ceiling['rate']:>8,.0f}/s"
                     print(line, flush=True)
                 rows += [(k, server, name, n, pairs) for (k, server), pairs in measured.items() if pairs]
     finally:
