@@ -40,6 +40,10 @@ def validate_time_zone(value: str) -> None:
 # --- The catalog ----------------------------------------------------------------------------
 
 
+# The plan a new workspace starts on: a sign-up's (billing.services.workspaces), named on the sign-up page from its row.
+SIGNUP_PLAN_KEY = "free"
+
+
 class Plan(models.Model):
     """A subscription plan: a monthly price and a monthly bucket of credits."""
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from billing.bounds import fits_column
 from billing.catalog_cache import Catalog, catalog, specialist_known
-from billing.models import Action, Plan, Specialist, TopUpPack
+from billing.models import SIGNUP_PLAN_KEY, Action, Plan, Specialist, TopUpPack
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class CatalogOverview:
 def active_plans() -> list[Plan]:
     """The plans on offer, in their order (sort order, then id)."""
     return list(Plan.objects.filter(is_active=True))
+
+
+def signup_plan() -> Plan | None:
+    """The plan a sign-up's workspace starts on, as the sign-up page describes it (None if it is missing)."""
+    return Plan.objects.filter(key=SIGNUP_PLAN_KEY).first()
 
 
 def pack_offers() -> list[PackOffer]:

@@ -11,7 +11,16 @@ from django.utils import timezone
 
 from billing.bounds import column_length
 from billing.errors import InvalidRequest
-from billing.models import FreeCredits, LedgerEntry, Membership, Plan, Wallet, Workspace, validate_time_zone
+from billing.models import (
+    SIGNUP_PLAN_KEY,
+    FreeCredits,
+    LedgerEntry,
+    Membership,
+    Plan,
+    Wallet,
+    Workspace,
+    validate_time_zone,
+)
 from billing.months import shift_months
 from billing.services.ledger_keys import plan_grant_key
 from billing.services.wallets import entry_post
@@ -22,7 +31,7 @@ def workspace_create(
     *,
     name: str,
     owner: AbstractBaseUser,
-    plan_key: str = "free",
+    plan_key: str = SIGNUP_PLAN_KEY,
     seats: int = 1,
     time_zone: str = "UTC",
     now: datetime | None = None,

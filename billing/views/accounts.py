@@ -134,7 +134,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             ):
                 return HttpResponseRedirect(next_url)
             return redirect("billing:settings_billing")
-    context = {"form": form, "next": next_url, "invitation_gone": token is not None}
+    context = {"form": form, "next": next_url, "invitation_gone": token is not None, "plan": selectors.signup_plan()}
     return render(request, "registration/signup.html", context, status=422 if form.errors else 200)
 
 

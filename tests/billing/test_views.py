@@ -10,7 +10,7 @@ from django.core import mail
 from django.urls import reverse
 
 from billing.credits import credits
-from billing.models import Activity, Invitation, Membership, SpecialistCap, Workspace
+from billing.models import Activity, Invitation, Membership, Plan, SpecialistCap, Workspace
 from billing.services import byok_set, charge, charge_batch
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -441,6 +441,17 @@ def test_sign_up_creates_a_user_and_a_free_workspace(client):
     assert again.status_code == 422 and "already exists" in again.content.decode()
     weak = client.post(reverse("billing:signup"), {"email": "b@example.test", "password": "123", "workspace_name": "X"})
     assert weak.status_code == 422 and not Workspace.objects.filter(name="X").exists()
+
+
+def test_the_sign_up_page_names_the_plan_a_sign_up_starts_on_from_its_row(client):
+    page = client.get(reverse("billing:signup")).content.decode()
+    assert "You start on the Free plan: 10,000 credits a month" in page  # the help page's Free plan
+    Plan.objects.filter(key="free").update(name="Starter", allowance=2_500_500)
+    page = client.get(reverse("billing:signup")).content.decode()
+    assert "You start on the Starter plan: 2,500.5 credits a month" in page
+    Plan.objects.filter(key="free").update(key="retired")  # no such plan: the sentence is left out, no error
+    response = client.get(reverse("billing:signup"))
+    assert response.status_code == 200 and 'data-testid="signup-plan"' not in response.content.decode()
 
 
 def test_invite_and_join_then_remove_but_never_the_last_owner(client, team, django_capture_on_commit_callbacks):
