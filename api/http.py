@@ -30,10 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.conf import settings
-from django.db import InterfaceError as DjangoInterfaceError
-from django.db import OperationalError as DjangoOperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils import timezone
 from ninja import Router
@@ -45,6 +42,7 @@ from api.credentials import Caller, credential_check, revocations_seen
 from api.ratelimit import rate_limit_admit
 from billing.bounds import BIGINT_MAX, id_parsed
 from billing.credits import format_credits
+from billing.db import DATABASE_ERRORS
 from billing.errors import BillingError
 
 logger = logging.getLogger("billing.api")
@@ -77,7 +75,6 @@ ERROR_DESCRIPTIONS = {
 }
 # What a database that timed out, is down, restarting or behind a restarting PgBouncer raises: Django's
 # wrappers on the ORM's path, psycopg's own on the engine's raw cursors (billing/db.py), which Django never wraps.
-DATABASE_ERRORS = (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 # The shared parts of the document that are not a body: the credential, the workspace header
 # (checked by the gate with id_parsed, 1 to BIGINT_MAX) and Retry-After.
 COMPONENTS = {

@@ -9,7 +9,8 @@ for, fails when the module is imported, not on the first charge in production.
 
 It also holds what the ORM lacks and nothing else: ``JSONKeyRemoved``; ``Read`` /
 ``reads_run``, which send a page's several reads in one round trip; ``replica_or_primary``,
-where a read that may lag goes; and ``timeouts_set``, PostgreSQL's bounds on every new connection.
+where a read that may lag goes; ``timeouts_set``, PostgreSQL's bounds on every new connection; and
+``DATABASE_ERRORS``, what a database that is down, restarting or timing out raises.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import InterfaceError as DjangoInterfaceError
+from django.db import OperationalError as DjangoOperationalError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import NOT_PROVIDED, F, Func, JSONField, Model, TextField, Value
 from django.db.models.functions import Cast
@@ -188,6 +191,13 @@ def _kept_cursor(database: BaseDatabaseWrapper, name: str = "") -> psycopg.Curso
     if cursor is None or cursor.connection is not raw or cursor.closed:
         cursor = kept[name] = psycopg.Cursor(raw)
     return cursor
+
+
+# A database that cannot answer now: down or restarting (PostgreSQL, or PgBouncer in front of it), a lost
+# connection, a statement or lock wait past its timeout. Django's errors from the ORM, psycopg's own from the
+# charging path's raw cursor. The API answers them 503 JSON (api/http.py), the pages a 503 page
+# (billing/views/errors.py), the Stripe webhook 503 so Stripe retries.
+DATABASE_ERRORS = (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def timeouts_set(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

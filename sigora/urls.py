@@ -16,3 +16,6 @@ urlpatterns = [
     path("settings/", RedirectView.as_view(pattern_name="billing:settings_billing", permanent=False)),
     path("", include("billing.urls")),
 ]
+
+# A database that cannot answer is a 503 page with Retry-After, anything else Django's 500 (billing/views/errors.py).
+handler500 = "billing.views.errors.server_error"
