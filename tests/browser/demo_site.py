@@ -97,6 +97,12 @@ def _server_error(page) -> None:
     page.goto("/server-error/")
 
 
+def _database_down(page) -> None:
+    """The 503 page a page answers while the database cannot (billing/views/errors.py), served as the 500 is."""
+    page.route("**/database-down/", lambda route: route.fulfill(body=render_to_string("503.html")))
+    page.goto("/database-down/")
+
+
 @dataclass(frozen=True)
 class DemoSite:
     owner: object  # of the demo workspace
@@ -154,6 +160,7 @@ def demo_site_build(base_url: str) -> DemoSite:
         Visit("not-allowed", "/settings/byok/", member, then=_post_as_member),
         Visit("bad-request", too_many_fields, owner),
         Visit("server-error", "/settings/billing/", owner, then=_server_error),
+        Visit("database-down", "/settings/billing/", owner, then=_database_down),
     ]
     return DemoSite(owner=owner, visits=visits)
 
