@@ -130,3 +130,27 @@ def test_the_split_moves_old_adjustment_reasons_to_the_internal_note_and_back(cl
         assert _trigger_enabled()
     finally:
         _latest()
+
+
+def test_backup_codes_stored_readable_before_0021_are_digested_and_still_sign_in():
+    from django_otp.plugins.otp_static.models import StaticToken
+
+    from billing.services import two_factor_check
+    from billing.services.two_factor import backup_code_stored
+
+    old = _migrate(("billing", "0020_email_verification"), ("otp_static", "0003_add_timestamps"))
+    user = UserFactory(email="staff@example.test", is_staff=True)
+    device = old.get_model("otp_static", "StaticDevice").objects.create(user_id=user.pk, name="Backup codes")
+    codes = ["abcdefghijklmnop", "qrstuvwxyz234567"]  # as issue 18 stored them: readable
+    old_token = old.get_model("otp_static", "StaticToken")
+    old_token.objects.bulk_create(old_token(device_id=device.pk, token=code) for code in codes)
+
+    _latest()
+
+    assert set(StaticToken.objects.filter(device_id=device.pk).values_list("token", flat=True)) == {
+        backup_code_stored(code) for code in codes
+    }
+    assert two_factor_check(user=user, code=codes[0]).pk == device.pk  # the code its owner kept still works
+    assert list(StaticToken.objects.filter(device_id=device.pk).values_list("token", flat=True)) == [
+        backup_code_stored(codes[1])
+    ]
