@@ -10,7 +10,8 @@ gate checks, in this order:
    own for an API key (404 ``not_found``, the same whether or not it exists);
 4. the request is counted against the credential's rate limit (429 ``rate_limited``);
 5. a body over the endpoint's size limit is refused from its Content-Length, before it is
-   read (413 ``payload_too_large``), then it is parsed (400 ``invalid_json``).
+   read (413 ``payload_too_large``; a chunked body, which has none, 411 ``length_required``),
+   then it is parsed (400 ``invalid_json``).
 
 Then ninja validates the body and query against the endpoint's models (422 ``invalid_request``
 naming the field), and any :class:`~billing.errors.BillingError` the view raises is rendered as
@@ -67,6 +68,7 @@ ERROR_DESCRIPTIONS = {
     "their email yet.",
     404: "Not found (or not this credential's).",
     409: "Conflicts with an earlier request or the lead's state.",
+    411: "The body came without a Content-Length (chunked): send its length.",
     413: "The body is too large.",
     422: "Invalid input: `field` names it.",
     429: "A limit was reached: wait `Retry-After` seconds.",
@@ -306,6 +308,12 @@ def _body_read(request: HttpRequest, limit: int) -> tuple[bytes, dict[str, Any]]
         length = -1
     if length < 0 or length > limit:
         raise ApiError(413, "payload_too_large", f"The body must be at most {limit:,} bytes of JSON.", max_bytes=limit)
+    if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # The limit is checked from Content-Length before anything is read, so a body without one is not read:
+        # say so, rather than answer for an empty body the caller did not send.
+        raise ApiError(
+            411, "length_required", "Send the body with a Content-Length header; chunked bodies are not read."
+        )
     # Read the stream, not request.body: the limit is ours (the batch endpoint's is above
     # Django's DATA_UPLOAD_MAX_MEMORY_SIZE), and it was checked before reading.
     raw = request.read(length) if length else b""
@@ -435,7 +443,7 @@ def endpoint(
 
     ``response``: the successes (status: (pydantic model, description)). ``errors``: the error codes the view's
     own refusals can answer, by status; the shared ones (401, 422 ``invalid_request``, 429
-    ``rate_limited``, and 400/413 with a body, 404 for the workspace, 403 for service only) are
+    ``rate_limited``, and 400/411/413 with a body, 404 for the workspace, 403 for service only) are
     added here. ``retry_after``: statuses among ``errors`` that carry Retry-After. ``max_body``
     names the setting that limits the body. ``workspace``: the view acts on a workspace
     (``request.api.workspace_id``). ``service_only``: API keys get 403.
@@ -445,7 +453,7 @@ def endpoint(
     codes: dict[int, set[str]] = {status: set(names) for status, names in (errors or {}).items()}
     shared = [(401, "unauthenticated"), (422, "invalid_request"), (429, "rate_limited")]
     shared += [(503, DATABASE_TIMEOUT), (503, DATABASE_UNAVAILABLE)]
-    shared += [(400, "invalid_json"), (413, "payload_too_large")] if has_body else []
+    shared += [(400, "invalid_json"), (411, "length_required"), (413, "payload_too_large")] if has_body else []
     shared += [(404, "not_found")] if workspace else []
     shared += [(403, "forbidden")] if service_only else []
     for status, code in shared:

@@ -93,7 +93,7 @@ def test_the_document_is_openapi_3_1_and_lists_every_route(client):
         "/byok-key",
     }  # fmt: skip
     charges = document["paths"]["/charges"]["post"]["responses"]
-    assert set(charges) == {"200", "201", "400", "401", "402", "403", "404", "409", "413", "422", "429", "503"}
+    assert set(charges) == {"200", "201", "400", "401", "402", "403", "404", "409", "411", "413", "422", "429", "503"}
     for status, expected in (
         ("429", ["daily_cap_reached", "rate_limited"]),
         ("503", ["database_timeout", "database_unavailable"]),
