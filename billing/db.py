@@ -196,7 +196,7 @@ def _kept_cursor(database: BaseDatabaseWrapper, name: str = "") -> psycopg.Curso
 # A database that cannot answer now: down or restarting (PostgreSQL, or PgBouncer in front of it), a lost
 # connection, a statement or lock wait past its timeout. Django's errors from the ORM, psycopg's own from the
 # charging path's raw cursor. The API answers them 503 JSON (api/http.py), the pages a 503 page
-# (billing/views/errors.py), the Stripe webhook 503 so Stripe retries.
+# (billing/views/unavailable.py), the Stripe webhook 503 so Stripe retries.
 DATABASE_ERRORS = (DjangoOperationalError, DjangoInterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 

@@ -17,5 +17,5 @@ urlpatterns = [
     path("", include("billing.urls")),
 ]
 
-# A database that cannot answer is a 503 page with Retry-After, anything else Django's 500 (billing/views/errors.py).
-handler500 = "billing.views.errors.server_error"
+# A database that cannot answer: a 503 page with Retry-After; else Django's 500 (billing/views/unavailable.py).
+handler500 = "billing.views.unavailable.server_error"

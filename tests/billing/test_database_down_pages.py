@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import RequestFactory
 
 from bench.server import free_port
-from billing.views.errors import RETRY_AFTER_SECONDS, server_error
+from billing.views.unavailable import RETRY_AFTER_SECONDS, server_error
 from tests.api.test_wsgi import call
 from tests.factories import WorkspaceFactory
 

@@ -98,7 +98,7 @@ def _server_error(page) -> None:
 
 
 def _database_down(page) -> None:
-    """The 503 page a page answers while the database cannot (billing/views/errors.py), served as the 500 is."""
+    """The 503 page a page answers while the database cannot (billing/views/unavailable.py), served as the 500 is."""
     page.route("**/database-down/", lambda route: route.fulfill(body=render_to_string("503.html")))
     page.goto("/database-down/")
 
