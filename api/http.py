@@ -75,8 +75,6 @@ ERROR_DESCRIPTIONS = {
     503: "The database timed out (nothing was written) or could not be reached: retry after `Retry-After` "
     "seconds, with the same idempotency key.",
 }
-# What a database that timed out, is down, restarting or behind a restarting PgBouncer raises: Django's
-# wrappers on the ORM's path, psycopg's own on the engine's raw cursors (billing/db.py), which Django never wraps.
 # The shared parts of the document that are not a body: the credential, the workspace header
 # (checked by the gate with id_parsed, 1 to BIGINT_MAX) and Retry-After.
 COMPONENTS = {

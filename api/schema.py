@@ -23,7 +23,6 @@ from pydantic.json_schema import models_json_schema
 from api import holds, views
 from api.http import (
     COMPONENTS,
-    DATABASE_ERRORS,
     ApiError,
     BodyParser,
     api_error_response,
@@ -34,6 +33,7 @@ from api.http import (
     validation_error_response,
 )
 from api.shapes import Error
+from billing.db import DATABASE_ERRORS
 from billing.errors import BillingError
 
 API_VERSION = "1.0.0"

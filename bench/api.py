@@ -283,10 +283,14 @@ def run(original: dict[str, Any]) -> None:
         with ExitStack() as stack:
             ports = {}  # server: (the app's port, the ceiling's port)
             for server in SERVERS:
-                # The access log on, as production's nodes run it (stack/servers.py): a line per request, app and
-                # ceiling alike.
-                shape = {"env": env, "workers": WORKERS, "threads": THREADS, "settings_module": SETTINGS}
-                shape["access_log"] = ACCESS_LOG
+                # The access log as production's nodes run it (on, stack/servers.py), for the app and ceiling alike.
+                shape = {
+                    "env": env,
+                    "workers": WORKERS,
+                    "threads": THREADS,
+                    "settings_module": SETTINGS,
+                    "access_log": ACCESS_LOG,
+                }
                 app = stack.enter_context(SERVES[server](**shape))
                 # The ceiling: the same single charges behind the same server with no Django around them.
                 bare = stack.enter_context(SERVES[server](**shape, app="bench.bare_wsgi:application"))
@@ -309,9 +313,8 @@ def run(original: dict[str, Any]) -> None:
                     # Each server first in every other round: neither always runs right after in-process.
                     for server in SERVERS if round_ % 2 == 0 else SERVERS[::-1]:
                         port, bare_port = ports[server]
-                        mode = "http" if kind == "single" else "http-batch"
                         if kind != "single":
-                            remote = measure(pool, mode, f"{server[:2]}{label}", ids, n, port, token)
+                            remote = measure(pool, "http-batch", f"{server[:2]}{label}", ids, n, port, token)
                             measured[kind, server].append((local, remote))
                             line += f"   {server} HTTP {remote['rate']:>8,.0f}/s"
                             continue
