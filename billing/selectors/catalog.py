@@ -37,8 +37,9 @@ def active_plans() -> list[Plan]:
 
 
 def signup_plan() -> Plan | None:
-    """The plan a sign-up's workspace starts on, as the sign-up page describes it (None if it is missing)."""
-    return Plan.objects.filter(key=SIGNUP_PLAN_KEY).first()
+    """The plan a sign-up's workspace starts on, as the sign-up page describes it: None when it is missing or
+    withdrawn (``workspace_create`` opens workspaces only on an active plan)."""
+    return Plan.objects.filter(key=SIGNUP_PLAN_KEY, is_active=True).first()
 
 
 def pack_offers() -> list[PackOffer]:

@@ -449,6 +449,8 @@ def test_the_sign_up_page_names_the_plan_a_sign_up_starts_on_from_its_row(client
     Plan.objects.filter(key="free").update(name="Starter", allowance=2_500_500)
     page = client.get(reverse("billing:signup")).content.decode()
     assert "You start on the Starter plan: 2,500.5 credits a month" in page
+    Plan.objects.filter(key="free").update(is_active=False)  # withdrawn: sign-up cannot use it, so it is not named
+    assert 'data-testid="signup-plan"' not in client.get(reverse("billing:signup")).content.decode()
     Plan.objects.filter(key="free").update(key="retired")  # no such plan: the sentence is left out, no error
     response = client.get(reverse("billing:signup"))
     assert response.status_code == 200 and 'data-testid="signup-plan"' not in response.content.decode()
